@@ -1,0 +1,149 @@
+"""The protocols a task or a method implements.
+
+A method is a pair of functions over an explicit state, like optax's ``GradientTransformation``::
+
+    state = method.init(params, oracle)
+    params, state = method.step(params, state, oracle)
+
+``params`` is one flat vector of the framework (a 1-D ``torch.Tensor`` or ``jax.Array``);
+problems with structure (layers, matrices) expose ``layout`` so that a method needing shapes
+(e.g. Muon) can view the vector. The oracle gives what the task provides and counts every call.
+
+Examples
+--------
+Gradient descent as a method, written once for any framework with arithmetic on arrays:
+
+>>> class GD:
+...     def __init__(self, lr: float) -> None:
+...         self.lr = lr
+...     def init(self, params, oracle):
+...         return None
+...     def step(self, params, state, oracle):
+...         return params - self.lr * oracle.grad(params), state
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+__all__ = [
+    "Backend",
+    "Method",
+    "MethodFactory",
+    "Oracle",
+    "OracleBudgetExceeded",
+    "Problem",
+    "ProblemFactory",
+]
+
+P = Any  # a flat parameter vector of the run's framework
+S = TypeVar("S")
+
+
+class OracleBudgetExceeded(RuntimeError):
+    """Raised by an oracle when a call would pass the run's ``budget.oracle_calls``."""
+
+
+@runtime_checkable
+class Oracle(Protocol):
+    """What a method may ask of a task; every call is counted by kind in ``counts``.
+
+    Only the calls named in ``capabilities`` are available: the others raise ``NotImplementedError``.
+    """
+
+    capabilities: frozenset[str]
+    counts: Mapping[str, int]
+
+    def value(self, params: P) -> Any:
+        """Objective at ``params`` (a framework scalar)."""
+        ...
+
+    def grad(self, params: P) -> P:
+        """Gradient at ``params``."""
+        ...
+
+    def value_and_grad(self, params: P) -> tuple[Any, P]:
+        """Objective and gradient in one pass (counted once, as ``value_and_grad``)."""
+        ...
+
+    def hvp(self, params: P, vector: P) -> P:
+        """Hessian-vector product at ``params``."""
+        ...
+
+    def hessian(self, params: P) -> Any:
+        """Dense Hessian (small problems only)."""
+        ...
+
+
+class Method(Protocol[S]):
+    """An update rule: ``init`` builds the state, ``step`` advances params and state.
+
+    Optional hook ``output(params, state) -> params``: the point to evaluate (an averaged
+    iterate, say); it runs outside the timed region. Without it, ``params`` are evaluated.
+    """
+
+    def init(self, params: P, oracle: Oracle) -> S: ...
+
+    def step(self, params: P, state: S, oracle: Oracle) -> tuple[P, S]: ...
+
+
+#: Builds a method from its hyperparameters (given as keyword arguments).
+MethodFactory = Callable[..., Method[Any]]
+
+
+class Problem(Protocol):
+    """A task's implementation in one framework.
+
+    Constructed as ``Problem(backend=..., **task_parameters)``; the data are generated
+    or loaded there (setup, reported apart from the timed steps).
+
+    Attributes
+    ----------
+    f_star
+        The reference optimum, computed independently (scipy, closed form), or ``None``.
+        With it the harness reports ``suboptimality = objective - f_star``.
+    """
+
+    f_star: float | None
+
+    def init_params(self, seed: int) -> P:
+        """The starting point for run seed ``seed``."""
+        ...
+
+    def loss(self, params: P) -> Any:
+        """The objective as a differentiable framework scalar."""
+        ...
+
+    def evaluate(self, params: P) -> dict[str, float]:
+        """The declared metrics at ``params`` (``suboptimality`` is added by the harness)."""
+        ...
+
+
+ProblemFactory = Callable[..., Problem]
+
+
+class Backend(Protocol):
+    """A framework's side of a run: placement, seeding, synchronization, memory, oracles."""
+
+    name: str
+    device: str
+    dtype: str
+
+    def seed(self, seed: int) -> None: ...
+
+    def synchronize(self, *values: Any) -> None:
+        """Wait until the device has finished computing ``values`` (all queued work on CUDA)."""
+        ...
+
+    def asarray(self, value: Any) -> P: ...
+
+    def to_numpy(self, value: P) -> Any: ...
+
+    def peak_memory_bytes(self) -> int | None: ...
+
+    def reset_peak_memory(self) -> None: ...
+
+    def make_oracle(self, problem: Problem, *, capabilities: frozenset[str], max_calls: int | None = None) -> Oracle: ...
+
+    def library_method(self, optimizer: str, kwargs: dict[str, Any]) -> Method[Any]: ...

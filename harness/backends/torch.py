@@ -1,0 +1,180 @@
+"""The torch backend: placement, seeding, synchronization, memory, autograd oracle, torch.optim."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import numpy as np
+import torch
+
+from harness.backends import peak_rss_bytes, reset_peak_rss
+from harness.oracle import CountingOracle
+
+__all__ = ["Backend", "TorchOptimMethod", "TorchOracle"]
+
+_PER_EXAMPLE_CHUNK = 512
+
+
+class TorchOracle(CountingOracle):
+    """Derivatives by torch.autograd on ``problem.loss``."""
+
+    def _value(self, params: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self.problem.loss(params)
+
+    def _value_and_grad(self, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.enable_grad():
+            x = params.detach().requires_grad_(True)
+            value = self.problem.loss(x)
+            (grad,) = torch.autograd.grad(value, x)
+        return value.detach(), grad
+
+    def _grad(self, params: torch.Tensor) -> torch.Tensor:
+        return self._value_and_grad(params)[1]
+
+    def _hvp(self, params: torch.Tensor, vector: torch.Tensor) -> torch.Tensor:
+        with torch.enable_grad():
+            x = params.detach().requires_grad_(True)
+            (grad,) = torch.autograd.grad(self.problem.loss(x), x, create_graph=True)
+            (hv,) = torch.autograd.grad(grad, x, grad_outputs=vector)
+        return hv.detach()
+
+    def _hessian(self, params: torch.Tensor) -> torch.Tensor:
+        return torch.autograd.functional.hessian(self.problem.loss, params.detach())
+
+    # Finite-sum and logit structure (see harness.oracle): torch.func transforms of the hooks.
+
+    def _indices(self, indices: np.ndarray, like: torch.Tensor) -> torch.Tensor:
+        return torch.as_tensor(indices, dtype=torch.long, device=like.device)
+
+    def _batch_value_and_grad(self, params: torch.Tensor, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        index = self._indices(indices, params)
+        with torch.enable_grad():
+            x = params.detach().requires_grad_(True)
+            value = self.problem.loss(x, index)
+            (grad,) = torch.autograd.grad(value, x)
+        return value.detach(), grad
+
+    def _per_example_grads(self, params: torch.Tensor, indices: np.ndarray) -> torch.Tensor:
+        from torch.func import grad, vmap
+
+        loss = self.problem.loss
+        one = vmap(grad(lambda p, i: loss(p, i.unsqueeze(0))), in_dims=(None, 0))
+        index = self._indices(indices, params)
+        x = params.detach()
+        # Chunks bound the memory of the vmapped graph on large data sets.
+        return torch.cat([one(x, chunk) for chunk in index.split(_PER_EXAMPLE_CHUNK)]) if len(index) else x[None, :0]
+
+    def _jvp_logits(
+        self, params: torch.Tensor, vector: torch.Tensor, indices: np.ndarray | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        from torch.func import jvp
+
+        index = None if indices is None else self._indices(indices, params)
+        logits, tangent = jvp(lambda p: self.problem.logits(p, index), (params.detach(),), (vector.detach(),))
+        return logits.detach(), tangent.detach()
+
+    def _regularizer_hessian(self, params: torch.Tensor) -> torch.Tensor:
+        return torch.autograd.functional.hessian(self.problem.regularizer, params.detach())
+
+    def _gauss_newton(self, params: torch.Tensor) -> torch.Tensor:
+        from torch.func import jacrev
+
+        x = params.detach()
+        logits = self.problem.logits(x)
+        jac = jacrev(lambda p: self.problem.logits(p))(x)  # (n, C, dim)
+        lam = self.problem.logit_hessian(logits)  # (n, C, C)
+        gn = torch.einsum("ncd,nce,nef->df", jac, lam, jac) / logits.shape[0]
+        return gn + self._regularizer_hessian(x)
+
+    def _fisher(self, params: torch.Tensor) -> torch.Tensor:
+        x = params.detach()
+        with torch.enable_grad():
+            leaf = x.clone().requires_grad_(True)
+            (reg_grad,) = torch.autograd.grad(self.problem.regularizer(leaf), leaf)
+        grads = self._per_example_grads(x, np.arange(self.problem.n_samples)) - reg_grad
+        return grads.T @ grads / grads.shape[0] + self._regularizer_hessian(x)
+
+
+class TorchOptimMethod:
+    """Any ``torch.optim`` optimizer as a :class:`harness.api.Method`.
+
+    The state holds the optimizer and its parameter leaf; ``LBFGS`` gets a closure that
+    evaluates through the oracle, so its line-search calls are counted too.
+    """
+
+    def __init__(self, optimizer: type[torch.optim.Optimizer], kwargs: dict[str, Any]) -> None:
+        self.optimizer = optimizer
+        self.kwargs = kwargs
+
+    def init(self, params: torch.Tensor, oracle: Any) -> tuple[torch.Tensor, torch.optim.Optimizer]:
+        leaf = params.detach().clone().requires_grad_(True)
+        return leaf, self.optimizer([leaf], **self.kwargs)
+
+    def step(self, params: torch.Tensor, state: Any, oracle: Any) -> tuple[torch.Tensor, Any]:
+        leaf, opt = state
+        with torch.no_grad():
+            leaf.copy_(params)  # params may come from elsewhere (a restart, a projection)
+
+        def closure() -> torch.Tensor:
+            value, grad = oracle.value_and_grad(leaf.detach())
+            leaf.grad = grad
+            return value
+
+        if isinstance(opt, torch.optim.LBFGS):
+            opt.step(closure)
+        else:
+            leaf.grad = oracle.grad(leaf.detach())
+            opt.step()
+        return leaf.detach().clone(), state
+
+
+class Backend:
+    """torch on one device, in one dtype."""
+
+    name = "torch"
+
+    def __init__(self, *, device: str = "cpu", dtype: str = "float64", threads: int | None = None) -> None:
+        self.device = device
+        self.dtype = dtype
+        self._torch_dtype = getattr(torch, dtype)
+        self._device = torch.device(device)
+        if threads is not None:
+            torch.set_num_threads(threads)
+        self.run_seed = 0
+
+    def seed(self, seed: int) -> None:
+        torch.manual_seed(seed)
+        self.run_seed = int(seed)  # the oracle's minibatch sampler starts from it
+
+    def synchronize(self, *values: Any) -> None:
+        if self._device.type == "cuda":
+            torch.cuda.synchronize(self._device)
+
+    def asarray(self, value: Any) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(value), dtype=self._torch_dtype, device=self._device)
+
+    def to_numpy(self, value: torch.Tensor) -> np.ndarray:
+        return value.detach().cpu().numpy()
+
+    def reset_peak_memory(self) -> None:
+        if self._device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self._device)
+        else:
+            reset_peak_rss()
+
+    def peak_memory_bytes(self) -> int | None:
+        if self._device.type == "cuda":
+            return int(torch.cuda.max_memory_allocated(self._device))
+        return peak_rss_bytes()
+
+    def make_oracle(self, problem: Any, *, capabilities: frozenset[str], max_calls: int | None = None) -> TorchOracle:
+        return TorchOracle(problem, capabilities=capabilities, max_calls=max_calls, seed=self.run_seed)
+
+    def library_method(self, optimizer: str, kwargs: dict[str, Any]) -> TorchOptimMethod:
+        module, _, attr = optimizer.rpartition(".")
+        cls = getattr(importlib.import_module(module), attr, None)
+        if cls is None or not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)):
+            raise ValueError(f"{optimizer!r} is not a torch.optim optimizer")
+        return TorchOptimMethod(cls, kwargs)

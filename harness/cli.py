@@ -1,0 +1,311 @@
+"""The ``harness`` command line.
+
+Start-up stays light: ``--help``, ``validate``, ``list`` and ``schema`` import neither torch
+nor jax (nor polars); each command imports what it needs when it runs.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+app = typer.Typer(
+    name="harness",
+    help="Declarative benchmarks for gradient-based optimization methods.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+DEFAULT_STORE = Path("harness-store")
+
+CatalogOpt = Annotated[
+    Optional[list[Path]],
+    typer.Option("--catalog", help="An extra catalog root (with tasks/, methods/, hardware/, suites/). Repeatable."),
+]
+StoreOpt = Annotated[Path, typer.Option("--store", help="The store directory.")]
+
+
+def _console():  # noqa: ANN202 - rich is imported lazily
+    import shutil
+
+    from rich.console import Console
+
+    # Piped output (CI logs, files) gets a width that fits the results table, not rich's 80.
+    width = None if sys.stdout.isatty() else max(shutil.get_terminal_size((140, 24)).columns, 140)
+    return Console(highlight=False, width=width)
+
+
+def _load_catalog(roots: list[Path] | None, files: list[Path] = ()):  # noqa: ANN202
+    from harness.catalog import Catalog
+    from harness.yamlio import DeclarationError
+
+    try:
+        return Catalog.load(roots or (), files=files)
+    except DeclarationError as exc:
+        for issue in exc.issues:
+            typer.echo(str(issue), err=True)
+        typer.echo(f"{len(exc.issues)} error(s) in the declarations", err=True)
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def validate(
+    paths: Annotated[Optional[list[Path]], typer.Argument(help="Files or catalog roots; default: the built-in catalog.")] = None,
+    catalog: CatalogOpt = None,
+) -> None:
+    """Check declarations: every error is printed as path:line:col: field: message."""
+    roots = list(catalog or [])
+    files: list[Path] = []
+    for path in paths or []:
+        if path.is_dir() and any((path / d).is_dir() for d in ("tasks", "methods", "hardware", "suites")):
+            roots.append(path)
+        elif path.is_dir():
+            files += sorted(path.rglob("*.yaml"))
+        elif path.exists():
+            files.append(path)
+        else:
+            typer.echo(f"{path}: no such file or directory", err=True)
+            raise typer.Exit(1)
+    loaded = _load_catalog(roots, files)
+    counts = {kind: len(getattr(loaded, kind)) for kind in ("tasks", "methods", "hardware", "suites")}
+    typer.echo("ok: " + ", ".join(f"{n} {kind}" for kind, n in counts.items()))
+
+
+@app.command("list")
+def list_(
+    kind: Annotated[str, typer.Argument(help="tasks | methods | hardware | suites")],
+    catalog: CatalogOpt = None,
+) -> None:
+    """List the declarations of one kind, with their source."""
+    from rich.table import Table
+    from rich.text import Text
+
+    if kind not in ("tasks", "methods", "hardware", "suites"):
+        typer.echo(f"unknown kind {kind!r}: choose tasks, methods, hardware or suites", err=True)
+        raise typer.Exit(2)
+    loaded = _load_catalog(catalog)
+    table = Table(title=kind)
+    for column in ("id", "name / description", "details"):
+        table.add_column(column, overflow="fold")
+    for spec_id, entry in sorted(getattr(loaded, kind).items()):
+        spec = entry.spec
+        if kind == "tasks":
+            details = f"{spec.family}; {', '.join(spec.implementations)}; params: {', '.join(spec.parameters) or '-'}"
+            title = spec.name
+        elif kind == "methods":
+            details = f"{spec.family}; {', '.join(spec.implementations)}; requires: {', '.join(spec.requires)}"
+            title = spec.name
+        elif kind == "hardware":
+            details = f"{spec.device} x{spec.devices}, {spec.ranks} rank(s)"
+            title = spec.name
+        else:
+            n_runs = len(spec.seeds) * len(spec.hardware)
+            details = f"{len(spec.entries)} entries; seeds {list(spec.seeds)}; frameworks {', '.join(spec.frameworks)}; x{n_runs}"
+            title = spec.description
+        table.add_row(*map(Text, (spec_id, title, details)))  # YAML text is data, never markup
+    _console().print(table)
+
+
+@app.command()
+def schema(
+    kind: Annotated[Optional[str], typer.Argument(help="task | method | hardware | suite; default: all four.")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Write <kind>.schema.json files into this directory.")] = None,
+) -> None:
+    """Print the JSON Schema of the declarations (for editors' YAML completion)."""
+    from harness.spec import SPEC_TYPES
+
+    kinds = [kind] if kind else list(SPEC_TYPES)
+    for k in kinds:
+        if k not in SPEC_TYPES:
+            typer.echo(f"unknown kind {k!r}: choose {', '.join(SPEC_TYPES)}", err=True)
+            raise typer.Exit(2)
+    schemas = {k: SPEC_TYPES[k].model_json_schema() for k in kinds}
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        for k, s in schemas.items():
+            (out / f"{k}.schema.json").write_text(json.dumps(s, indent=2) + "\n")
+        typer.echo(f"wrote {len(schemas)} schema file(s) to {out}")
+    else:
+        typer.echo(json.dumps(schemas[kind] if kind else schemas, indent=2))
+
+
+@app.command()
+def bench(
+    suite: Annotated[Optional[str], typer.Option("--suite", "-s", help="Suite id (default: quick).")] = None,
+    task: Annotated[Optional[list[str]], typer.Option("--task", "-t", help="Only this task. Repeatable.")] = None,
+    method: Annotated[Optional[list[str]], typer.Option("--method", "-m", help="Only this method. Repeatable.")] = None,
+    framework: Annotated[Optional[list[str]], typer.Option("--framework", help="Only this framework. Repeatable.")] = None,
+    hardware: Annotated[Optional[list[str]], typer.Option("--hardware", help="Hardware profile(s) instead of the suite's.")] = None,
+    seeds: Annotated[Optional[int], typer.Option("--seeds", min=1, help="Seeds 0..N-1 instead of the suite's.")] = None,
+    store: StoreOpt = DEFAULT_STORE,
+    catalog: CatalogOpt = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="[ID.]NAME=VALUE: a task parameter or hyperparameter.")] = None,
+    jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", min=1, help="Worker processes (default: cores / threads per run).")] = None,
+    executor: Annotated[str, typer.Option("--executor", help="pool (isolated worker processes), ray, or inline (this process).")] = "pool",
+    address: Annotated[Optional[str], typer.Option("--address", help="Ray cluster address (default: start a local Ray instance).")] = None,
+) -> None:
+    """Run a suite's matrix; finished runs in the store are not run again."""
+    from harness.plan import make_plan, parse_overrides
+
+    loaded = _load_catalog(catalog)
+    try:
+        plan = make_plan(
+            loaded,
+            suite=suite or "quick",
+            tasks=task or (),
+            methods=method or (),
+            frameworks=framework or (),
+            hardware=hardware or (),
+            seeds=seeds,
+            overrides=parse_overrides(set_ or []),
+        )
+    except (KeyError, ValueError) as exc:
+        typer.echo(f"error: {exc.args[0] if exc.args else exc}", err=True)
+        raise typer.Exit(2) from None
+    from harness.execute import make_executor
+
+    try:
+        runner = make_executor(executor, jobs=jobs, address=address, catalog_roots=[str(c) for c in catalog or []])
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    _run_plan(plan, runner, store)
+
+
+def _run_plan(plan, runner, store_dir: Path) -> None:  # noqa: ANN001
+    from rich.markup import escape
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.text import Text
+
+    from harness.execute import drive
+    from harness.store import Store
+
+    console = _console()
+    for skip in plan.skipped:
+        console.print(f"[dim]skipped {escape(skip.task)} x {escape(skip.method)} ({skip.framework}): {escape(skip.reason)}[/dim]")
+    store = Store(store_dir)
+    done = store.finished_run_ids()
+    todo = [r for r in plan.runs if r.run_id not in done]
+    console.print(
+        f"suite [bold]{escape(plan.suite)}[/bold]: {len(plan.runs)} runs, {len(plan.runs) - len(todo)} already in {store_dir}, {len(todo)} to run"
+    )
+    failures = 0
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[failed]} failed"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
+        bar = progress.add_task("runs", total=len(todo), failed=0)
+
+        def advance(result) -> None:  # noqa: ANN001
+            nonlocal failures
+            if result.status in ("error", "diverged", "timeout", "oom"):
+                failures += 1
+                last_line = ((result.row["error"] or "").strip().splitlines() or [""])[-1]
+                progress.console.print(
+                    Text(f"{result.status} ", style="red")
+                    + Text(f"{result.row['task']} / {result.row['method']} / {result.row['framework']} / "
+                           f"seed {result.row['seed']}: {last_line}")
+                )
+            progress.update(bar, advance=1, failed=failures)
+
+        try:
+            drive(todo, store, runner, on_result=advance)
+        except KeyboardInterrupt:
+            progress.stop()
+            kept = len(store.finished_run_ids() & {r.run_id for r in plan.runs})
+            console.print(f"interrupted: {kept} of {len(plan.runs)} runs are stored in {store_dir}; run the same command again to finish the rest")
+            raise typer.Exit(130) from None
+    _print_report(store_dir, run_ids={r.run_id for r in plan.runs}, console=console)
+    console.print(f"store: {store_dir.resolve()}")
+
+
+@app.command()
+def report(store: StoreOpt = DEFAULT_STORE) -> None:
+    """Summarize the store: per task, method, framework and hardware."""
+    if not (store / "runs").is_dir():
+        typer.echo(f"{store}: not a store (no runs/ directory)", err=True)
+        raise typer.Exit(1)
+    _print_report(store, run_ids=None, console=_console())
+
+
+def _print_report(store_dir: Path, *, run_ids: set[str] | None, console) -> None:  # noqa: ANN001
+    import polars as pl
+    from rich.table import Table
+    from rich.text import Text
+
+    from harness.store import read_runs
+
+    runs = read_runs(store_dir)
+    if run_ids is not None:
+        runs = runs.filter(pl.col("run_id").is_in(sorted(run_ids)))
+    if runs.is_empty():
+        console.print("no runs")
+        return
+    has_sub = "suboptimality" in runs.columns
+    summary = (
+        runs.group_by("task", "task_params", "method", "framework", "hardware")
+        .agg(
+            pl.len().alias("runs"),
+            (pl.col("status") == "reached_target").sum().alias("reached"),
+            pl.col("status").filter(~pl.col("status").is_in(["reached_target", "completed"])).len().alias("failed"),
+            (pl.col("suboptimality").median() if has_sub else pl.lit(None, pl.Float64)).alias("subopt"),
+            pl.col("time_to_target_s").median().alias("ttt"),
+            pl.col("steps").median().alias("steps"),
+            (pl.col("timed_s") / pl.col("steps").clip(lower_bound=1)).median().alias("per_step"),
+        )
+        .sort("task", "task_params", "subopt", nulls_last=True)
+    )
+    varying = _varying_parameters(summary)
+
+    def label(row: dict) -> str:
+        params = ",".join(f"{k}={v}" for k, v in json.loads(row["task_params"]).items() if k in varying[row["task"]])
+        return f"{row['task']}[{params}]" if params else row["task"]
+
+    labels = [label(row) for row in summary.iter_rows(named=True)]
+    table = Table(title="results (median over seeds)")
+    for column, justify in (("task", "left"), ("method", "left"), ("framework", "left"),
+                            ("hardware", "left"), ("reached", "right"), ("failed", "right"),
+                            ("subopt. ↓", "right"), ("to target ↓ s", "right"),
+                            ("steps", "right"), ("ms/step ↓", "right")):
+        table.add_column(column, justify=justify, no_wrap=True, min_width=max(map(len, labels)) if column == "task" else None)
+    for row in summary.iter_rows(named=True):
+        params = ",".join(f"{k}={v}" for k, v in json.loads(row["task_params"]).items() if k in varying[row["task"]])
+        table.add_row(*map(Text, (
+            f"{row['task']}[{params}]" if params else row["task"], row["method"], row["framework"], row["hardware"],
+            f"{row['reached']}/{row['runs']}", str(row["failed"]),
+            _fmt(row["subopt"], "{:.2e}"), _fmt(row["ttt"], "{:.4f}"),
+            _fmt(row["steps"], "{:.0f}"), _fmt(None if row["per_step"] is None else 1e3 * row["per_step"], "{:.3f}"),
+        )))
+    console.print(table)
+
+
+def _varying_parameters(summary) -> dict[str, set[str]]:  # noqa: ANN001
+    """Per task, the parameters that take more than one value: the ones worth showing."""
+    values: dict[str, dict[str, set[str]]] = {}
+    for task, params in summary.select("task", "task_params").iter_rows():
+        for name, value in json.loads(params).items():
+            values.setdefault(task, {}).setdefault(name, set()).add(json.dumps(value))
+    return {task: {n for n, v in names.items() if len(v) > 1} for task, names in values.items()}
+
+
+def _fmt(value: float | None, pattern: str) -> str:
+    return "-" if value is None else pattern.format(value)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

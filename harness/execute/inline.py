@@ -1,0 +1,22 @@
+"""The inline executor: every run in this process, one after the other."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+from harness.catalog import Catalog
+from harness.plan import RunSpec
+from harness.run import RunResult, execute_run
+
+__all__ = ["InlineExecutor"]
+
+
+class InlineExecutor:
+    """Runs in the calling process, in plan order: no isolation, least overhead."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+
+    def map(self, runs: Sequence[RunSpec]) -> Iterator[RunResult]:
+        for run in runs:
+            yield execute_run(run, self.catalog)

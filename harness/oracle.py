@@ -1,0 +1,243 @@
+"""The counting oracle shared by every framework backend.
+
+A backend subclasses :class:`CountingOracle` and supplies the framework's derivatives
+(``_value``, ``_grad``, ...). This class owns what must not differ between frameworks:
+which calls a task allows, how calls are counted, and the oracle-call budget.
+A problem may override any derivative by defining a method of the same name
+(an analytic Hessian, say); the oracle then calls it instead of autodiff.
+
+Finite-sum problems (``f = mean_i f_i``) may expose more structure, each hook optional:
+
+``n_samples``
+    The number of terms ``f_i``.
+``loss(params, indices=None)``
+    The mean of ``f_i`` over ``indices`` (all terms when ``None``); every ``f_i`` carries the
+    regularizer, so the mean of per-example gradients is the gradient.
+``batch_size``
+    When positive and below ``n_samples`` the oracle is stochastic: ``grad`` and
+    ``value_and_grad`` answer on a fresh minibatch of that size drawn by a sampler seeded by
+    the run seed, and are counted as ``stochastic_grad``. ``value``, ``hvp`` and ``hessian``
+    stay exact, so line searches and finite differences compare like with like, and the
+    uncounted view that evaluation and probes use is exact too.
+``logits(params, indices=None)``, ``logit_hessian(logits)``, ``regularizer(params)``
+    For losses ``f_i = l_i(z_i(params)) + R(params)`` on per-example outputs ``z_i`` (logits):
+    ``jvp_logits`` and the curvature matrices ``gauss_newton`` and ``fisher`` use them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import numpy as np
+
+from harness.api import OracleBudgetExceeded
+
+__all__ = ["SAMPLER_STREAM", "CountingOracle"]
+
+#: Second word of the minibatch sampler's seed sequence ``[run seed, SAMPLER_STREAM]``: the
+#: sampler's stream stays apart from any other stream a method or problem draws from the run seed.
+SAMPLER_STREAM = 0x5A3F1E
+
+
+class CountingOracle:
+    """Counts calls by kind, enforces the task's capabilities and the call budget.
+
+    Parameters
+    ----------
+    problem
+        The task's problem object (see :class:`harness.api.Problem`).
+    capabilities
+        The calls the task declares in ``provides``; others raise ``NotImplementedError``.
+    max_calls
+        Total calls allowed (``budget.oracle_calls``); the call past it raises
+        :class:`harness.api.OracleBudgetExceeded`.
+    seed
+        The run seed; it seeds the minibatch sampler of a stochastic oracle.
+    """
+
+    def __init__(
+        self, problem: Any, *, capabilities: frozenset[str], max_calls: int | None = None, seed: int = 0
+    ) -> None:
+        self.problem = problem
+        self.capabilities = frozenset(capabilities)
+        self.max_calls = max_calls
+        self.counts: Counter[str] = Counter()
+        self.counting = True
+        self.n_samples: int | None = getattr(problem, "n_samples", None)
+        batch = int(getattr(problem, "batch_size", 0) or 0)
+        if batch < 0:
+            raise ValueError(f"batch_size must be >= 0 (0: full batch); got {batch}")
+        # A batch as large as the data set is the full batch: no sampling, exact answers.
+        self.batch_size = batch if batch and (self.n_samples is None or batch < self.n_samples) else 0
+        if self.batch_size and self.n_samples is None:
+            raise ValueError("batch_size needs a finite-sum problem (one with n_samples)")
+        self.sampler = np.random.default_rng(np.random.SeedSequence([int(seed), SAMPLER_STREAM]))
+        self.last_indices: np.ndarray | None = None
+
+    @property
+    def total_calls(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def stochastic(self) -> bool:
+        """Whether ``grad`` and ``value_and_grad`` answer on minibatches."""
+        return bool(self.batch_size)
+
+    def _call(self, kind: str, default: Any, *args: Any, count_as: str | None = None) -> Any:
+        if kind not in self.capabilities:
+            raise NotImplementedError(
+                f"this task does not provide {kind!r} (it provides {sorted(self.capabilities)})"
+            )
+        self._count(count_as or kind)
+        override = getattr(self.problem, kind, None)
+        return override(*args) if callable(override) else default(*args)
+
+    def _count(self, kind: str) -> None:
+        if self.counting:
+            if self.max_calls is not None and self.total_calls >= self.max_calls:
+                raise OracleBudgetExceeded(f"oracle-call budget of {self.max_calls} exhausted")
+            self.counts[kind] += 1
+
+    def _require(self, kind: str, *hooks: str) -> None:
+        if kind not in self.capabilities:
+            raise NotImplementedError(
+                f"this task does not provide {kind!r} (it provides {sorted(self.capabilities)})"
+            )
+        missing = [h for h in hooks if not hasattr(self.problem, h)]
+        if missing:
+            raise NotImplementedError(f"{kind!r} needs the problem to define {missing}")
+
+    def value(self, params: Any) -> Any:
+        return self._call("value", self._value, params)
+
+    def grad(self, params: Any) -> Any:
+        if self.stochastic:
+            self._require("grad")
+            self._count("stochastic_grad")
+            return self._batch_value_and_grad(params, self.sample_indices())[1]
+        return self._call("grad", self._grad, params)
+
+    def value_and_grad(self, params: Any) -> tuple[Any, Any]:
+        if self.stochastic:
+            self._require("value_and_grad")
+            self._count("stochastic_grad")
+            return self._batch_value_and_grad(params, self.sample_indices())
+        return self._call("value_and_grad", self._value_and_grad, params)
+
+    def sample_indices(self) -> np.ndarray:
+        """The next minibatch: ``batch_size`` distinct indices (all of them for a full-batch oracle).
+
+        Draws advance the run's sampler and are not counted; ``last_indices`` keeps the draw.
+        """
+        if self.n_samples is None:
+            raise NotImplementedError("this problem is not a finite sum (it has no n_samples)")
+        if self.stochastic:
+            indices = np.sort(self.sampler.choice(self.n_samples, size=self.batch_size, replace=False))
+        else:
+            indices = np.arange(self.n_samples)
+        self.last_indices = indices
+        return indices
+
+    def stochastic_grad(self, params: Any) -> Any:
+        """The gradient of the mean of ``f_i`` over a fresh minibatch of ``batch_size`` terms.
+
+        A full-batch oracle (``batch_size`` 0) answers with the whole sum.
+        """
+        self._require("stochastic_grad", "n_samples")
+        self._count("stochastic_grad")
+        return self._batch_value_and_grad(params, self.sample_indices())[1]
+
+    def per_example_grads(self, params: Any, indices: Any = None) -> Any:
+        """Gradients of the terms ``f_i``, one row per index, shape ``(m, dim)``.
+
+        ``indices=None`` takes a fresh minibatch on a stochastic oracle, every term otherwise.
+        """
+        self._require("per_example_grads", "n_samples")
+        self._count("per_example_grads")
+        if indices is None:
+            indices = self.sample_indices()
+        return self._per_example_grads(params, np.asarray(indices, dtype=np.int64))
+
+    def jvp_logits(self, params: Any, vector: Any, indices: Any = None) -> tuple[Any, Any]:
+        """Logits ``z`` (m, C) at ``params`` and their directional derivative ``J_z vector``.
+
+        ``indices=None``: every example (the logits of the whole data set).
+        """
+        self._require("jvp_logits", "logits")
+        self._count("jvp_logits")
+        if indices is not None:
+            indices = np.asarray(indices, dtype=np.int64)
+        return self._jvp_logits(params, vector, indices)
+
+    def gauss_newton(self, params: Any) -> Any:
+        """Dense generalized Gauss-Newton matrix ``J^T diag(Lambda_i) J / n + hess R``.
+
+        ``J`` is the Jacobian of the logits, ``Lambda_i`` the problem's ``logit_hessian`` (the
+        Hessian of ``l_i`` in its logits), ``R`` the problem's ``regularizer``.
+        """
+        self._require("gauss_newton", "logits", "logit_hessian", "regularizer")
+        self._count("gauss_newton")
+        override = getattr(self.problem, "gauss_newton", None)
+        return override(params) if callable(override) else self._gauss_newton(params)
+
+    def fisher(self, params: Any) -> Any:
+        """Dense empirical Fisher ``sum_i grad l_i grad l_i^T / n + hess R`` (small problems only).
+
+        ``grad l_i`` is the gradient of term ``i`` without the regularizer ``R``.
+        """
+        self._require("fisher", "n_samples", "regularizer")
+        self._count("fisher")
+        override = getattr(self.problem, "fisher", None)
+        return override(params) if callable(override) else self._fisher(params)
+
+    def hvp(self, params: Any, vector: Any) -> Any:
+        return self._call("hvp", self._hvp, params, vector)
+
+    def hessian(self, params: Any) -> Any:
+        return self._call("hessian", self._hessian, params)
+
+    def uncounted(self) -> CountingOracle:
+        """A view for probes and evaluation: same task, calls neither counted nor budgeted.
+
+        The view is exact (full batch) and never draws from the run's sampler, so probing
+        leaves the minibatch sequence of the run unchanged.
+        """
+        view = object.__new__(type(self))
+        view.__dict__.update(self.__dict__)
+        view.counts = Counter()
+        view.counting = False
+        view.batch_size = 0
+        view.sampler = np.random.default_rng(0)  # a private stream: the run's stays untouched
+        return view
+
+    # Framework derivatives: a backend implements these.
+    def _value(self, params: Any) -> Any:
+        raise NotImplementedError
+
+    def _grad(self, params: Any) -> Any:
+        raise NotImplementedError
+
+    def _value_and_grad(self, params: Any) -> tuple[Any, Any]:
+        raise NotImplementedError
+
+    def _hvp(self, params: Any, vector: Any) -> Any:
+        raise NotImplementedError
+
+    def _hessian(self, params: Any) -> Any:
+        raise NotImplementedError
+
+    def _batch_value_and_grad(self, params: Any, indices: np.ndarray) -> tuple[Any, Any]:
+        raise NotImplementedError
+
+    def _per_example_grads(self, params: Any, indices: np.ndarray) -> Any:
+        raise NotImplementedError
+
+    def _jvp_logits(self, params: Any, vector: Any, indices: np.ndarray | None) -> tuple[Any, Any]:
+        raise NotImplementedError
+
+    def _gauss_newton(self, params: Any) -> Any:
+        raise NotImplementedError
+
+    def _fisher(self, params: Any) -> Any:
+        raise NotImplementedError

@@ -1,0 +1,80 @@
+"""The matrix: expansion, run ids, overrides, filters and skip reasons."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import load_test_catalog
+from harness.plan import RunSpec, make_plan, parse_overrides
+from harness.spec import Budget, SuiteEntry, SuiteSpec
+
+
+def test_suite_expands_to_the_full_matrix(test_catalog):
+    plan = make_plan(test_catalog, suite="toy")
+    assert len(plan.runs) == 2 * 2  # frameworks x seeds
+    assert {(r.framework, r.seed) for r in plan.runs} == {("torch", 0), ("torch", 1), ("jax", 0), ("jax", 1)}
+    assert all(r.task_params == {"d": 10, "kappa": 10.0} for r in plan.runs)
+    assert len({r.run_id for r in plan.runs}) == 4
+
+
+def test_run_id_is_a_content_hash():
+    spec = dict(suite="a", task="t", method="m", framework="torch", hardware="cpu", seed=0, budget=Budget(steps=5))
+    run = RunSpec(**spec)
+    assert run.run_id == RunSpec(**spec).run_id and len(run.run_id) == 16
+    assert run.run_id == RunSpec(**{**spec, "suite": "b"}).run_id  # the same experiment in another suite
+    for change in ({"seed": 1}, {"hyperparameters": {"lr": 0.1}}, {"task_params": {"n": 3}}, {"budget": Budget(steps=6)}):
+        assert RunSpec(**{**spec, **change}).run_id != run.run_id, change
+
+
+def test_grid_seeds_and_filters(test_catalog):
+    suite = SuiteSpec(id="g", frameworks=("torch", "jax"),
+                      entries=(SuiteEntry(tasks=("quadratic",), methods=("sleepy-gd",), grid={"d": (2, 3, 4)}),))
+    plan = make_plan(test_catalog, suite=suite, seeds=3, frameworks=["jax"])
+    assert len(plan.runs) == 3 * 3
+    assert {r.framework for r in plan.runs} == {"jax"}
+    assert sorted({r.task_params["d"] for r in plan.runs}) == [2, 3, 4]
+
+
+def test_overrides_apply_by_name_or_by_id(test_catalog):
+    plan = make_plan(test_catalog, suite="toy", overrides=parse_overrides(["lr=0.05", "quadratic.d=4"]))
+    assert {r.hyperparameters["lr"] for r in plan.runs} == {0.05}
+    assert {r.task_params["d"] for r in plan.runs} == {4}
+    with pytest.raises(ValueError, match="--set momentum: no task parameter or method hyperparameter"):
+        make_plan(test_catalog, suite="toy", overrides={"momentum": 0.9})
+    with pytest.raises(ValueError, match="has no hyperparameter 'momentum'"):
+        make_plan(test_catalog, suite="toy", overrides={"sleepy-gd.momentum": 0.9})
+
+
+def test_parse_overrides_reads_yaml_scalars():
+    assert parse_overrides(["a=1", "b=1e-3", "c=true", "d=text", "e="]) == {"a": 1, "b": 1e-3, "c": True, "d": "text", "e": ""}
+    with pytest.raises(ValueError, match="expected NAME=VALUE"):
+        parse_overrides(["lr"])
+    with pytest.raises(ValueError, match="must be a scalar"):
+        parse_overrides(["lr=[1, 2]"])
+
+
+def test_unknown_ids_fail_early(test_catalog):
+    with pytest.raises(KeyError, match="unknown suite 'nope' \\(known: toy\\)"):
+        make_plan(test_catalog, suite="nope")
+    with pytest.raises(KeyError, match="unknown method 'adamw'"):
+        make_plan(test_catalog, suite="toy", methods=["adamw"])
+
+
+def test_incompatible_pairs_are_skipped_with_a_reason(tmp_path, test_catalog_dir):
+    root = tmp_path / "cat"
+    (root / "methods").mkdir(parents=True)
+    (root / "suites").mkdir()
+    (root / "methods" / "cg.yaml").write_text(
+        "id: cg\nname: CG\nfamily: toy\npaper: p\nrequires: [matvec]\n"
+        "implementations:\n  torch: {entry: 'cg.py:CG'}\n"
+    )
+    (root / "suites" / "mixed.yaml").write_text(
+        "id: mixed\nframeworks: [torch, jax]\nentries:\n  - tasks: [quadratic]\n    methods: [sleepy-gd, cg]\n"
+    )
+    catalog = load_test_catalog(root)
+    plan = make_plan(catalog, suite="mixed")
+    assert {(r.method, r.framework) for r in plan.runs} == {("sleepy-gd", "torch"), ("sleepy-gd", "jax")}
+    assert [(s.method, s.framework, s.reason) for s in plan.skipped] == [
+        ("cg", "torch", "the task does not provide matvec"),
+        ("cg", "jax", "the task does not provide matvec"),
+    ]

@@ -1,0 +1,124 @@
+"""One run: timing rules, statuses, budgets, targets and the trace, on a closed-form task."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from harness.plan import make_plan
+from harness.run import DIVERGENCE_FACTOR, execute_run
+from harness.spec import Budget, SuiteEntry, SuiteSpec
+
+
+def run_one(catalog, *, framework="torch", hardware="cpu", seed=0, budget=None, grid=None, **hyperparameters):
+    suite = SuiteSpec(
+        id="t",
+        seeds=(seed,),
+        frameworks=(framework,),
+        hardware=(hardware,),
+        entries=(SuiteEntry(tasks=("quadratic",), methods=("sleepy-gd",), grid=grid or {},
+                            hyperparameters={"sleepy-gd": hyperparameters}, budget=budget),),
+    )
+    (run,) = make_plan(catalog, suite=suite).runs
+    return execute_run(run, catalog)
+
+
+def test_evaluation_time_is_not_timed(test_catalog):
+    sleep = 0.02
+    result = run_one(test_catalog, sleep_s=sleep)
+    row, evaluations = result.row, len(result.trace)
+    assert row["status"] == "reached_target"
+    assert evaluations > 10
+    slept = (evaluations - 1) * sleep  # the hook is not called at step 0, before init
+    assert row["eval_s"] >= slept
+    assert row["timed_s"] + row["warmup_s"] < 0.25 * slept
+    assert result.trace[-1]["time_s"] == pytest.approx(row["timed_s"])
+
+
+def test_step_time_is_timed_and_first_step_reported_apart(test_catalog):
+    sleep = 0.002
+    row = run_one(test_catalog, step_sleep_s=sleep, budget=Budget(steps=30)).row
+    assert row["steps"] == 30
+    assert row["timed_s"] >= 29 * sleep  # steps 2..30
+    assert sleep <= row["warmup_s"] < row["timed_s"]  # step 1 alone
+
+
+def test_reached_target_records_time_and_steps_of_the_first_passing_evaluation(test_catalog):
+    result = run_one(test_catalog)
+    row, trace = result.row, result.trace
+    first = next(p for p in trace if p["suboptimality"] <= row["target_value"])
+    assert row["status"] == "reached_target" and first is trace[-1]
+    assert (row["steps_to_target"], row["time_to_target_s"]) == (first["step"], first["time_s"])
+    assert row["suboptimality"] == first["suboptimality"] <= 1e-10
+    assert json.loads(row["metrics"])["suboptimality"] == {"unit": "1", "lower_is_better": True}
+
+
+def test_suboptimality_is_objective_minus_the_closed_form_optimum(test_catalog):
+    result = run_one(test_catalog, budget=Budget(steps=3))
+    a = np.logspace(0.0, 1.0, 10)
+    b = np.random.default_rng(1234).standard_normal(10)
+    x0 = np.random.default_rng(0).standard_normal(10)
+    f0 = 0.5 * a @ (x0 * x0) - b @ x0
+    assert result.trace[0]["objective"] == pytest.approx(f0, rel=1e-12)
+    assert result.trace[0]["suboptimality"] == pytest.approx(f0 + 0.5 * np.sum(b * b / a), rel=1e-12)
+
+
+def test_divergence_stops_the_run(test_catalog):
+    result = run_one(test_catalog, lr=0.5)  # lr * max curvature = 5 > 2: the iterates blow up
+    row = result.row
+    assert row["status"] == "diverged"
+    assert f"exceeds {DIVERGENCE_FACTOR:g} x the initial" in row["error"]
+    assert row["steps"] < 200 and row["time_to_target_s"] is None
+
+
+def test_step_budget_ends_a_run_as_completed(test_catalog):
+    result = run_one(test_catalog, budget=Budget(steps=12))
+    assert result.row["status"] == "completed" and result.row["steps"] == 12
+    assert [p["step"] for p in result.trace] == [0, 5, 10, 12]  # every 5 steps, and the last
+
+
+def test_oracle_call_budget_counts_every_call(test_catalog):
+    result = run_one(test_catalog, budget=Budget(steps=100, oracle_calls=7))
+    row = result.row
+    assert row["status"] == "completed"
+    assert (row["steps"], row["oracle_calls"], row["calls_grad"]) == (7, 7, 7)
+    assert result.trace[-1]["step"] == 7 and result.trace[-1]["oracle_calls"] == 7
+
+
+def test_torch_and_jax_give_the_same_trace(test_catalog):
+    torch_trace = run_one(test_catalog, framework="torch").trace
+    jax_trace = run_one(test_catalog, framework="jax").trace
+    assert [p["step"] for p in torch_trace] == [p["step"] for p in jax_trace]
+    np.testing.assert_allclose(
+        [p["objective"] for p in torch_trace], [p["objective"] for p in jax_trace], rtol=1e-12
+    )
+
+
+def test_unavailable_hardware_is_skipped_with_the_reason(test_catalog):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this host has a GPU")
+    row = run_one(test_catalog, hardware="gpu").row
+    assert row["status"] == "skipped"
+    assert "needs 1 CUDA device(s)" in row["error"]
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered")
+def test_failures_are_recorded_not_raised(test_catalog):
+    crashed = run_one(test_catalog, grid={"d": ("ten",)}, budget=Budget(steps=3)).row  # setup raises TypeError
+    assert crashed["status"] == "error" and "TypeError" in crashed["error"] and crashed["steps"] == 0
+    nan = run_one(test_catalog, grid={"kappa": (-1.0,)}, budget=Budget(steps=3)).row  # log10(-1): NaN curvatures
+    assert nan["status"] == "diverged" and nan["error"] == "objective is nan at step 0"
+
+
+def test_rows_carry_ids_timings_and_fingerprint(test_catalog):
+    row = run_one(test_catalog, budget=Budget(steps=5)).row
+    for column in ("run_id", "task", "method", "framework", "hardware", "seed", "setup_s", "init_s", "warmup_s",
+                   "timed_s", "eval_s", "wall_s", "host", "cpu", "versions", "started_at", "finished_at"):
+        assert row[column] is not None, column
+    assert row["wall_s"] >= row["setup_s"] + row["timed_s"]
+    assert json.loads(row["hyperparameters"]) == {"lr": 0.1, "sleep_s": 0.0, "step_sleep_s": 0.0}
+    assert row["peak_memory_bytes"] > 0

@@ -1,0 +1,202 @@
+"""Broken declarations are reported as path:line:col: field: message, every error at once."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from conftest import load_test_catalog
+from harness.catalog import Catalog
+from harness.spec import CAPABILITIES, MethodSpec, TaskSpec
+from harness.yamlio import DeclarationError, load, parse_text, validate
+
+GOOD_TASK = """\
+id: t
+name: T
+family: toy
+paper: p
+implementations: {torch: "t.py:T"}
+provides: [value, grad]
+metrics:
+  - {id: objective, unit: "1", lower_is_better: true}
+budget: {steps: 10}
+"""
+
+# (file name below the catalog root, content, the exact lines `harness validate` must print)
+BROKEN = [
+    (
+        "tasks/t.yaml",
+        GOOD_TASK.replace("budget: {steps: 10}", "budget: {steps: 0}"),
+        ["tasks/t.yaml:9:10: budget.steps: Input should be greater than 0"],
+    ),
+    (
+        "tasks/t.yaml",
+        GOOD_TASK + "colour: red\n",
+        ["tasks/t.yaml:10:1: colour: unknown field"],
+    ),
+    (
+        "tasks/t.yaml",
+        GOOD_TASK.replace("lower_is_better: true", "lower_is_better: maybe").replace("[value, grad]", "[value, gradd]"),
+        [
+            "tasks/t.yaml:6:19: provides.1: Input should be "
+            + ", ".join(map(repr, CAPABILITIES[:-1])) + f" or {CAPABILITIES[-1]!r}",
+            "tasks/t.yaml:8:32: metrics.0.lower_is_better: Input should be a valid boolean, unable to interpret input",
+        ],
+    ),
+    (
+        "tasks/t.yaml",
+        GOOD_TASK.replace("id: objective", "id: loss"),
+        ["tasks/t.yaml:1:1: every task declares an 'objective' metric"],
+    ),
+    (
+        "tasks/t.yaml",
+        GOOD_TASK + "target: {metric: accuracy, value: 0.9}\n",
+        ["tasks/t.yaml:1:1: target metric 'accuracy' is not among metrics ['objective']"],
+    ),
+    (
+        "tasks/t.yaml",
+        GOOD_TASK.replace("id: t\n", "id: other\n"),
+        ["tasks/t.yaml:1:1: id: id 'other' differs from the file name 't'"],
+    ),
+    (
+        "tasks/t.yaml",
+        GOOD_TASK + "parameters:\n  n: {default: 3, choices: [1, 2]}\n",
+        ["tasks/t.yaml:11:3: parameters.n: default 3 is not one of choices [1, 2]"],
+    ),
+    (
+        "methods/m.yaml",
+        "id: m\nid: m\n",
+        ["methods/m.yaml:2:1: duplicate key 'id'"],
+    ),
+    (
+        "methods/m.yaml",
+        "id: m\nname: [unclosed\n",
+        ["methods/m.yaml:3:1: while parsing a flow sequence; expected ',' or ']', but got '<stream end>'"],
+    ),
+    (
+        "methods/m.yaml",
+        "",
+        ["methods/m.yaml:1:1: expected a mapping of fields, found an empty file"],
+    ),
+    (
+        "methods/m.yaml",
+        "id: m\nname: M\nfamily: f\npaper: p\nrequires: [grad]\nhyperparameters: {lr: 0.1}\n"
+        "implementations:\n  torch: {optimizer: torch.optim.SGD, args: {lr: learning_rate}}\n",
+        ["methods/m.yaml:1:1: implementations.torch.args.lr: 'learning_rate' is not a hyperparameter (declared: ['lr'])"],
+    ),
+    (
+        "methods/m.yaml",
+        "id: m\nname: M\nfamily: f\npaper: p\nrequires: [grad]\n"
+        "implementations:\n  jax: {optimizer: optax.sgd, entry: 'a.py:B'}\n",
+        ["methods/m.yaml:7:3: implementations.jax: give exactly one of 'optimizer' (a library optimizer) or 'entry' (module:attr)"],
+    ),
+    (
+        "methods/m.yaml",
+        "id: M\n",
+        [
+            "methods/m.yaml:1:1: family: required field is missing",
+            "methods/m.yaml:1:1: id: String should match pattern '^[a-z0-9][a-z0-9_.-]*$'",
+            "methods/m.yaml:1:1: implementations: required field is missing",
+            "methods/m.yaml:1:1: name: required field is missing",
+            "methods/m.yaml:1:1: paper: required field is missing",
+            "methods/m.yaml:1:1: requires: required field is missing",
+        ],
+    ),
+    (
+        "hardware/h.yaml",
+        "id: h\nname: H\ndevice: tpu\n",
+        ["hardware/h.yaml:3:1: device: Input should be 'cpu' or 'cuda'"],
+    ),
+    (
+        "hardware/h.yaml",
+        "id: h\nname: H\ndevice: cpu\nranks: 2\n",
+        ["hardware/h.yaml:1:1: a profile with ranks > 1 names its dist_backend (gloo or nccl)"],
+    ),
+    (  # cross-file references point at the referring line
+        "suites/s.yaml",
+        "id: s\nhardware: [cpu, tpu]\nentries:\n  - tasks: [nope]\n    methods: [sleepy-gd, nada]\n"
+        "    hyperparameters: {sleepy-gd: {momentum: 0.9}}\n",
+        [
+            "suites/s.yaml:2:17: hardware.1: unknown hardware profile 'tpu' (known: cpu, cpu-ranks, gpu, multi-gpu)",
+            "suites/s.yaml:4:13: entries.0.tasks.0: unknown task 'nope' (known: quadratic)",
+            "suites/s.yaml:5:26: entries.0.methods.1: unknown method 'nada' (known: sleepy-gd)",
+            "suites/s.yaml:6:23: entries.0.hyperparameters.sleepy-gd: method 'sleepy-gd' has no hyperparameter "
+            "'momentum' (has ['lr', 'sleep_s', 'step_sleep_s'])",
+        ],
+    ),
+    (
+        "suites/s.yaml",
+        "id: s\nentries:\n  - tasks: [quadratic]\n    methods: [sleepy-gd]\n    grid: {d: [3, 4], rank: [1]}\n",
+        ["suites/s.yaml:5:23: entries.0.grid.rank: task 'quadratic' has no parameter 'rank' (has ['d', 'kappa'])"],
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "content", "expected"), BROKEN, ids=[f"{i}-{b[0]}" for i, b in enumerate(BROKEN)])
+def test_validate_reports_file_line_and_field(tmp_path, monkeypatch, name, content, expected):
+    root = tmp_path / "user"
+    (root / name).parent.mkdir(parents=True)
+    (root / name).write_text(content)
+    monkeypatch.chdir(root)
+    with pytest.raises(DeclarationError) as info:
+        load_test_catalog(root)
+    assert [str(issue) for issue in info.value.issues] == expected
+
+
+def test_all_errors_of_all_files_at_once(tmp_path, monkeypatch):
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "methods").mkdir()
+    (tmp_path / "tasks" / "t.yaml").write_text(GOOD_TASK + "colour: red\nshade: blue\n")
+    (tmp_path / "methods" / "m.yaml").write_text("id: m\nid: m\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DeclarationError) as info:
+        Catalog.load([tmp_path], builtin=False)
+    assert [str(i) for i in info.value.issues] == [
+        "methods/m.yaml:2:1: duplicate key 'id'",
+        "tasks/t.yaml:10:1: colour: unknown field",
+        "tasks/t.yaml:11:1: shade: unknown field",
+    ]
+
+
+def test_duplicate_ids_across_files_name_the_first(tmp_path, monkeypatch):
+    for sub in ("a", "b"):
+        (tmp_path / "tasks" / sub).mkdir(parents=True)
+        (tmp_path / "tasks" / sub / "t.yaml").write_text(GOOD_TASK)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DeclarationError) as info:
+        Catalog.load([tmp_path], builtin=False)
+    assert [str(i) for i in info.value.issues] == ["tasks/b/t.yaml:1:1: id: task 't' is already declared at tasks/a/t.yaml:1"]
+
+
+def test_positions_of_keys_and_items():
+    doc = parse_text("a:\n  b: [1, 2]\n  c:\n    - x\n    - y\n", path="p.yaml")
+    assert doc.position(("a", "b")) == (2, 3)
+    assert doc.position(("a", "c", 1)) == (5, 7)
+    assert doc.position(("a", "missing", 3)) == (1, 1)  # falls back to the nearest marked ancestor
+
+
+def test_scalars_are_plain_builtins():
+    doc = parse_text("f: 1.0e-8\ni: 3\nb: true\ns: text\nn: null\n", path="p.yaml")
+    assert doc.data == {"f": 1e-8, "i": 3, "b": True, "s": "text", "n": None}
+    assert [type(v) for v in doc.data.values()] == [float, int, bool, str, type(None)]
+
+
+def test_yaml_1_2_semantics():
+    # YAML 1.1 would read these as booleans; 1.2 keeps them strings.
+    assert parse_text("a: yes\nb: off\n", path="p.yaml").data == {"a": "yes", "b": "off"}
+
+
+def test_validate_a_single_document(tmp_path):
+    path = tmp_path / "t.yaml"
+    path.write_text(textwrap.dedent(GOOD_TASK))
+    spec = validate(load(path), TaskSpec)
+    assert spec.budget.steps == 10 and spec.metric("objective").lower_is_better
+    with pytest.raises(DeclarationError, match="expected a mapping of fields, found a list"):
+        validate(parse_text("- 1\n", path="x.yaml"), MethodSpec)
+
+
+def test_unreadable_file_is_reported(tmp_path):
+    with pytest.raises(DeclarationError, match="cannot read"):
+        load(Path(tmp_path / "absent.yaml"))
