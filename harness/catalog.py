@@ -138,8 +138,14 @@ class Catalog:
         table[spec.id] = Entry(spec=spec, path=path, document=document)
 
     def _cross_check(self) -> list[Issue]:
-        """References between files: a suite's tasks, methods, hardware, grid and overrides."""
+        """References between files: a suite's tasks, methods, hardware, grid and overrides; probe ids."""
+        from harness.probes import PROBES
+
         issues = []
+        for entry in self.tasks.values():
+            for i, probe in enumerate(entry.spec.probes):
+                if probe.id not in PROBES:
+                    issues.append(entry.document.issue(("probes", i, "id"), _unknown("probe", probe.id, PROBES)))
         for entry in self.suites.values():
             suite, doc = entry.spec, entry.document
             for i, hw in enumerate(suite.hardware):
@@ -147,6 +153,9 @@ class Catalog:
                     issues.append(doc.issue(("hardware", i), _unknown("hardware profile", hw, self.hardware)))
             for e, block in enumerate(suite.entries):
                 at = ("entries", e)
+                for i, probe in enumerate(block.probes):
+                    if probe.id not in PROBES:
+                        issues.append(doc.issue((*at, "probes", i, "id"), _unknown("probe", probe.id, PROBES)))
                 tasks = [self.tasks[t].spec for t in block.tasks if t in self.tasks]
                 for i, task_id in enumerate(block.tasks):
                     if task_id not in self.tasks:

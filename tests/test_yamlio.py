@@ -200,3 +200,13 @@ def test_validate_a_single_document(tmp_path):
 def test_unreadable_file_is_reported(tmp_path):
     with pytest.raises(DeclarationError, match="cannot read"):
         load(Path(tmp_path / "absent.yaml"))
+
+
+def test_unknown_probe_points_at_its_id(tmp_path, monkeypatch):
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "tasks" / "t.yaml").write_text(GOOD_TASK + "probes:\n  - {id: no-such-probe}\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DeclarationError) as info:
+        Catalog.load([tmp_path], builtin=False)
+    (issue,) = info.value.issues
+    assert str(issue).startswith("tasks/t.yaml:11:6: probes.0.id: unknown probe 'no-such-probe' (known: ")
