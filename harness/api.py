@@ -6,8 +6,9 @@ A method is a pair of functions over an explicit state, like optax's ``GradientT
     params, state = method.step(params, state, oracle)
 
 ``params`` is one flat vector of the framework (a 1-D ``torch.Tensor`` or ``jax.Array``);
-problems with structure (layers, matrices) expose ``layout`` so that a method needing shapes
-(e.g. Muon) can view the vector. The oracle gives what the task provides and counts every call.
+problems with structure (layers, matrices) expose ``layout``, a tuple of ``(name, shape)``
+pairs in the order the vector stores them (C order), so that a method needing shapes
+(e.g. Muon) can view the vector: ``(("W1", (50, 10)), ("b1", (10,)), ...)``. The oracle gives what the task provides and counts every call.
 
 Examples
 --------

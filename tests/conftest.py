@@ -15,7 +15,7 @@ def test_catalog_dir() -> Path:
     return TEST_CATALOG
 
 
-def load_test_catalog(*roots: Path):
+def _load_test_catalog(*roots: Path):
     """The engine tests' toy catalog (plus ``roots``), with the built-in hardware profiles only."""
     from harness.catalog import Catalog, builtin_root
 
@@ -25,7 +25,13 @@ def load_test_catalog(*roots: Path):
 @pytest.fixture(scope="session")
 def test_catalog():
     """The toy catalog of the engine's tests (a closed-form quadratic, instrumented methods)."""
-    return load_test_catalog()
+    return _load_test_catalog()
+
+
+@pytest.fixture(scope="session")
+def load_test_catalog():
+    """``load_test_catalog(*roots)``: the toy catalog plus extra roots (built-in hardware only)."""
+    return _load_test_catalog
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import load_test_catalog
 from harness.plan import RunSpec, make_plan, parse_overrides
 from harness.spec import Budget, SuiteEntry, SuiteSpec
 
@@ -60,7 +59,7 @@ def test_unknown_ids_fail_early(test_catalog):
         make_plan(test_catalog, suite="toy", methods=["adamw"])
 
 
-def test_incompatible_pairs_are_skipped_with_a_reason(tmp_path, test_catalog_dir):
+def test_incompatible_pairs_are_skipped_with_a_reason(tmp_path, load_test_catalog):
     root = tmp_path / "cat"
     (root / "methods").mkdir(parents=True)
     (root / "suites").mkdir()

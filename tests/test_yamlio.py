@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import load_test_catalog
 from harness.catalog import Catalog
 from harness.spec import CAPABILITIES, MethodSpec, TaskSpec
 from harness.yamlio import DeclarationError, load, parse_text, validate
@@ -135,7 +134,7 @@ BROKEN = [
 
 
 @pytest.mark.parametrize(("name", "content", "expected"), BROKEN, ids=[f"{i}-{b[0]}" for i, b in enumerate(BROKEN)])
-def test_validate_reports_file_line_and_field(tmp_path, monkeypatch, name, content, expected):
+def test_validate_reports_file_line_and_field(tmp_path, monkeypatch, load_test_catalog, name, content, expected):
     root = tmp_path / "user"
     (root / name).parent.mkdir(parents=True)
     (root / name).write_text(content)

@@ -153,7 +153,10 @@ class Backend:
             torch.cuda.synchronize(self._device)
 
     def asarray(self, value: Any) -> torch.Tensor:
-        return torch.as_tensor(np.asarray(value), dtype=self._torch_dtype, device=self._device)
+        array = np.asarray(value)
+        if not array.flags.writeable:  # torch cannot alias a read-only buffer: copy it
+            array = array.copy()
+        return torch.as_tensor(array, dtype=self._torch_dtype, device=self._device)
 
     def to_numpy(self, value: torch.Tensor) -> np.ndarray:
         return value.detach().cpu().numpy()
