@@ -36,7 +36,7 @@ def _console():  # noqa: ANN202 - rich is imported lazily
     from rich.console import Console
 
     # Piped output (CI logs, files) gets a width that fits the results table, not rich's 80.
-    width = None if sys.stdout.isatty() else max(shutil.get_terminal_size((140, 24)).columns, 140)
+    width = None if sys.stdout.isatty() else max(shutil.get_terminal_size((200, 24)).columns, 200)
     return Console(highlight=False, width=width)
 
 
@@ -230,12 +230,48 @@ def _run_plan(plan, runner, store_dir: Path) -> None:  # noqa: ANN001
 
 
 @app.command()
-def report(store: StoreOpt = DEFAULT_STORE) -> None:
-    """Summarize the store: per task, method, framework and hardware."""
+def report(
+    store: StoreOpt = DEFAULT_STORE,
+    traces: Annotated[bool, typer.Option("--traces/--no-traces", help="Include the ECDF (reads the traces).")] = True,
+) -> None:
+    """Score the store: profile scores, per-task rankings with 95% intervals, ECDFs (as the leaderboard)."""
+    from harness.leaderboard import report_tables
+
+    _require_store(store)
+    console = _console()
+    for table in report_tables(store, traces=traces):
+        console.print(table)
+
+
+@app.command()
+def leaderboard(
+    store: StoreOpt = DEFAULT_STORE,
+    port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8501,
+    host: Annotated[str, typer.Option("--host", help="Address to bind (loopback by default).")] = "127.0.0.1",
+    catalog: CatalogOpt = None,
+) -> None:
+    """Serve the Streamlit leaderboard of a store (read only) until interrupted."""
+    from harness.leaderboard import serve
+
+    _require_store(store)
+    typer.echo(f"leaderboard of {store.resolve()} on http://{host}:{port}  (Ctrl-C stops it)")
+    raise typer.Exit(serve(store, port=port, host=host, catalog=catalog or ()))
+
+
+@app.command()
+def compact(store: StoreOpt = DEFAULT_STORE) -> None:
+    """Merge the per-run files of a store into part files (large stores open much faster)."""
+    from harness.store import compact as compact_store
+
+    _require_store(store)
+    compact_store(store)
+    typer.echo(f"compacted {store}")
+
+
+def _require_store(store: Path) -> None:
     if not (store / "runs").is_dir():
-        typer.echo(f"{store}: not a store (no runs/ directory)", err=True)
+        typer.echo(f"{store}: not a store (no runs/ directory); run `harness bench --store {store}` first", err=True)
         raise typer.Exit(1)
-    _print_report(store, run_ids=None, console=_console())
 
 
 def _print_report(store_dir: Path, *, run_ids: set[str] | None, console) -> None:  # noqa: ANN001
@@ -243,6 +279,7 @@ def _print_report(store_dir: Path, *, run_ids: set[str] | None, console) -> None
     from rich.table import Table
     from rich.text import Text
 
+    from harness.score import varying_parameters
     from harness.store import read_runs
 
     runs = read_runs(store_dir)
@@ -265,7 +302,7 @@ def _print_report(store_dir: Path, *, run_ids: set[str] | None, console) -> None
         )
         .sort("task", "task_params", "subopt", nulls_last=True)
     )
-    varying = _varying_parameters(summary)
+    varying = varying_parameters(summary.select("task", "task_params").rows())
 
     def label(row: dict) -> str:
         params = ",".join(f"{k}={v}" for k, v in json.loads(row["task_params"]).items() if k in varying[row["task"]])
@@ -287,15 +324,6 @@ def _print_report(store_dir: Path, *, run_ids: set[str] | None, console) -> None
             _fmt(row["steps"], "{:.0f}"), _fmt(None if row["per_step"] is None else 1e3 * row["per_step"], "{:.3f}"),
         )))
     console.print(table)
-
-
-def _varying_parameters(summary) -> dict[str, set[str]]:  # noqa: ANN001
-    """Per task, the parameters that take more than one value: the ones worth showing."""
-    values: dict[str, dict[str, set[str]]] = {}
-    for task, params in summary.select("task", "task_params").iter_rows():
-        for name, value in json.loads(params).items():
-            values.setdefault(task, {}).setdefault(name, set()).add(json.dumps(value))
-    return {task: {n for n, v in names.items() if len(v) > 1} for task, names in values.items()}
 
 
 def _fmt(value: float | None, pattern: str) -> str:

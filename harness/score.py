@@ -1,0 +1,980 @@
+"""Scoring: per-task medians with bootstrap intervals, performance profiles and ECDFs.
+
+Everything here works on polars frames as :mod:`harness.store` gives them (``read_runs``,
+``scan_runs``, ``read_traces``); the leaderboard and ``harness report`` show the same numbers.
+
+Vocabulary
+----------
+problem
+    One ``(task, task_params, hardware)``: a task variant on one hardware profile.
+solver
+    One ``(method, framework)``.
+configuration
+    A solver on a problem with one hyperparameter setting; its runs differ by seed.
+
+Rules
+-----
+- A run whose status is a failure (``diverged | error | timeout | oom``) counts as infinite
+  suboptimality and infinite time-to-target; it is counted and shown, never dropped.
+  A run that did not reach its target has infinite time-to-target. ``skipped`` runs (pairs
+  the plan could not run) are counted apart and are no sample.
+- Per configuration: the median over seeds, with a percentile-bootstrap interval (resampling
+  the seeds). Within a problem, configurations are ranked by median time-to-target, then by
+  median suboptimality. A configuration is *significantly better* than another when its
+  time-to-target interval lies wholly below the other's, or, when both intervals are
+  ``[inf, inf]`` (neither reaches the target), its suboptimality interval lies wholly below.
+  Two configurations are *tied* when neither is significantly better: their intervals
+  overlap. ``stat_rank`` is one plus the number of significantly better configurations.
+- Performance profiles (Dolan and More, 2002): on each problem, a solver's ratio is its median
+  time-to-target over the best solver's (its best hyperparameter setting counts); a solver
+  absent from a problem, or failing it, has ratio infinity. ``rho(tau)`` is the fraction of
+  problems with ratio <= tau, for tau in [1, 4]; the score is the normalized area
+  ``1/(4 - 1) * integral_1^4 rho(tau) dtau`` (AlgoPerf's benchmark score), computed exactly.
+  Problems without a target are left out of profiles.
+- ECDFs (COCO): 51 targets log-spaced from 1e2 to 1e-8 on suboptimality; for each solver, the
+  fraction of (run, target) pairs whose target the run's best-so-far suboptimality has met,
+  as a function of time (or step). Failed runs count in the denominator, and so does a
+  problem the solver did not run (as in the profiles).
+
+Examples
+--------
+>>> from harness.store import read_runs, read_traces  # doctest: +SKIP
+>>> tables = report(read_runs("harness-store"), traces=read_traces("harness-store"))  # doctest: +SKIP
+>>> tables["scores"]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from typing import Literal
+
+import numpy as np
+import polars as pl
+
+__all__ = [
+    "CONFIG_KEYS",
+    "ECDF_TARGETS",
+    "FAILED_STATUSES",
+    "LABELS",
+    "PROBLEM_KEYS",
+    "SOLVER_KEYS",
+    "TAU_MAX",
+    "bootstrap_median_ci",
+    "convergence_bands",
+    "display_tables",
+    "ecdf",
+    "ecdf_summary",
+    "hardware_speedups",
+    "medians",
+    "metric_info",
+    "performance_profiles",
+    "performance_ratios",
+    "prepare",
+    "probe_columns",
+    "problem_label",
+    "varying_parameters",
+    "profile_scores",
+    "profile_steps",
+    "report",
+    "report_store",
+    "task_table",
+]
+
+#: Statuses that count as failures (infinite suboptimality and time-to-target).
+FAILED_STATUSES: tuple[str, ...] = ("diverged", "error", "timeout", "oom")
+#: Statuses of runs that never ran: counted apart, no sample.
+NOT_RUN_STATUSES: tuple[str, ...] = ("skipped",)
+PROBLEM_KEYS: tuple[str, ...] = ("task", "task_params", "hardware")
+SOLVER_KEYS: tuple[str, ...] = ("method", "framework")
+CONFIG_KEYS: tuple[str, ...] = (*PROBLEM_KEYS, *SOLVER_KEYS, "hyperparameters")
+#: Upper end of the performance profiles' tau range.
+TAU_MAX = 4.0
+#: COCO-style targets on suboptimality: 51 values, 1e2 down to 1e-8 (5 per decade).
+ECDF_TARGETS: tuple[float, ...] = tuple(float(10.0 ** (2 - j / 5)) for j in range(51))
+
+#: Display labels of the result columns, with direction arrows (units: see ``metric_info``).
+LABELS: dict[str, str] = {
+    "rank": "rank",
+    "stat_rank": "rank (CI)",
+    "tied_with": "tied with",
+    "label": "method",
+    "n_runs": "runs",
+    "n_reached": "reached ↑",
+    "n_failed": "failed ↓",
+    "n_skipped": "skipped",
+    "failures": "failures",
+    "median_suboptimality": "suboptimality ↓",
+    "suboptimality_lo": "subopt. CI low",
+    "suboptimality_hi": "subopt. CI high",
+    "median_time_to_target_s": "time to target ↓ [s]",
+    "time_to_target_lo": "time CI low [s]",
+    "time_to_target_hi": "time CI high [s]",
+    "median_steps_to_target": "steps to target ↓",
+    "score": "profile score ↑ [0-1]",
+    "solved": "solved ↑ [fraction]",
+    "wins": "fastest ↑ [fraction]",
+    "n_problems": "problems",
+    "ecdf_final": "targets reached ↑ [fraction]",
+    "ecdf_area": "ECDF area ↑ [fraction]",
+}
+
+_INF = float("inf")
+
+
+# -- preparation ------------------------------------------------------------------------------
+
+
+def prepare(runs: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
+    """Add the scored columns to ``runs``.
+
+    Added: ``failed`` and ``counted`` (not skipped), ``scored_suboptimality`` (infinite for a
+    failure, non-finite values infinite, null when a finished run measured none),
+    ``scored_time_to_target_s`` and ``scored_steps_to_target`` (infinite unless reached).
+
+    Parameters
+    ----------
+    runs
+        Runs as the store gives them (any subset of columns that includes the keys,
+        ``status`` and ``time_to_target_s``; ``suboptimality`` may be absent).
+    """
+    lazy = runs.lazy()
+    names = lazy.collect_schema().names()
+    defaults = {
+        "suboptimality": pl.Float64,
+        "time_to_target_s": pl.Float64,
+        "steps_to_target": pl.Int64,
+        "target_value": pl.Float64,
+        "hyperparameters": pl.String,
+        "task_params": pl.String,
+    }
+    missing = [pl.lit(None, dtype).alias(name) for name, dtype in defaults.items() if name not in names]
+    lazy = lazy.with_columns(missing) if missing else lazy
+    failed = pl.col("status").is_in(FAILED_STATUSES)
+    sub = pl.col("suboptimality").cast(pl.Float64)
+    ttt = pl.col("time_to_target_s").cast(pl.Float64)
+    stt = pl.col("steps_to_target").cast(pl.Float64)
+    return lazy.with_columns(
+        failed.alias("failed"),
+        (~pl.col("status").is_in(NOT_RUN_STATUSES)).alias("counted"),
+        pl.when(failed).then(_INF).when(sub.is_null()).then(None).when(sub.is_finite()).then(sub).otherwise(_INF)
+        .alias("scored_suboptimality"),
+        _reached_or_inf(ttt, failed).alias("scored_time_to_target_s"),
+        _reached_or_inf(stt, failed).alias("scored_steps_to_target"),
+    )
+
+
+def _reached_or_inf(value: pl.Expr, failed: pl.Expr) -> pl.Expr:
+    return pl.when(failed | value.is_null() | ~value.is_finite()).then(_INF).otherwise(value)
+
+
+def metric_info(runs: pl.DataFrame | pl.LazyFrame) -> dict[str, dict[str, dict[str, object]]]:
+    """The declared metrics of each task: ``{task: {metric: {"unit", "lower_is_better"}}}``.
+
+    Read from the runs' ``metrics`` JSON column (one parse per distinct value).
+    """
+    lazy = runs.lazy()
+    if "metrics" not in lazy.collect_schema().names():
+        return {}
+    pairs = lazy.select("task", "metrics").unique().drop_nulls().collect()
+    info: dict[str, dict[str, dict[str, object]]] = {}
+    for task, text in pairs.iter_rows():
+        try:
+            parsed = json.loads(text)
+        except (TypeError, ValueError):
+            continue
+        if isinstance(parsed, dict):
+            info.setdefault(task, {}).update({k: v for k, v in parsed.items() if isinstance(v, dict)})
+    return info
+
+
+def _unit(info: Mapping[str, Mapping[str, Mapping[str, object]]], task: str) -> str:
+    metrics = info.get(task, {})
+    for metric in ("suboptimality", "objective"):
+        unit = metrics.get(metric, {}).get("unit")
+        if unit is not None:
+            return str(unit)
+    return ""
+
+
+def problem_label(
+    task: str, task_params: str | None, hardware: str | None, *, show: Collection[str] | None = None
+) -> str:
+    """A short label of a problem: ``task[name=value,...]@hardware``; only ``show``'s parameters when given."""
+    try:
+        params = json.loads(task_params) if task_params else {}
+    except ValueError:
+        params = {"params": task_params}
+    if isinstance(params, dict) and show is not None:
+        params = {k: v for k, v in params.items() if k in show}
+    inner = ",".join(f"{k}={v}" for k, v in params.items()) if isinstance(params, dict) else str(params)
+    return f"{task}{f'[{inner}]' if inner else ''}@{hardware}"
+
+
+def varying_parameters(rows: Iterable[tuple[str, str | None]]) -> dict[str, set[str]]:
+    """Per task, the parameters that take more than one value among ``(task, task_params)`` rows.
+
+    Examples
+    --------
+    >>> varying_parameters([("t", '{"n": 1, "d": 2}'), ("t", '{"n": 3, "d": 2}')])
+    {'t': {'n'}}
+    """
+    values: dict[str, dict[str, set[str]]] = {}
+    for task, params in rows:
+        for name, value in (json.loads(params) if params else {}).items():
+            values.setdefault(task, {}).setdefault(name, set()).add(json.dumps(value, sort_keys=True))
+    return {task: {n for n, v in names.items() if len(v) > 1} for task, names in values.items()}
+
+
+# -- per configuration ------------------------------------------------------------------------
+
+
+def medians(runs: pl.DataFrame | pl.LazyFrame, *, keys: Sequence[str] = CONFIG_KEYS) -> pl.DataFrame:
+    """Per configuration: run counts and medians over seeds (no intervals: cheap).
+
+    Returns
+    -------
+    polars.DataFrame
+        ``keys``, ``task_family``, ``method_family`` (when present), ``n_runs`` (not skipped),
+        ``n_reached``, ``n_failed``, ``n_skipped``, ``failures`` (e.g. ``"diverged×2, error×1"``),
+        ``has_target``, ``median_suboptimality``, ``median_time_to_target_s``,
+        ``median_steps_to_target``.
+    """
+    lazy = prepare(runs)
+    names = lazy.collect_schema().names()
+    counted = pl.col("counted")
+    families = [pl.col(c).drop_nulls().first().alias(c) for c in ("task_family", "method_family") if c in names]
+    table = lazy.group_by(*keys).agg(
+        *families,
+        counted.sum().cast(pl.Int64).alias("n_runs"),
+        (counted & pl.col("scored_time_to_target_s").is_finite()).sum().cast(pl.Int64).alias("n_reached"),
+        pl.col("failed").sum().cast(pl.Int64).alias("n_failed"),
+        (~counted).sum().cast(pl.Int64).alias("n_skipped"),
+        pl.col("target_value").is_not_null().any().alias("has_target"),
+        pl.col("scored_suboptimality").filter(counted).median().alias("median_suboptimality"),
+        pl.col("scored_time_to_target_s").filter(counted).median().alias("median_time_to_target_s"),
+        pl.col("scored_steps_to_target").filter(counted).median().alias("median_steps_to_target"),
+    )
+    failures = (
+        lazy.filter(pl.col("failed"))
+        .group_by(*keys, "status")
+        .len()
+        .sort("status")
+        .group_by(*keys)
+        .agg(pl.format("{}×{}", "status", "len").str.join(", ").alias("failures"))
+    )
+    joined = table.join(failures, on=list(keys), how="left", nulls_equal=True)
+    return joined.with_columns(pl.col("failures").fill_null("")).sort(*keys, nulls_last=True).collect()
+
+
+def bootstrap_median_ci(
+    samples: Sequence[np.ndarray | Sequence[float]],
+    *,
+    n_boot: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> np.ndarray:
+    """Percentile-bootstrap intervals of the median, one per sample.
+
+    Infinite values are allowed (a failure); bounds are read from the sorted bootstrap medians
+    without interpolation, so ``inf`` never turns into ``nan``.
+
+    Parameters
+    ----------
+    samples
+        One 1-D array per group (its seeds' values); an empty one gives ``nan`` bounds.
+    n_boot
+        Bootstrap resamples.
+    level
+        Coverage of the interval.
+    seed
+        Seed of the resampling (results are reproducible).
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(len(samples), 2)``: lower and upper bounds.
+    """
+    out = np.full((len(samples), 2), np.nan)
+    arrays = [np.sort(np.asarray(s, dtype=float)) for s in samples]
+    by_size: dict[int, list[int]] = {}
+    for i, values in enumerate(arrays):
+        by_size.setdefault(values.size, []).append(i)
+    alpha = (1.0 - level) / 2.0
+    ranks = np.asarray([int(np.floor(alpha * n_boot)), min(n_boot - 1, int(np.ceil((1.0 - alpha) * n_boot)) - 1)])
+    rng = np.random.default_rng(seed)
+    for size, members in sorted(by_size.items()):
+        if size == 0:
+            continue
+        stacked = np.stack([arrays[i] for i in members])
+        out[members] = _bootstrap_bounds(stacked, rng.integers(0, size, size=(n_boot, size)), ranks)
+    return out
+
+
+def _bootstrap_bounds(stacked: np.ndarray, index: np.ndarray, ranks: np.ndarray) -> np.ndarray:
+    """The ``ranks``-th smallest bootstrap medians of each row of ``stacked`` (rows sorted).
+
+    A resample's sorted values are the sorted sample at its sorted indices, so its median is
+    the mean of the sample at two index order statistics. The resamples share the index
+    draws, hence a few distinct index pairs with counts: each row sorts those values only.
+    """
+    size = index.shape[1]
+    index = np.sort(index, axis=1)
+    pairs, counts = np.unique(index[:, [(size - 1) // 2, size // 2]], axis=0, return_counts=True)
+    values = (stacked[:, pairs[:, 0]] + stacked[:, pairs[:, 1]]) / 2.0
+    order = np.argsort(values, axis=1, kind="stable")
+    cumulative = np.cumsum(counts[order], axis=1)
+    bounds = np.empty((stacked.shape[0], ranks.size))
+    for j, rank in enumerate(ranks):
+        position = (cumulative <= rank).sum(axis=1, keepdims=True)
+        bounds[:, j] = np.take_along_axis(values, np.take_along_axis(order, position, axis=1), axis=1)[:, 0]
+    return bounds
+
+
+def task_table(
+    runs: pl.DataFrame | pl.LazyFrame,
+    *,
+    n_boot: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> pl.DataFrame:
+    """Per configuration: medians over seeds with bootstrap intervals, ranks and ties.
+
+    Returns
+    -------
+    polars.DataFrame
+        The columns of :func:`medians`, plus ``unit`` (of suboptimality), ``suboptimality_lo``,
+        ``suboptimality_hi``, ``time_to_target_lo``, ``time_to_target_hi``, ``rank`` (by median
+        time-to-target, then median suboptimality, within the problem), ``stat_rank``,
+        ``tied`` and ``tied_with`` (labels of the configurations whose intervals overlap),
+        ``label`` (method, with framework and hyperparameters where the problem needs them to
+        tell configurations apart). Sorted by problem, then rank.
+    """
+    lazy = prepare(runs)
+    table = medians(lazy)
+    if table.is_empty():
+        return _empty_task_table(table)
+    values = (
+        lazy.filter(pl.col("counted"))
+        .group_by(*CONFIG_KEYS)
+        .agg(
+            pl.col("scored_suboptimality").drop_nulls().alias("_sub"),
+            pl.col("scored_time_to_target_s").alias("_ttt"),
+        )
+        .collect()
+    )
+    table = table.join(values, on=list(CONFIG_KEYS), how="left", nulls_equal=True)
+    sub_ci = bootstrap_median_ci(_arrays(table["_sub"]), n_boot=n_boot, level=level, seed=seed)
+    ttt_ci = bootstrap_median_ci(_arrays(table["_ttt"]), n_boot=n_boot, level=level, seed=seed + 1)
+    info = metric_info(lazy)
+    table = table.drop("_sub", "_ttt").with_columns(
+        pl.Series("suboptimality_lo", sub_ci[:, 0]).fill_nan(None),
+        pl.Series("suboptimality_hi", sub_ci[:, 1]).fill_nan(None),
+        pl.Series("time_to_target_lo", ttt_ci[:, 0]).fill_nan(None),
+        pl.Series("time_to_target_hi", ttt_ci[:, 1]).fill_nan(None),
+        pl.col("task").replace_strict({t: _unit(info, t) for t in info}, default="", return_dtype=pl.String)
+        .alias("unit"),
+    )
+    return _rank(table)
+
+
+def _arrays(column: pl.Series) -> list[np.ndarray]:
+    return [np.asarray([] if v is None else v.to_list(), dtype=float) for v in column]
+
+
+def _empty_task_table(table: pl.DataFrame) -> pl.DataFrame:
+    extra = {
+        "suboptimality_lo": pl.Float64, "suboptimality_hi": pl.Float64,
+        "time_to_target_lo": pl.Float64, "time_to_target_hi": pl.Float64, "unit": pl.String,
+        "rank": pl.Int64, "stat_rank": pl.Int64, "tied": pl.Boolean, "tied_with": pl.String, "label": pl.String,
+    }
+    return table.with_columns([pl.lit(None, dtype).alias(name) for name, dtype in extra.items()])
+
+
+def _rank(table: pl.DataFrame) -> pl.DataFrame:
+    """Ranks, statistical ranks, ties and labels of the configurations, problem by problem.
+
+    Configurations without a sample (only skipped runs) get no rank and tie with none.
+    """
+    table = table.sort(*PROBLEM_KEYS, "median_time_to_target_s", "median_suboptimality", nulls_last=True)
+    starts = np.flatnonzero(table.select(pl.struct(PROBLEM_KEYS).is_first_distinct()).to_series().to_numpy())
+    bounds = np.append(starts, table.height)
+    t_lo, t_hi = _column(table, "time_to_target_lo"), _column(table, "time_to_target_hi")
+    s_lo, s_hi = _column(table, "suboptimality_lo"), _column(table, "suboptimality_hi")
+    sampled = table["n_runs"].to_numpy() > 0
+    keys = table.select("method", "framework", "hyperparameters").rows()
+    rank = np.full(table.height, -1, dtype=np.int64)
+    stat_rank = np.full(table.height, -1, dtype=np.int64)
+    tied = np.zeros(table.height, dtype=bool)
+    tied_with = [""] * table.height
+    labels: list[str] = []
+    for begin, end in itertools.pairwise(bounds):
+        labels += _config_labels(keys[begin:end])
+        rows = begin + np.flatnonzero(sampled[begin:end])
+        if rows.size == 0:
+            continue
+        with np.errstate(invalid="ignore"):
+            by_time = t_hi[rows, None] < t_lo[None, rows]
+            never = (t_lo[rows] == _INF)[:, None] & (t_lo[rows] == _INF)[None, :]
+            better = by_time | (never & (s_hi[rows, None] < s_lo[None, rows]))  # better[i, j]: i beats j
+        np.fill_diagonal(better, False)
+        tie = ~better & ~better.T
+        np.fill_diagonal(tie, False)
+        rank[rows] = np.arange(1, rows.size + 1)
+        stat_rank[rows] = 1 + better.sum(axis=0)
+        tied[rows] = tie.any(axis=1)
+        for i, row in enumerate(tie):
+            tied_with[rows[i]] = ", ".join(labels[rows[j]] for j in np.flatnonzero(row))
+    return table.with_columns(
+        pl.Series("rank", rank).replace(-1, None),
+        pl.Series("stat_rank", stat_rank).replace(-1, None),
+        pl.Series("tied", tied, dtype=pl.Boolean),
+        pl.Series("tied_with", tied_with, dtype=pl.String),
+        pl.Series("label", labels, dtype=pl.String),
+    )
+
+
+def _column(frame: pl.DataFrame, name: str) -> np.ndarray:
+    return frame[name].cast(pl.Float64).fill_null(float("nan")).to_numpy()
+
+
+def _config_labels(keys: Sequence[tuple[str, str, str]]) -> list[str]:
+    """Labels of one problem's configurations: the method, plus the framework when the
+    problem has several, plus the hyperparameters when a solver has several settings."""
+    multi_framework = len({framework for _, framework, _ in keys}) > 1
+    counts: dict[tuple[str, str], int] = {}
+    for method, framework, _ in keys:
+        counts[(method, framework)] = counts.get((method, framework), 0) + 1
+    labels = []
+    for method, framework, hyper in keys:
+        label = f"{method}/{framework}" if multi_framework else str(method)
+        if counts[(method, framework)] > 1:
+            label += f" {hyper}"
+        labels.append(label)
+    return labels
+
+
+# -- across tasks -----------------------------------------------------------------------------
+
+
+def performance_ratios(
+    table: pl.DataFrame,
+    *,
+    measure: Literal["median_time_to_target_s", "median_steps_to_target"] = "median_time_to_target_s",
+) -> pl.DataFrame:
+    """Performance ratios of every solver on every problem that has a target.
+
+    Parameters
+    ----------
+    table
+        Per-configuration medians (:func:`medians` or :func:`task_table`).
+    measure
+        The median to compare.
+
+    Returns
+    -------
+    polars.DataFrame
+        One row per (problem, solver): ``PROBLEM_KEYS``, ``SOLVER_KEYS``, ``value`` (the
+        solver's best median over its hyperparameter settings; infinite when absent or
+        failed) and ``ratio`` (``value`` over the problem's best; infinite when no solver
+        reached the target).
+    """
+    problem, solver = list(PROBLEM_KEYS), list(SOLVER_KEYS)
+    scored = table.filter(pl.col("has_target"))
+    best = scored.group_by(*problem, *solver).agg(pl.col(measure).fill_null(_INF).min().alias("value"))
+    grid = best.select(problem).unique().join(best.select(solver).unique(), how="cross")
+    full = grid.join(best, on=[*problem, *solver], how="left", nulls_equal=True)
+    full = full.with_columns(pl.col("value").fill_null(_INF))
+    top = pl.col("value").min().over(problem)
+    # A zero best time (target met before the clock ran) makes only equal times ratio 1.
+    ratio = pl.when(~top.is_finite()).then(_INF).when(pl.col("value") == top).then(1.0).otherwise(pl.col("value") / top)
+    return full.with_columns(ratio.alias("ratio")).sort(*problem, *solver, nulls_last=True)
+
+
+def performance_profiles(
+    ratios: pl.DataFrame,
+    *,
+    taus: Iterable[float] | None = None,
+    tau_max: float = TAU_MAX,
+) -> pl.DataFrame:
+    """Dolan-More profiles: for each solver, the fraction of problems with ratio <= tau.
+
+    Parameters
+    ----------
+    ratios
+        :func:`performance_ratios`.
+    taus
+        Where to evaluate; default: 301 points evenly over ``[1, tau_max]`` plus every ratio
+        in that range (the profile's breakpoints, so a step plot is exact).
+    tau_max
+        Upper end of the default grid.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``SOLVER_KEYS``, ``tau``, ``rho`` (long format, sorted).
+    """
+    solver = list(SOLVER_KEYS)
+    if taus is None:
+        finite = ratios.filter(pl.col("ratio") <= tau_max)["ratio"].to_numpy()
+        grid = np.unique(np.concatenate([np.linspace(1.0, tau_max, 301), finite]))
+    else:
+        grid = np.unique(np.asarray(list(taus), dtype=float))
+    n_problems = ratios.select(PROBLEM_KEYS).unique().height
+    frames = []
+    for key, group in ratios.group_by(*solver, maintain_order=True):
+        values = np.sort(group["ratio"].to_numpy())
+        rho = np.searchsorted(values, grid, side="right") / max(n_problems, 1)
+        frames.append(
+            pl.DataFrame({**{k: [v] * grid.size for k, v in zip(solver, key)}, "tau": grid, "rho": rho})
+        )
+    if not frames:
+        return pl.DataFrame(schema={**{k: pl.String for k in solver}, "tau": pl.Float64, "rho": pl.Float64})
+    return pl.concat(frames).sort(*solver, "tau")
+
+
+def profile_steps(ratios: pl.DataFrame, *, tau_max: float = TAU_MAX) -> pl.DataFrame:
+    """Each solver's profile at its own breakpoints only: the compact form to draw it.
+
+    ``rho`` holds from each ``tau`` to the next (a step-after line); every solver starts at
+    ``tau = 1`` and ends at ``tau_max``. The values equal :func:`performance_profiles` there.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``SOLVER_KEYS``, ``tau``, ``rho``, sorted.
+    """
+    solver = list(SOLVER_KEYS)
+    n_problems = max(ratios.select(PROBLEM_KEYS).unique().height, 1)
+    solvers = ratios.select(solver).unique()
+    hits = (
+        ratios.filter(pl.col("ratio") <= tau_max)
+        .group_by(*solver, pl.col("ratio").alias("tau"))
+        .len()
+        .sort(*solver, "tau")
+        .with_columns((pl.col("len").cum_sum().over(solver) / n_problems).alias("rho"))
+        .select(*solver, "tau", "rho")
+    )
+    start = solvers.with_columns(pl.lit(1.0).alias("tau"), pl.lit(0.0).alias("rho"))
+    end = solvers.join(hits.group_by(solver).agg(pl.col("rho").last()), on=solver, how="left").select(
+        *solver, pl.lit(tau_max).alias("tau"), pl.col("rho").fill_null(0.0)
+    )
+    start = start.join(hits.filter(pl.col("tau") == 1.0), on=solver, how="anti")
+    return pl.concat([start, hits, end]).unique(subset=[*solver, "tau"], keep="first").sort(*solver, "tau")
+
+
+def profile_scores(ratios: pl.DataFrame, *, tau_max: float = TAU_MAX) -> pl.DataFrame:
+    """Each solver's normalized profile area over ``[1, tau_max]`` (AlgoPerf's score).
+
+    A ratio ``r`` adds ``(tau_max - r) / (tau_max - 1)`` (clipped to [0, 1]) divided by the
+    number of problems: the exact integral of the step profile.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``rank``, ``SOLVER_KEYS``, ``score``, ``solved`` (fraction of problems with a finite
+        ratio), ``wins`` (fraction with ratio 1), ``n_problems``; best first.
+    """
+    solver = list(SOLVER_KEYS)
+    area = ((tau_max - pl.col("ratio")) / (tau_max - 1.0)).clip(0.0, 1.0)
+    scores = ratios.group_by(*solver).agg(
+        area.fill_nan(0.0).mean().alias("score"),
+        pl.col("ratio").is_finite().mean().alias("solved"),
+        (pl.col("ratio") == 1.0).mean().alias("wins"),
+        pl.len().cast(pl.Int64).alias("n_problems"),
+    )
+    scores = scores.sort(["score", "solved", *solver], descending=[True, True, False, False], nulls_last=True)
+    return scores.with_row_index("rank", offset=1).with_columns(pl.col("rank").cast(pl.Int64))
+
+
+def ecdf(
+    traces: pl.DataFrame | pl.LazyFrame,
+    runs: pl.DataFrame | pl.LazyFrame,
+    *,
+    x: Literal["time_s", "step", "oracle_calls"] = "time_s",
+    targets: Sequence[float] = ECDF_TARGETS,
+) -> pl.DataFrame:
+    """COCO-style runtime ECDF of each solver over suboptimality targets.
+
+    A run meets a target at the first evaluation point where its best-so-far suboptimality is
+    at or below it. Problems where no run measured suboptimality are left out. Every solver is
+    measured against the same pairs, as in COCO where all solvers run all problems: on each
+    problem, as many runs as the solver with most runs there made (failures included,
+    skipped runs excluded), times ``len(targets)``; a solver absent from a problem meets
+    none of its pairs.
+
+    Parameters
+    ----------
+    traces
+        Evaluation points with ``run_id``, ``x`` and ``suboptimality``.
+    runs
+        The runs (keys and status) the traces belong to.
+    x
+        The runtime axis.
+    targets
+        Suboptimality targets.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``SOLVER_KEYS``, ``x`` (the runtime), ``fraction`` (of pairs met by then), sorted.
+    """
+    solver = list(SOLVER_KEYS)
+    eligible = _ecdf_runs(runs).with_row_index("_rid")
+    per_problem = eligible.group_by(*PROBLEM_KEYS, *solver).len().group_by(*PROBLEM_KEYS).agg(pl.col("len").max())
+    pairs = max(int(per_problem["len"].sum()) * len(targets), 1)
+    lazy = traces.lazy()
+    if "suboptimality" not in lazy.collect_schema().names():
+        lazy = lazy.with_columns(pl.lit(None, pl.Float64).alias("suboptimality"))
+    points = (
+        lazy.select("run_id", pl.col(x).cast(pl.Float64).alias("x"), pl.col("suboptimality").cast(pl.Float64))
+        .join(eligible.lazy().select("run_id", "_rid"), on="run_id", how="inner")
+        .drop_nulls("x")
+        .select("_rid", "x", pl.col("suboptimality").fill_nan(_INF).fill_null(_INF))
+        .sort("_rid", "x")
+        .collect()
+    )
+    rid, gain = _target_gains(points["_rid"].to_numpy(), points["suboptimality"].to_numpy(), targets)
+    keep = gain > 0
+    solvers = eligible.select(solver).unique().sort(solver)
+    sid_of_run = eligible.join(solvers.with_row_index("_sid"), on=solver, how="left", nulls_equal=True).sort("_rid")
+    sid = sid_of_run["_sid"].to_numpy()[rid[keep]]
+    xs, gain = points["x"].to_numpy()[keep], gain[keep]
+    order = np.lexsort((xs, sid))
+    sid, xs, gain = sid[order], xs[order], gain[order]
+    total = np.cumsum(gain)
+    first = np.concatenate([[True], sid[1:] != sid[:-1]]) if sid.size else np.zeros(0, dtype=bool)
+    before = np.concatenate([[0], total[:-1]])[first]
+    total = total - np.repeat(before, np.diff(np.append(np.flatnonzero(first), sid.size)))
+    last = np.concatenate([(sid[1:] != sid[:-1]) | (xs[1:] != xs[:-1]), [True]]) if sid.size else first
+    labels = solvers[sid[last]] if sid.size else solvers.clear()
+    return labels.with_columns(pl.Series("x", xs[last], dtype=pl.Float64), pl.Series("fraction", total[last] / pairs))
+
+
+def _target_gains(rid: np.ndarray, values: np.ndarray, targets: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Targets newly met at each point of runs sorted by (run, runtime): best-so-far counts."""
+    ascending = np.sort(np.asarray(targets, dtype=float))
+    met = ascending.size - np.searchsorted(ascending, values, side="left")
+    if met.size == 0:
+        return rid, met
+    # A running maximum restarted at each run: offsetting runs by more than any count makes
+    # one global accumulate do it (runs are sorted, so offsets only grow).
+    offset = rid.astype(np.int64) * (ascending.size + 1)
+    best = np.maximum.accumulate(met + offset) - offset
+    previous = np.concatenate([[0], best[:-1]])
+    previous[np.concatenate([[True], rid[1:] != rid[:-1]])] = 0
+    return rid, best - previous
+
+
+def _ecdf_runs(runs: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
+    """Counted runs of problems where some run measured suboptimality."""
+    lazy = prepare(runs).filter(pl.col("counted"))
+    measured = (
+        lazy.group_by(*PROBLEM_KEYS).agg(pl.col("suboptimality").is_not_null().any().alias("_measured"))
+        .filter(pl.col("_measured"))
+        .drop("_measured")
+    )
+    return lazy.join(measured, on=list(PROBLEM_KEYS), how="semi", nulls_equal=True).select(
+        "run_id", *PROBLEM_KEYS, *SOLVER_KEYS
+    ).collect()
+
+
+def ecdf_summary(curve: pl.DataFrame, *, solvers: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Per solver: the fraction of target pairs met at the end, and the area under the ECDF.
+
+    The area is taken over log10 of the runtime, from the smallest positive runtime in
+    ``curve`` to the largest, normalized to [0, 1] (COCO's aggregated area). ``solvers``
+    (``SOLVER_KEYS`` columns) adds the solvers that met no target, with zeros.
+    """
+    solver = list(SOLVER_KEYS)
+    positive = curve.filter(pl.col("x") > 0)
+    lo = np.log10(positive["x"].min()) if not positive.is_empty() else 0.0
+    hi = np.log10(positive["x"].max()) if not positive.is_empty() else 0.0
+    rows = []
+    for key, group in curve.group_by(*solver, maintain_order=True):
+        xs, fs = group["x"].to_numpy(), group["fraction"].to_numpy()
+        final = float(fs[-1]) if fs.size else 0.0
+        rows.append({**dict(zip(solver, key)), "ecdf_final": final, "ecdf_area": _log_area(xs, fs, lo, hi)})
+    schema = {**{k: pl.String for k in solver}, "ecdf_final": pl.Float64, "ecdf_area": pl.Float64}
+    table = pl.DataFrame(rows, schema=schema)
+    if solvers is not None:
+        missing = solvers.select(solver).unique().join(table, on=solver, how="anti", nulls_equal=True)
+        zeros = missing.with_columns(pl.lit(0.0).alias("ecdf_final"), pl.lit(0.0).alias("ecdf_area"))
+        table = pl.concat([table, zeros])
+    return table.sort(["ecdf_area", "ecdf_final", *solver], descending=[True, True, False, False], nulls_last=True)
+
+
+def _log_area(xs: np.ndarray, fs: np.ndarray, lo: float, hi: float) -> float | None:
+    if hi <= lo:
+        return float(fs[-1]) if fs.size else 0.0
+    logs = np.log10(np.clip(xs, 10.0**lo, None))
+    edges = np.append(logs, hi)
+    widths = np.clip(np.diff(edges), 0.0, None)
+    return float(np.sum(widths * fs) / (hi - lo))
+
+
+# -- the report -------------------------------------------------------------------------------
+
+
+def report(
+    runs: pl.DataFrame | pl.LazyFrame,
+    *,
+    traces: pl.DataFrame | pl.LazyFrame | None = None,
+    n_boot: int = 2000,
+    taus: Sequence[float] = (1.0, 1.5, 2.0, 3.0, 4.0),
+) -> dict[str, pl.DataFrame]:
+    """Every table of the scoring, as ``harness report`` prints them and the leaderboard shows.
+
+    Parameters
+    ----------
+    runs
+        The store's runs (``read_runs`` or ``scan_runs``).
+    traces
+        Their traces; when given, the ECDF summary is included.
+    n_boot
+        Bootstrap resamples of the intervals.
+    taus
+        Where the ``profiles`` table reads the profiles.
+
+    Returns
+    -------
+    dict[str, polars.DataFrame]
+        ``"tasks"``: :func:`task_table` (one row per configuration, ranked within problems);
+        ``"scores"``: :func:`profile_scores` (one row per solver, best first);
+        ``"profiles"``: rho at each of ``taus``, one column per tau (``rho@1.5``...);
+        ``"ecdf"`` (with ``traces``): :func:`ecdf_summary`. Column labels: :data:`LABELS`.
+    """
+    tasks = task_table(runs, n_boot=n_boot)
+    ratios = performance_ratios(tasks)
+    scores = profile_scores(ratios)
+    profiles = performance_profiles(ratios, taus=taus)
+    wide = _wide_profiles(profiles, taus)
+    tables = {"tasks": tasks, "scores": scores, "profiles": wide}
+    if traces is not None:
+        solvers = prepare(runs).filter(pl.col("counted")).select(SOLVER_KEYS).unique().collect()
+        tables["ecdf"] = ecdf_summary(ecdf(traces, runs), solvers=solvers)
+    return tables
+
+
+def _wide_profiles(profiles: pl.DataFrame, taus: Sequence[float]) -> pl.DataFrame:
+    solver = list(SOLVER_KEYS)
+    if profiles.is_empty():
+        return pl.DataFrame(schema={**{k: pl.String for k in solver}, **{f"rho@{t:g}": pl.Float64 for t in taus}})
+    columns = [
+        pl.col("rho").filter(pl.col("tau") == float(t)).first().alias(f"rho@{t:g}") for t in taus
+    ]
+    return profiles.group_by(*solver, maintain_order=True).agg(columns).sort(solver)
+
+
+# -- views for plots --------------------------------------------------------------------------
+
+
+def convergence_bands(
+    traces: pl.DataFrame | pl.LazyFrame,
+    runs: pl.DataFrame | pl.LazyFrame,
+    *,
+    value: str = "suboptimality",
+    x: Literal["time_s", "step", "oracle_calls"] = "time_s",
+    points: int = 80,
+    quantiles: tuple[float, float] = (0.1, 0.9),
+) -> pl.DataFrame:
+    """Per solver: the median and a quantile band over runs of ``value`` along ``x``.
+
+    Each run's value is read on a common grid (the distinct ``x`` values when there are at most
+    ``2 * points`` of them, else ``points`` evenly spaced ones) as its last evaluation at or
+    before the grid point (a run that stopped keeps its last value; one
+    that failed keeps its non-finite value, which counts as infinite in the quantiles).
+
+    Returns
+    -------
+    polars.DataFrame
+        ``SOLVER_KEYS``, ``x``, ``median``, ``lo``, ``hi``, ``n`` (runs with a value there).
+    """
+    solver = list(SOLVER_KEYS)
+    empty = pl.DataFrame(schema={**{k: pl.String for k in solver}, "x": pl.Float64, "median": pl.Float64,
+                                 "lo": pl.Float64, "hi": pl.Float64, "n": pl.UInt32})
+    lazy = traces.lazy()
+    if value not in lazy.collect_schema().names():
+        return empty
+    points_frame = (
+        lazy.select("run_id", pl.col(x).cast(pl.Float64).alias("x"), pl.col(value).cast(pl.Float64).alias("v"))
+        .drop_nulls("x")
+        .with_columns(pl.col("v").fill_nan(_INF))
+        .join(runs.lazy().select("run_id", *solver), on="run_id", how="inner")
+        .sort("x")
+        .collect()
+    )
+    if points_frame.is_empty():
+        return empty
+    distinct = points_frame["x"].unique().sort()
+    if distinct.len() <= 2 * points:
+        grid = pl.DataFrame({"x": distinct})
+    else:
+        grid = pl.DataFrame({"x": np.linspace(distinct.min(), distinct.max(), points)})
+    left = points_frame.select("run_id", *solver).unique().join(grid, how="cross").sort("x")
+    sampled = left.join_asof(
+        points_frame.select("run_id", "x", "v"), on="x", by="run_id", strategy="backward", check_sortedness=False
+    )
+    low, high = quantiles
+    return (
+        sampled.drop_nulls("v")
+        .group_by(*solver, "x")
+        .agg(
+            pl.col("v").median().alias("median"),
+            pl.col("v").quantile(low, "lower").alias("lo"),
+            pl.col("v").quantile(high, "higher").alias("hi"),
+            pl.len().alias("n"),
+        )
+        .sort(*solver, "x")
+    )
+
+
+def probe_columns(traces: pl.DataFrame | pl.LazyFrame, metrics: Iterable[str] = ()) -> list[str]:
+    """The numeric trace columns that are neither standard, oracle counts nor metrics: probes."""
+    from harness.store import TRACE_COLUMNS
+
+    schema = traces.lazy().collect_schema()
+    skip = set(TRACE_COLUMNS) | set(metrics) | {"suboptimality", "objective"}
+    return [
+        name for name, dtype in schema.items()
+        if name not in skip and not name.startswith("calls_") and dtype.is_numeric()
+    ]
+
+
+def hardware_speedups(runs: pl.DataFrame | pl.LazyFrame, *, baseline: str | None = None) -> pl.DataFrame:
+    """Per configuration and hardware profile: median times, and speedups over ``baseline``.
+
+    Parameters
+    ----------
+    runs
+        Runs of one or more tasks.
+    baseline
+        The reference profile; default ``"cpu"`` when present, else a profile whose runs name
+        no GPU, else the first by name.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``task``, ``task_params``, ``SOLVER_KEYS``, ``hyperparameters``, ``hardware``,
+        ``median_time_to_target_s``, ``median_time_per_step_s`` (timed seconds over steps 2..N
+        of runs that did not fail), ``speedup_time_to_target`` and ``speedup_per_step``
+        (baseline's median over this profile's; null where either is missing). Empty when the
+        runs hold fewer than two profiles.
+    """
+    lazy = prepare(runs).filter(pl.col("counted"))
+    names = lazy.collect_schema().names()
+    profiles = lazy.select("hardware").unique().collect()["hardware"].drop_nulls().sort().to_list()
+    keys = ["task", "task_params", *SOLVER_KEYS, "hyperparameters"]
+    if len(profiles) < 2:
+        return pl.DataFrame(schema={k: pl.String for k in (*keys, "hardware")})
+    if baseline is None:
+        baseline = _baseline_profile(lazy, profiles, has_gpu="gpu" in names)
+    per_step = (pl.col("timed_s") / (pl.col("steps") - 1)).filter(~pl.col("failed") & (pl.col("steps") > 1))
+    table = lazy.group_by(*keys, "hardware").agg(
+        pl.col("scored_time_to_target_s").median().alias("median_time_to_target_s"),
+        per_step.median().alias("median_time_per_step_s"),
+    ).collect()
+    base = table.filter(pl.col("hardware") == baseline).select(
+        *keys,
+        pl.col("median_time_to_target_s").alias("_base_ttt"),
+        pl.col("median_time_per_step_s").alias("_base_step"),
+    )
+    ttt = pl.col("median_time_to_target_s")
+    joined = table.join(base, on=keys, how="left", nulls_equal=True).with_columns(
+        pl.when(pl.col("_base_ttt").is_finite() & ttt.is_finite()).then(pl.col("_base_ttt") / ttt)
+        .alias("speedup_time_to_target"),
+        (pl.col("_base_step") / pl.col("median_time_per_step_s")).alias("speedup_per_step"),
+    )
+    return joined.drop("_base_ttt", "_base_step").sort(*keys, "hardware", nulls_last=True)
+
+
+def _baseline_profile(lazy: pl.LazyFrame, profiles: list[str], *, has_gpu: bool) -> str:
+    if "cpu" in profiles:
+        return "cpu"
+    if has_gpu:
+        without = lazy.group_by("hardware").agg(pl.col("gpu").is_null().all()).filter(pl.col("gpu")).collect()
+        candidates = sorted(without["hardware"].drop_nulls().to_list())
+        if candidates:
+            return candidates[0]
+    return profiles[0]
+
+
+def report_store(
+    store: str | os.PathLike[str], *, traces: bool = True, n_boot: int = 2000
+) -> dict[str, pl.DataFrame]:
+    """:func:`report` of a store directory, read lazily (parts scanned, only needed columns).
+
+    Parameters
+    ----------
+    store
+        The store directory.
+    traces
+        Include the ECDF summary (reads the traces' ``run_id``, ``time_s`` and
+        ``suboptimality`` columns).
+    n_boot
+        Bootstrap resamples of the intervals.
+    """
+    from harness.store import scan_runs, scan_traces
+
+    runs = scan_runs(store).collect()
+    return report(runs, traces=scan_traces(store) if traces else None, n_boot=n_boot)
+
+
+def display_tables(tables: Mapping[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
+    """:func:`report`'s tables as text, ready to print: labelled columns, intervals as ``[lo, hi]``.
+
+    Every value is a string (``inf`` for infinite, ``-`` for missing); column names carry the
+    direction arrows and units of :data:`LABELS`. ``harness report`` prints these with rich.
+    """
+    shown: dict[str, pl.DataFrame] = {}
+    if "scores" in tables:
+        scores = tables["scores"]
+        shown["scores"] = _texts(scores, ["rank", "method", "framework", "score", "solved", "wins", "n_problems"])
+    if "profiles" in tables:
+        shown["profiles"] = _texts(tables["profiles"], tables["profiles"].columns)
+    if "tasks" in tables:
+        tasks = tables["tasks"]
+        varying = varying_parameters(tasks.select("task", "task_params").rows())
+        problem = [problem_label(*row, show=varying.get(row[0], set())) for row in tasks.select(PROBLEM_KEYS).rows()]
+        tasks = tasks.with_columns(
+            pl.Series("problem", problem, dtype=pl.String),
+            _interval("time_to_target_lo", "time_to_target_hi").alias("time CI [s]"),
+            _interval("suboptimality_lo", "suboptimality_hi").alias("subopt. CI"),
+        )
+        shown["tasks"] = _texts(tasks, ["problem", "rank", "stat_rank", "label", "median_time_to_target_s",
+                                        "time CI [s]", "median_suboptimality", "subopt. CI", "unit", "tied_with",
+                                        "n_runs", "n_failed", "failures", "n_skipped"])
+    if "ecdf" in tables:
+        shown["ecdf"] = _texts(tables["ecdf"], ["method", "framework", "ecdf_final", "ecdf_area"])
+    return shown
+
+
+def _texts(frame: pl.DataFrame, columns: Sequence[str]) -> pl.DataFrame:
+    out = {}
+    for name in columns:
+        column = frame[name]
+        values = [_text(v) for v in column.to_list()]
+        out[LABELS.get(name, name)] = pl.Series(values, dtype=pl.String)
+    return pl.DataFrame(out)
+
+
+def _text(value: object) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "-"
+    if isinstance(value, float):
+        return "inf" if np.isinf(value) else f"{value:.4g}"
+    return str(value)
+
+
+def _interval(lo: str, hi: str) -> pl.Expr:
+    def text(column: str) -> pl.Expr:
+        value = pl.col(column)
+        return (
+            pl.when(value.is_null()).then(pl.lit("-"))
+            .when(value.is_infinite()).then(pl.lit("inf"))
+            .otherwise(value.map_elements(lambda v: f"{v:.3g}", return_dtype=pl.String))
+        )
+
+    return pl.format("[{}, {}]", text(lo), text(hi))

@@ -1,0 +1,33 @@
+"""The harness leaderboard (Streamlit): ``streamlit run leaderboard/app.py -- --store DIR``.
+
+Pages: Overview (ranking by performance-profile score), Task, Method, Runs, ECDF. The store
+is read only; the sidebar's filters (hardware profile, framework, task family) apply to
+every page.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+import lbkit
+import streamlit as st
+
+st.set_page_config(page_title="harness leaderboard", layout="wide")
+
+PAGES = [
+    st.Page(str(HERE / "views" / "overview.py"), title="Overview", default=True),
+    st.Page(str(HERE / "views" / "task.py"), title="Task", url_path="task"),
+    st.Page(str(HERE / "views" / "method.py"), title="Method", url_path="method"),
+    st.Page(str(HERE / "views" / "runs.py"), title="Runs", url_path="runs"),
+    st.Page(str(HERE / "views" / "ecdf.py"), title="ECDF", url_path="ecdf"),
+]
+
+page = st.navigation(PAGES)
+st.sidebar.caption("Filters (none picked: all)")
+lbkit.sidebar_filters()
+page.run()

@@ -1,0 +1,367 @@
+"""The leaderboard's shared pieces: settings, cached loading, filters, tables and charts.
+
+Loading is cached per store path and a cheap fingerprint of the store (directory times and
+entry counts), so a store that gains runs is re-read and an unchanged one never is. The raw
+runs frame is a cache resource (no copy per rerun); aggregates are ``st.cache_data``.
+The overview never reads traces.
+
+Every string that comes from a store or a YAML file is data: it goes through ``st.dataframe``,
+``st.text``, ``st.code`` or ``escape_markdown``, never through HTML.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import altair as alt
+import numpy as np
+import polars as pl
+import streamlit as st
+
+from harness import score
+from harness.leaderboard import (
+    CATALOG_ENV,
+    STORE_ENV,
+    escape_markdown,
+    method_colour,
+    method_declarations,
+    store_fingerprint,
+)
+from harness.store import scan_runs, scan_traces
+
+#: Sidebar filters: run column -> label.
+FILTERS: dict[str, str] = {"hardware": "Hardware profile", "framework": "Framework", "task_family": "Task family"}
+#: Rows shown at most in the runs explorer's table.
+MAX_ROWS = 2000
+#: Per-run files above which the overview suggests compacting the store.
+COMPACT_HINT = 2000
+#: Floor of log-scaled suboptimality plots (zero and negative values sit on it).
+LOG_FLOOR = 1e-16
+
+Filters = tuple[tuple[str, tuple[str, ...]], ...]
+
+
+# -- settings ---------------------------------------------------------------------------------
+
+
+def settings() -> tuple[Path, tuple[str, ...]]:
+    """The store directory and extra catalog roots: ``-- --store DIR --catalog DIR`` or env."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--store")
+    parser.add_argument("--catalog", action="append", default=[])
+    args, _ = parser.parse_known_args(sys.argv[1:])
+    store = args.store or os.environ.get(STORE_ENV) or "harness-store"
+    env_roots = [r for r in os.environ.get(CATALOG_ENV, "").split(os.pathsep) if r]
+    return Path(store), tuple(args.catalog or env_roots)
+
+
+def store_key() -> tuple[str, tuple[int, int, int, int]]:
+    """The cache key of the store: its path and fingerprint (taken anew on every rerun)."""
+    store, _ = settings()
+    return str(store), store_fingerprint(store)
+
+
+# -- cached loading ---------------------------------------------------------------------------
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _runs(store: str, fingerprint: tuple[int, ...]) -> pl.DataFrame:
+    return scan_runs(store).collect()
+
+
+def runs() -> pl.DataFrame:
+    """Every run of the store (cached until the store changes)."""
+    return _runs(*store_key())
+
+
+def filtered_runs(filters: Filters) -> pl.DataFrame:
+    """The runs that pass the sidebar filters."""
+    return _filter(runs(), filters)
+
+
+def _filter(frame: pl.DataFrame, filters: Filters) -> pl.DataFrame:
+    for column, values in filters:
+        if values and column in frame.columns:
+            frame = frame.filter(pl.col(column).is_in(list(values)))
+    return frame
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _overview(store: str, fingerprint: tuple[int, ...], filters: Filters) -> dict[str, pl.DataFrame]:
+    frame = _filter(_runs(store, fingerprint), filters)
+    table = score.medians(frame)
+    ratios = score.performance_ratios(table)
+    per_solver = table.group_by(*score.SOLVER_KEYS).agg(
+        pl.col("method_family").drop_nulls().first() if "method_family" in table.columns
+        else pl.lit(None, pl.String).alias("method_family"),
+        pl.col("n_runs").sum(), pl.col("n_failed").sum(), pl.col("n_skipped").sum(),
+    )
+    scores = score.profile_scores(ratios).join(per_solver, on=list(score.SOLVER_KEYS), how="left")
+    return {
+        "medians": table,
+        "ratios": ratios,
+        "scores": scores,
+        "profiles": score.profile_steps(ratios),
+    }
+
+
+def overview(filters: Filters) -> dict[str, pl.DataFrame]:
+    """Medians, ratios, scores and profiles of the filtered runs (no traces, no bootstrap)."""
+    return _overview(*store_key(), filters)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _task_table(store: str, fingerprint: tuple[int, ...], filters: Filters, task: str) -> pl.DataFrame:
+    return score.task_table(_filter(_runs(store, fingerprint), filters).filter(pl.col("task") == task))
+
+
+def task_table(filters: Filters, task: str) -> pl.DataFrame:
+    """Ranked configurations of ``task`` with bootstrap intervals and ties."""
+    return _task_table(*store_key(), filters, task)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _method_table(store: str, fingerprint: tuple[int, ...], filters: Filters, method: str) -> pl.DataFrame:
+    frame = _filter(_runs(store, fingerprint), filters)
+    tasks = frame.filter(pl.col("method") == method)["task"].unique().to_list()
+    table = score.task_table(frame.filter(pl.col("task").is_in(tasks)))
+    sizes = table.group_by(*score.PROBLEM_KEYS).agg(pl.len().alias("configurations"))
+    return table.join(sizes, on=list(score.PROBLEM_KEYS), how="left", nulls_equal=True).filter(
+        pl.col("method") == method
+    )
+
+
+def method_table(filters: Filters, method: str) -> pl.DataFrame:
+    """The task-table rows of ``method`` on every problem it ran, with the problem's size."""
+    return _method_table(*store_key(), filters, method)
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _task_traces(store: str, fingerprint: tuple[int, ...], filters: Filters, task: str) -> pl.DataFrame:
+    ids = _filter(_runs(store, fingerprint), filters).filter(pl.col("task") == task)["run_id"].to_list()
+    return scan_traces(store, ids).collect()
+
+
+def task_traces(filters: Filters, task: str) -> pl.DataFrame:
+    """The traces of the filtered runs of ``task``."""
+    return _task_traces(*store_key(), filters, task)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _ecdf(store: str, fingerprint: tuple[int, ...], filters: Filters, x: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    frame = _filter(_runs(store, fingerprint), filters)
+    traces = scan_traces(store, frame["run_id"].to_list())
+    curve = score.ecdf(traces, frame, x=x)  # type: ignore[arg-type]
+    solvers = frame.filter(pl.col("status") != "skipped").select(score.SOLVER_KEYS).unique()
+    return sample_steps(curve, points=200), score.ecdf_summary(curve, solvers=solvers)
+
+
+def ecdf(filters: Filters, x: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Each solver's ECDF sampled at 200 log-spaced runtimes, and its summary (reads traces)."""
+    return _ecdf(*store_key(), filters, x)
+
+
+@st.cache_resource(show_spinner=False)
+def _declarations(roots: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    return method_declarations(roots)
+
+
+def declarations() -> dict[str, dict[str, Any]]:
+    """Method declarations of the catalog (built-in and ``--catalog`` roots), cached."""
+    return _declarations(settings()[1])
+
+
+# -- filters ----------------------------------------------------------------------------------
+
+
+def sidebar_filters() -> Filters:
+    """The sidebar's filters (every value when none is picked)."""
+    frame = runs()
+    chosen = []
+    for column, label in FILTERS.items():
+        options = sorted(frame[column].drop_nulls().unique().to_list()) if column in frame.columns else []
+        picked = st.sidebar.multiselect(label, options, key=f"filter_{column}", placeholder="all")
+        chosen.append((column, tuple(sorted(picked))))
+    return tuple(chosen)
+
+
+def current_filters() -> Filters:
+    """The filters as the sidebar left them (for pages)."""
+    return tuple((c, tuple(sorted(st.session_state.get(f"filter_{c}", [])))) for c in FILTERS)
+
+
+def pick(label: str, options: Sequence[str], *, key: str, param: str, format_func: Any = str) -> str | None:
+    """A selectbox that starts from, and writes back, the URL query parameter ``param``."""
+    if not options:
+        return None
+    wanted = st.query_params.get(param)
+    index = list(options).index(wanted) if wanted in options else 0
+    if key in st.session_state and st.session_state[key] not in options:
+        del st.session_state[key]
+    choice = st.selectbox(label, options, index=index, key=key, format_func=format_func)
+    if choice is not None and st.query_params.get(param) != choice:
+        st.query_params[param] = choice
+    return choice
+
+
+# -- display helpers --------------------------------------------------------------------------
+
+
+def heading(text: str, *, level: int = 2) -> None:
+    """A heading whose text is shown literally (Markdown escaped)."""
+    (st.header if level == 2 else st.subheader)(escape_markdown(text))
+
+
+def loose_files() -> int:
+    """How many runs of the store sit in per-run files (not yet compacted)."""
+    store, _ = settings()
+    try:
+        with os.scandir(store / "runs") as entries:
+            return sum(1 for e in entries if e.name.endswith(".parquet") and not e.name.startswith(("part-", ".")))
+    except FileNotFoundError:
+        return 0
+
+
+def empty_notice(frame: pl.DataFrame) -> bool:
+    """Say so and return True when ``frame`` has no runs."""
+    if frame.is_empty():
+        store, _ = settings()
+        st.info("No runs to show: the store is empty, or the filters exclude every run.")
+        st.text(f"store: {store}")
+        return True
+    return False
+
+
+def number(label: str, *, fmt: str = "%.3g", help: str | None = None) -> Any:
+    """A read-only number column."""
+    return st.column_config.NumberColumn(label, format=fmt, help=help)
+
+
+def text(label: str, *, help: str | None = None) -> Any:
+    """A read-only text column."""
+    return st.column_config.TextColumn(label, help=help)
+
+
+# -- charts -----------------------------------------------------------------------------------
+
+
+def colour(methods: Sequence[str]) -> alt.Scale:
+    """The stable method colour scale (same method, same colour, on every chart)."""
+    domain = sorted(set(methods))
+    return alt.Scale(domain=domain, range=[method_colour(m) for m in domain])
+
+
+def _encode_solver(frame: pl.DataFrame) -> dict[str, Any]:
+    scale = colour(frame["method"].to_list())
+    encodings: dict[str, Any] = {"color": alt.Color("method:N", scale=scale, title="method")}
+    if "framework" in frame.columns and frame["framework"].n_unique() > 1:
+        frameworks = sorted(frame["framework"].drop_nulls().unique().to_list(), key=lambda f: (f != "torch", f))
+        dashes = [[1, 0], [6, 3], [2, 2], [8, 2, 2, 2]]
+        scale = alt.Scale(domain=frameworks, range=[dashes[i % len(dashes)] for i in range(len(frameworks))])
+        encodings["strokeDash"] = alt.StrokeDash("framework:N", title="framework", scale=scale)
+    return encodings
+
+
+def profile_chart(profiles: pl.DataFrame) -> alt.Chart:
+    """Dolan-More profiles: rho(tau) over tau in [1, 4], one step line per solver."""
+    return (
+        alt.Chart(profiles)
+        .mark_line(interpolate="step-after")
+        .encode(
+            x=alt.X("tau:Q", title="τ (time-to-target / best)", scale=alt.Scale(domain=[1, score.TAU_MAX])),
+            y=alt.Y("rho:Q", title="ρ(τ): fraction of problems ↑", scale=alt.Scale(domain=[0, 1])),
+            tooltip=["method:N", "framework:N", alt.Tooltip("tau:Q", format=".3f"), alt.Tooltip("rho:Q", format=".3f")],
+            **_encode_solver(profiles),
+        )
+        .properties(height=340)
+    )
+
+
+def band_chart(bands: pl.DataFrame, *, x_title: str, y_title: str, log_y: bool) -> alt.LayerChart:
+    """Median line and quantile band per solver."""
+    data = bands.with_columns(
+        [_plottable(pl.col(c), log_y).alias(c) for c in ("median", "lo", "hi")]
+    )
+    y_scale = alt.Scale(type="log") if log_y else alt.Scale(zero=False)
+    base = alt.Chart(data).encode(x=alt.X("x:Q", title=x_title), **_encode_solver(data))
+    band = base.mark_area(opacity=0.18).encode(
+        y=alt.Y("lo:Q", scale=y_scale, title=y_title), y2="hi:Q", strokeDash=alt.value([0])
+    )
+    line = base.mark_line().encode(
+        y=alt.Y("median:Q", scale=y_scale, title=y_title),
+        tooltip=["method:N", "framework:N", alt.Tooltip("x:Q", format=".4g"), alt.Tooltip("median:Q", format=".3e"),
+                 alt.Tooltip("lo:Q", format=".3e"), alt.Tooltip("hi:Q", format=".3e"), "n:Q"],
+    )
+    return alt.layer(band, line).properties(height=320)
+
+
+def _plottable(column: pl.Expr, log_y: bool) -> pl.Expr:
+    finite = pl.when(column.is_finite()).then(column)
+    return finite.clip(lower_bound=LOG_FLOOR) if log_y else finite
+
+
+def ecdf_chart(sampled: pl.DataFrame, *, x_title: str) -> alt.Chart:
+    """ECDF step lines over a log runtime axis (of a curve sampled by :func:`sample_steps`)."""
+    return (
+        alt.Chart(sampled)
+        .mark_line(interpolate="step-after")
+        .encode(
+            x=alt.X("x:Q", title=x_title, scale=alt.Scale(type="log")),
+            y=alt.Y("fraction:Q", title="fraction of (run, target) pairs ↑", scale=alt.Scale(domain=[0, 1])),
+            tooltip=["method:N", "framework:N", alt.Tooltip("x:Q", format=".4g"),
+                     alt.Tooltip("fraction:Q", format=".3f")],
+            **_encode_solver(sampled),
+        )
+        .properties(height=340)
+    )
+
+
+def sample_steps(curve: pl.DataFrame, *, points: int) -> pl.DataFrame:
+    """Sample each solver's step function at log-spaced positive x (keeps charts small)."""
+    positive = curve.filter(pl.col("x") > 0)
+    if positive.is_empty():
+        return positive
+    grid = np.unique(np.geomspace(positive["x"].min(), positive["x"].max(), points))
+    solvers = curve.select(score.SOLVER_KEYS).unique()
+    left = solvers.join(pl.DataFrame({"x": grid}), how="cross").sort("x")
+    sampled = left.join_asof(
+        curve.sort("x"), on="x", by=list(score.SOLVER_KEYS), strategy="backward", check_sortedness=False
+    )
+    return sampled.with_columns(pl.col("fraction").fill_null(0.0)).sort(*score.SOLVER_KEYS, "x")
+
+
+def speedup_chart(table: pl.DataFrame) -> alt.Chart:
+    """Per-step speedup of each method on each non-baseline profile."""
+    return (
+        alt.Chart(table)
+        .mark_bar()
+        .encode(
+            x=alt.X("speedup_per_step:Q", title="speedup per step over the baseline ↑ [×]"),
+            y=alt.Y("method:N", title=None),
+            row=alt.Row("hardware:N", title=None),
+            color=alt.Color("method:N", scale=colour(table["method"].to_list()), legend=None),
+            tooltip=["method:N", "framework:N", "hardware:N", alt.Tooltip("speedup_per_step:Q", format=".2f"),
+                     alt.Tooltip("speedup_time_to_target:Q", format=".2f")],
+        )
+    )
+
+
+def show_chart(chart: alt.TopLevelMixin, *, key: str) -> None:
+    """Render an altair chart full width."""
+    st.altair_chart(chart, width="stretch", key=key)
+
+
+def hyper_text(value: str | None) -> str:
+    """Hyperparameters JSON as ``k=v`` pairs (plain text)."""
+    import json
+
+    try:
+        data = json.loads(value) if value else {}
+    except ValueError:
+        return str(value)
+    return ", ".join(f"{k}={v}" for k, v in data.items()) if isinstance(data, Mapping) else str(data)

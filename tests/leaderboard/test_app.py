@@ -1,0 +1,312 @@
+"""Every page of the leaderboard through ``streamlit.testing.v1.AppTest``, on generated stores."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+import polars as pl
+import pytest
+import storegen
+
+from harness import score
+from harness.leaderboard import escape_markdown
+from harness.store import read_runs
+
+PAGES = ("overview", "task", "method", "runs", "ecdf")
+
+
+def goto(at, page: str):
+    at.switch_page(f"views/{page}.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def table(at, *columns: str) -> pd.DataFrame:
+    """The first dataframe on the page with all of ``columns``."""
+    for element in at.dataframe:
+        if set(columns) <= set(element.value.columns):
+            return element.value
+    raise AssertionError(f"no table with columns {columns}: {[list(d.value.columns) for d in at.dataframe]}")
+
+
+def charts(at) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
+
+
+def texts(at) -> list[str]:
+    return [t.value for t in at.text]
+
+
+# -- overview ---------------------------------------------------------------------------------
+
+
+def test_overview_ranks_by_profile_score(app, small_store) -> None:
+    at = app(small_store)
+    ranking = table(at, "rank", "method", "score")
+    expected = score.profile_scores(score.performance_ratios(score.medians(read_runs(small_store))))
+    assert ranking["method"].tolist() == expected["method"].to_list()
+    assert ranking["score"].tolist() == pytest.approx(expected["score"].to_list())
+    assert ranking.iloc[0]["method"] == "lbfgs"
+    assert set(zip(ranking["method"], ranking["framework"])) == {
+        ("lbfgs", "torch"), ("heavy-ball", "torch"), ("adam", "torch"), ("gd", "torch"), ("evil", "torch"),
+        ("adam", "jax"), ("gd", "jax"),
+    }
+    lbfgs = ranking[ranking["method"] == "lbfgs"].iloc[0]
+    assert (lbfgs["n_failed"], lbfgs["n_skipped"]) == (3, 3)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Runs"] == "66" and metrics["Failed runs"] == "6" and metrics["Tasks"] == "4"
+    ratios = table(at, "problem")
+    assert ratios["problem"].tolist() == ["logreg[d=20]@cpu", "logreg[d=20]@gpu", "rastrigin[d=20]@cpu",
+                                          "softmax[d=20]@cpu"]
+    assert math.isinf(ratios.set_index("problem").loc["rastrigin[d=20]@cpu", "lbfgs/torch"])
+    (profile,) = charts(at)
+    assert profile["encoding"]["x"]["scale"]["domain"] == [1, 4]
+    assert escape_markdown("tensor-pca") in " ".join(c.value for c in at.caption)  # the untargeted task is named
+
+
+def test_overview_columns_carry_direction_and_units(app, small_store) -> None:
+    at = app(small_store)
+    spec = at.dataframe[0].proto.columns
+    labels = json.loads(spec)
+    assert labels["score"]["label"] == "profile score ↑ [0-1]"
+    assert labels["n_failed"]["label"] == "failed ↓"
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "solvers", "problems"),
+    [
+        ("hardware", "gpu", {("lbfgs", "torch"), ("heavy-ball", "torch"), ("adam", "torch"), ("gd", "torch")}, 1),
+        ("framework", "jax", {("adam", "jax"), ("gd", "jax")}, 1),
+        ("task_family", "global", {("lbfgs", "torch"), ("heavy-ball", "torch"), ("adam", "torch"), ("gd", "torch")}, 1),
+    ],
+)
+def test_overview_filters(app, small_store, column, value, solvers, problems) -> None:
+    at = app(small_store)
+    at.sidebar.multiselect(key=f"filter_{column}").select(value).run()
+    assert not at.exception
+    ranking = table(at, "rank", "method", "score")
+    assert set(zip(ranking["method"], ranking["framework"])) == solvers
+    assert set(ranking["n_problems"]) == {problems}
+    if value == "global":
+        assert ranking.iloc[-1]["method"] == "lbfgs" and ranking.iloc[-1]["score"] == 0.0
+
+
+def test_filters_apply_on_every_page(app, small_store) -> None:
+    at = app(small_store)
+    at.sidebar.multiselect(key="filter_framework").select("jax").run()
+    goto(at, "runs")
+    runs = table(at, "run_id", "status")
+    assert set(runs["framework"]) == {"jax"} and len(runs) == 6
+    goto(at, "task")
+    assert at.selectbox(key="task_choice").options == ["logreg"]
+
+
+# -- task -------------------------------------------------------------------------------------
+
+
+def test_task_page_ranking_intervals_ties_and_plots(app, small_store) -> None:
+    at = goto(app(small_store), "task")
+    assert at.selectbox(key="task_choice").value == "logreg"
+    ranking = table(at, "problem", "rank", "stat_rank", "tied_with")
+    cpu = ranking[ranking["problem"] == "logreg[d=20]@cpu"]
+    assert cpu.iloc[0]["label"] == "lbfgs/torch" and cpu.iloc[0]["rank"] == 1
+    assert (cpu["median_time_to_target_s"] >= cpu["time_to_target_lo"]).all()
+    assert (cpu["median_time_to_target_s"] <= cpu["time_to_target_hi"]).all()
+    tied = cpu.set_index("label")["tied_with"]
+    assert "adam/torch" in tied["adam/jax"]
+    gpu = ranking[ranking["problem"] == "logreg[d=20]@gpu"].set_index("label")
+    assert gpu.loc["adam", "failures"] == "oom×1" and gpu.loc["adam", "n_failed"] == 1
+    specs = charts(at)
+    # convergence vs time and vs step, hardware speedups, two probes
+    assert len(specs) == 5
+    titles = [s["layer"][1]["encoding"]["y"]["title"] for s in specs if "layer" in s]
+    assert titles[:2] == ["suboptimality ↓ [nats]"] * 2
+    assert titles[2:] == ["hessian-top/lambda_max", "ghost-radius/r"]
+    assert specs[0]["layer"][1]["encoding"]["y"]["scale"]["type"] == "log"
+    speed = table(at, "speedup_per_step")
+    assert speed[speed["hardware"] == "gpu"]["speedup_per_step"].min() > 5
+
+
+def test_task_page_switching_task_shows_failures(app, small_store) -> None:
+    at = goto(app(small_store), "task")
+    at.selectbox(key="task_choice").select("rastrigin").run()
+    assert not at.exception
+    ranking = table(at, "problem", "rank", "failures").set_index("label")
+    assert ranking.loc["lbfgs", "failures"] == "error×3"
+    assert math.isinf(ranking.loc["lbfgs", "median_time_to_target_s"])
+    assert ranking.loc["lbfgs", "rank"] == 4
+    assert at.query_params["task"] == "rastrigin"  # a deep link to this task
+    assert "one hardware profile" in " ".join(c.value for c in at.caption)
+    assert "No evaluation point (not plotted): lbfgs (error×3)" in texts(at)
+
+
+def test_task_page_problem_choice_and_metric(app, small_store) -> None:
+    at = goto(app(small_store), "task")
+    at.selectbox(key="task_problem").select("logreg[d=20]@gpu").run()
+    at.selectbox(key="task_metric").select("objective").run()
+    assert not at.exception
+    legend = charts(at)[0]["layer"][0]["encoding"]["color"]["scale"]["domain"]
+    assert legend == ["adam", "gd", "heavy-ball", "lbfgs"]  # gpu runs only
+
+
+def test_task_without_suboptimality_or_target(app, small_store) -> None:
+    at = goto(app(small_store), "task")
+    at.selectbox(key="task_choice").select("tensor-pca").run()
+    assert not at.exception
+    ranking = table(at, "problem", "rank", "n_skipped").set_index("label")
+    assert ranking.loc["lbfgs", "n_skipped"] == 3 and pd.isna(ranking.loc["lbfgs", "rank"])
+    assert at.selectbox(key="task_metric").options == ["objective", "overlap"]
+
+
+# -- method -----------------------------------------------------------------------------------
+
+
+def test_method_page_wins_failures_and_errors(app, small_store) -> None:
+    at = goto(app(small_store), "method")
+    at.selectbox(key="method_choice").select("lbfgs").run()
+    assert not at.exception
+    wins = table(at, "problem", "configurations", "stat_rank")
+    assert set(wins["problem"]) == {"logreg[d=20]@cpu", "logreg[d=20]@gpu", "softmax[d=20]@cpu"}
+    errors = table(at, "error", "seed")
+    assert set(errors["status"]) == {"error"} and "line search failed" in errors["error"].iloc[0]
+    fails = [d.value for d in at.dataframe if "problem" in d.value.columns][1]
+    assert fails["problem"].tolist() == ["rastrigin[d=20]@cpu"]
+    hyper = table(at, "hyperparameters", "tasks")
+    assert hyper["hyperparameters"].tolist() == ['{"history": 10}']
+
+
+def test_method_page_shows_declaration_texts_literally(app, small_store, xss_catalog) -> None:
+    at = goto(app(small_store, xss_catalog), "method")
+    at.selectbox(key="method_choice").select("evil").run()
+    assert not at.exception
+    assert f"Name: {storegen.XSS}" in texts(at)
+    assert any(storegen.XSS in c.value and c.language == "yaml" for c in at.code)
+    assert not at.get("html") and not any("<img" in m.value for m in at.markdown)
+    at = goto(at, "overview")
+    ranking = table(at, "rank", "method", "name")
+    assert ranking.set_index("method").loc["evil", "name"] == storegen.XSS
+
+
+def test_method_without_declaration_falls_back_to_the_store(app, small_store) -> None:
+    at = goto(app(small_store), "method")
+    at.selectbox(key="method_choice").select("evil").run()
+    assert "Family: test" in texts(at)
+    assert "No declaration" in " ".join(c.value for c in at.caption)
+
+
+# -- runs -------------------------------------------------------------------------------------
+
+
+def test_runs_explorer_lists_every_run_with_errors_and_environment(app, small_store) -> None:
+    at = goto(app(small_store), "runs")
+    runs = table(at, "run_id", "status", "error", "git_commit", "host")
+    assert len(runs) == 69
+    assert set(runs["status"]) == {"reached_target", "completed", "diverged", "error", "timeout", "oom", "skipped"}
+    at.multiselect(key="runs_status").select("error").select("oom").run()
+    filtered = table(at, "run_id", "status")
+    assert sorted(filtered["status"]) == ["error", "error", "error", "oom"]
+    at.selectbox(key="runs_detail").select(filtered[filtered["status"] == "oom"]["run_id"].iloc[0]).run()
+    assert any("CUDA out of memory" in c.value for c in at.code)
+    environment = json.loads(next(c.value for c in at.code if c.language == "json"))
+    assert environment["git_commit"] == "0123456789abcdef" and environment["versions"]["torch"] == "2.5"
+    at.multiselect(key="runs_status").set_value([]).run()
+    at.text_input(key="runs_search").input("exhausted").run()
+    assert table(at, "run_id", "status")["status"].tolist() == ["timeout"]
+
+
+# -- ECDF -------------------------------------------------------------------------------------
+
+
+def test_ecdf_page(app, small_store) -> None:
+    at = goto(app(small_store), "ecdf")
+    summary = table(at, "ecdf_final", "ecdf_area")
+    runs = read_runs(small_store)
+    from harness.store import read_traces
+
+    expected = score.report(runs, traces=read_traces(small_store), n_boot=10)["ecdf"]
+    assert summary["method"].tolist() == expected["method"].to_list()
+    assert summary["ecdf_final"].tolist() == pytest.approx(expected["ecdf_final"].to_list())
+    (chart,) = charts(at)
+    assert chart["encoding"]["x"]["scale"]["type"] == "log"
+    at.radio(key="ecdf_axis").set_value("step").run()
+    assert not at.exception and charts(at)[0]["encoding"]["x"]["title"] == "steps (log)"
+
+
+# -- empty and failing stores -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_on_an_empty_store(app, empty_store, page) -> None:
+    at = goto(app(empty_store), page)
+    assert "No runs to show" in at.info[0].value
+    assert not at.dataframe and not charts(at)
+
+
+def test_a_missing_store_directory_is_not_created(app, tmp_path) -> None:
+    missing = tmp_path / "nowhere"
+    at = app(missing)
+    assert "No runs to show" in at.info[0].value
+    assert not missing.exists()
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_on_a_store_of_failures(app, failures_store, page) -> None:
+    at = goto(app(failures_store), page)
+    rows = read_runs(failures_store)
+    if page == "overview":
+        ranking = table(at, "rank", "method", "score")
+        assert set(ranking["score"]) == {0.0} and set(ranking["solved"]) == {0.0}
+        assert {m.label: m.value for m in at.metric}["Failed runs"] == str(rows.height)
+    elif page == "task":
+        ranking = table(at, "problem", "rank", "failures")
+        assert (ranking["n_failed"] == ranking["n_runs"]).all()
+        assert ranking["median_time_to_target_s"].map(math.isinf).all()
+    elif page == "method":
+        assert "error" in set(table(at, "error", "seed")["status"])
+    elif page == "runs":
+        assert len(table(at, "run_id", "status")) == rows.height
+    else:
+        summary = table(at, "ecdf_final", "ecdf_area")
+        assert set(summary["method"]) == set(rows.filter(pl.col("status") != "skipped")["method"])
+
+
+def test_escape_markdown_shows_literal_text() -> None:
+    raw = "**bold** <img src=x onerror=alert(1)> [link](http://x) :red[c] $x$ `code`\nline"
+    escaped = escape_markdown(raw)
+    assert "\n" not in escaped
+    assert all(f"\\{c}" in escaped for c in "*<>[]()`:$")
+    assert escaped.replace("\\", "") == raw.replace("\n", " ")
+
+
+def test_heading_of_a_markup_task_id_is_escaped(app, tmp_path) -> None:
+    from harness.store import Store
+
+    row, trace = storegen.simulate("logreg", "gd", seed=0)
+    Store(tmp_path).write_run({**row, "task": "**bold**<b>"}, trace)
+    at = goto(app(tmp_path), "task")
+    assert at.header[0].value == escape_markdown("**bold**<b>  (convex)")
+
+
+def test_store_changes_are_picked_up(app, tmp_path) -> None:
+    from harness.store import Store
+
+    store = Store(tmp_path)
+    row, trace = storegen.simulate("logreg", "gd", seed=0)
+    store.write_run(row, trace)
+    at = app(tmp_path)
+    assert {m.label: m.value for m in at.metric}["Runs"] == "1"
+    row, trace = storegen.simulate("logreg", "adam", seed=0)
+    store.write_run({**row, "run_id": "another"}, trace)
+    at.run()
+    assert {m.label: m.value for m in at.metric}["Runs"] == "2"
+    assert pl.DataFrame(table(at, "rank", "method")).height == 2
+
+
+def test_overview_suggests_compacting_a_large_uncompacted_store(app, small_store, monkeypatch) -> None:
+    import lbkit
+
+    monkeypatch.setattr(lbkit, "COMPACT_HINT", 10)
+    at = app(small_store)
+    assert "69 runs are stored one file each" in at.warning[0].value

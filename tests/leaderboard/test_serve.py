@@ -1,0 +1,100 @@
+"""``harness.leaderboard``: the server command, its lifetime, and the app's plain helpers."""
+
+from __future__ import annotations
+
+import itertools
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+import storegen
+
+from harness import leaderboard
+from harness.store import Store
+
+
+def test_streamlit_command_is_headless_loopback_and_quiet(tmp_path: Path) -> None:
+    command = leaderboard.streamlit_command(tmp_path, port=8600, catalog=[tmp_path / "cat"])
+    pairs = dict(itertools.pairwise(command))
+    assert pairs["--server.address"] == "127.0.0.1" and pairs["--server.port"] == "8600"
+    assert pairs["--server.headless"] == "true" and pairs["--browser.gatherUsageStats"] == "false"
+    assert command[command.index("--") + 1 :] == ["--store", str(tmp_path.resolve()), "--catalog",
+                                                  str((tmp_path / "cat").resolve())]
+    assert leaderboard.app_path().name == "app.py"
+
+
+def test_method_colours_are_stable_and_from_the_palette() -> None:
+    colours = {m: leaderboard.method_colour(m) for m in ("gd", "adam", "lbfgs", "muon")}
+    assert colours == {m: leaderboard.method_colour(m) for m in colours}
+    assert set(colours.values()) <= set(leaderboard.PALETTE)
+    code = "from harness.leaderboard import method_colour; print(method_colour('adam'))"
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={"PYTHONHASHSEED": "123", "PATH": ""})
+    assert other.stdout.strip() == colours["adam"]  # not Python's salted hash
+
+
+def test_fingerprint_changes_when_runs_are_added(tmp_path: Path) -> None:
+    assert leaderboard.store_fingerprint(tmp_path / "missing") == (0, 0, 0, 0)
+    store = Store(tmp_path)
+    before = leaderboard.store_fingerprint(tmp_path)
+    row, trace = storegen.simulate("logreg", "gd", seed=0)
+    store.write_run(row, trace)
+    after = leaderboard.store_fingerprint(tmp_path)
+    assert after != before and after[1] == after[3] == 1
+
+
+def test_method_declarations_read_each_file_alone(tmp_path: Path) -> None:
+    storegen.write_method_yaml(tmp_path, "evil", name=storegen.XSS)
+    broken = tmp_path / "methods" / "test" / "broken.yaml"
+    broken.write_text("id: broken\nname: [unclosed\n")
+    found = leaderboard.method_declarations([tmp_path], builtin=False)
+    assert list(found) == ["evil"]
+    assert found["evil"]["name"] == storegen.XSS and "onerror" in found["evil"]["yaml"]
+    assert found["evil"]["hyperparameters"] == {"lr": 1.0}
+
+
+def test_serve_stops_its_server_when_terminated(small_store: Path) -> None:
+    from test_browser import free_port, wait_healthy
+
+    port = free_port()
+    parent = subprocess.Popen([sys.executable, "-m", "harness.leaderboard", "--store", str(small_store),
+                               "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}", parent)
+        children = psutil.Process(parent.pid).children(recursive=True)
+        assert children, "no streamlit child"
+        parent.send_signal(signal.SIGTERM)  # the parent alone, as a service manager would
+        assert parent.wait(timeout=30) == 0
+        _, alive = psutil.wait_procs(children, timeout=15)
+        assert not alive
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+
+
+@pytest.mark.parametrize("argv", [["--store", "s", "--port", "1", "--host", "0.0.0.0", "--catalog", "c"]])
+def test_main_passes_its_options_to_serve(monkeypatch: pytest.MonkeyPatch, argv: list[str]) -> None:
+    seen = {}
+
+    def fake(store, **options):
+        seen.update(store=store, **options)
+        return 0
+
+    monkeypatch.setattr(leaderboard, "serve", fake)
+    assert leaderboard.main(argv) == 0
+    assert seen == {"store": Path("s"), "port": 1, "host": "0.0.0.0", "catalog": [Path("c")]}
+
+
+def test_report_tables_print_store_texts_literally(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    row, trace = storegen.simulate("logreg", "gd", seed=0)
+    Store(tmp_path).write_run({**row, "method": "[bold]gd[/bold]", "task_params": '{"d": 20}'}, trace)
+    console = Console(width=300, record=True)
+    for table in leaderboard.report_tables(tmp_path, n_boot=50):
+        console.print(table)
+    text = console.export_text()
+    assert "[bold]gd[/bold]" in text and "logreg[d=20]@cpu" in text and "time to target ↓ [s]" in text
