@@ -47,9 +47,9 @@ from harness.store import dumps
 
 __all__ = [
     "DIVERGENCE_FACTOR",
+    "STATUSES",
     "Collective",
     "RunResult",
-    "STATUSES",
     "build_method",
     "execute_run",
     "failed_result",
@@ -104,8 +104,11 @@ class Collective(Protocol):
         """Rank 0's ``value`` (a picklable object), on every rank."""
         ...
 
-    def make_oracle(self, problem: Any, backend: Any, *, capabilities: frozenset[str], max_calls: int | None) -> Any:
-        """The oracle of this rank: over its shard of ``problem``, reduced over the ranks."""
+    def make_oracle(self, problem: Any, backend: Any, **options: Any) -> Any:
+        """The oracle of this rank: over its shard of ``problem``, reduced over the ranks.
+
+        ``options`` go to ``backend.make_oracle`` (capabilities, call budget, ...).
+        """
         ...
 
 
@@ -121,8 +124,8 @@ class _Solo:
     def broadcast(self, value: Any) -> Any:
         return value
 
-    def make_oracle(self, problem: Any, backend: Any, *, capabilities: frozenset[str], max_calls: int | None) -> Any:
-        return backend.make_oracle(problem, capabilities=capabilities, max_calls=max_calls)
+    def make_oracle(self, problem: Any, backend: Any, **options: Any) -> Any:
+        return backend.make_oracle(problem, **options)
 
 
 def hardware_unavailable(profile: HardwareProfile) -> str | None:
@@ -422,7 +425,7 @@ class _Runner:
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
 
 
 def _error_text(exc: BaseException) -> str:

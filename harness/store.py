@@ -14,6 +14,15 @@ afterwards. ``harness bench`` skips the run ids already present, so an interrupt
 resumes without redoing or losing a finished run. Any Parquet tool reads the files;
 ``schema_version`` names the layout.
 
+Several ``harness bench`` processes may share one store. Before a run starts, its driver
+claims it: ``claims/<run_id>`` is created and locked (``flock``) by that process, holding
+its pid and host for people to read. A run claimed by a live process is left to it; the
+kernel drops the lock of a process that dies, so its claims are taken over by the next
+bench without any guessing about pids. A claim is granted only if the run is not finished
+yet, checked under the lock, so no run is written twice. A truncated or corrupt per-run
+runs file is named in a :class:`CorruptFileWarning` and does not count as finished: the
+next bench runs it again and replaces the file.
+
 :func:`compact` merges the per-run files into a part pair (traces part, then runs part, each
 atomic; only then are the per-run files removed). Readers take a run from its part when a
 part holds it and from its per-run file otherwise, so a run is read exactly once, even while
@@ -31,6 +40,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import socket
 import tempfile
 import time
 import uuid
@@ -130,11 +140,82 @@ class Store:
         self.traces_dir = self.root / "traces"
         for directory in (self.runs_dir, self.traces_dir):
             directory.mkdir(parents=True, exist_ok=True)
+        self._claims: dict[str, int] = {}  # run id -> fd of its locked claim file
+        self._part_ids: dict[str, frozenset[str]] = {}  # runs part name -> its run ids
 
     def finished_run_ids(self) -> set[str]:
-        """Ids of every run with a runs file or in a runs part (finished, in any status)."""
+        """Ids of every run with an intact runs file or in a runs part (finished, in any status)."""
         snapshot = _snapshot(self.root)
-        return set(snapshot.run_files) | snapshot.part_ids
+        return {r for r, path in snapshot.run_files.items() if _intact(path, warn=True)} | snapshot.part_ids
+
+    def claim(self, run_id: str) -> bool:
+        """Claim ``run_id`` for this process; ``False`` when it is finished or a live process holds it.
+
+        Release the claim with :meth:`release` once the run is written (or abandoned); a
+        process that dies releases its claims with it.
+        """
+        claims = self._claims
+        if run_id in claims:
+            return True
+        directory = self.root / "claims"
+        directory.mkdir(exist_ok=True)
+        path = directory / run_id
+        while True:
+            fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                return False
+            try:
+                same = os.fstat(fd).st_ino == os.stat(path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)  # locked a claim its holder had just removed: take the current one
+        if self._finished(run_id):
+            os.close(fd)
+            return False
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} host {socket.gethostname()} since {time.time():.3f}\n".encode())
+        claims[run_id] = fd
+        return True
+
+    def release(self, run_id: str) -> None:
+        """Give up this process's claim on ``run_id`` (no-op when it holds none)."""
+        fd = self._claims.pop(run_id, None)
+        if fd is None:
+            return
+        path = self.root / "claims" / run_id
+        try:
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                path.unlink()  # under the lock: nobody else holds this file
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+
+    def release_all(self) -> None:
+        """Give up every claim of this process."""
+        for run_id in list(self._claims):
+            self.release(run_id)
+
+    def _finished(self, run_id: str) -> bool:
+        path = self.runs_dir / f"{run_id}.parquet"
+        if path.exists() and _intact(path, warn=False):
+            return True
+        # Or compacted into a part meanwhile. Parts never change once written: their ids are
+        # read once per process, and a claim costs one listing of runs/, not a store scan.
+        for part in _entries(self.runs_dir, parts=True):
+            if part.name not in self._part_ids:
+                try:
+                    ids = pl.read_parquet(part, columns=["run_id"]).get_column("run_id").to_list()
+                except Exception:  # noqa: BLE001, S112 - a bad part is named by the readers
+                    continue
+                self._part_ids[part.name] = frozenset(ids)
+            if run_id in self._part_ids[part.name]:
+                return True
+        return False
 
     def write_run(self, row: Mapping[str, Any], trace: Sequence[Mapping[str, Any]] = ()) -> None:
         """Write one finished run: its trace, then its row (which marks it finished)."""
@@ -286,6 +367,29 @@ def _snapshot(root: Path) -> _Snapshot:
         orphan_trace_parts=tuple(p for name, p in sorted(trace_parts.items()) if name not in names),
         superseded=superseded,
     )
+
+
+def _intact(path: Path, *, warn: bool) -> bool:
+    """Whether ``path`` is a whole Parquet file: magic bytes at both ends, a footer that fits.
+
+    Reads 12 bytes: cheap enough for every file of a large store, and it catches what an
+    interrupted copy or a full disk leaves (a truncated file). Bit rot inside a file that
+    keeps its footer shows when the file is read (:func:`read_runs` names and skips it).
+    """
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4)
+            size = handle.seek(0, os.SEEK_END)
+            if size >= 12:
+                handle.seek(size - 8)
+                tail = handle.read(8)
+    except FileNotFoundError:
+        return False
+    ok = size >= 12 and head == b"PAR1" and tail[4:] == b"PAR1" and int.from_bytes(tail[:4], "little") + 12 <= size
+    if not ok and warn:
+        warnings.warn(f"{path}: truncated or corrupt Parquet file; its run does not count as finished and will "
+                      "be run again", CorruptFileWarning, stacklevel=3)
+    return ok
 
 
 def _entries(directory: Path, *, parts: bool) -> list[Path]:

@@ -26,14 +26,14 @@ def run_one(catalog, *, framework="torch", hardware="cpu", seed=0, budget=None, 
 
 
 def test_evaluation_time_is_not_timed(test_catalog):
-    sleep = 0.02
+    sleep = 0.05
     result = run_one(test_catalog, sleep_s=sleep)
     row, evaluations = result.row, len(result.trace)
     assert row["status"] == "reached_target"
     assert evaluations > 10
     slept = (evaluations - 1) * sleep  # the hook is not called at step 0, before init
     assert row["eval_s"] >= slept
-    assert row["timed_s"] + row["warmup_s"] < 0.25 * slept
+    assert row["timed_s"] + row["warmup_s"] < 0.5 * slept  # about 1% of it on a quiet machine
     assert result.trace[-1]["time_s"] == pytest.approx(row["timed_s"])
 
 

@@ -1,43 +1,111 @@
 """Executors run a plan's runs and hand each result back as it ends; the driver writes the store.
 
 An executor is anything with ``map(runs) -> iterator of RunResult`` that yields one result per
-run, in completion order. Only the driver (:func:`drive`) writes to the store, so executors on
-other processes or machines never touch it.
+run it executes, in completion order. It pulls runs from ``runs`` only as it has room for
+them, so :func:`drive` can claim each run in the store at the last moment and several bench
+processes can share one store. Only the driver writes to the store, so executors on other
+processes or machines never touch it.
+
+Executors:
+
+- ``pool`` (:class:`~harness.execute.pool.PoolExecutor`): warm local worker processes, each
+  run isolated, killed at its time limit, capped in memory; the default;
+- ``ray`` (:class:`~harness.execute.ray.RayExecutor`): Ray tasks on a cluster or a local instance;
+- ``inline`` (:class:`~harness.execute.inline.InlineExecutor`): this process, no isolation.
+
+Multi-rank runs (``ranks > 1``) start their torch.distributed ranks from whichever process
+executes them (:mod:`harness.execute.ranks`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from typing import Protocol
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Literal, Protocol
 
-from harness.plan import RunSpec
-from harness.run import RunResult
-from harness.store import Store
+if TYPE_CHECKING:
+    from harness.execute.worker import CatalogSource
+    from harness.plan import RunSpec
+    from harness.run import RunResult
+    from harness.store import Store
 
-__all__ = ["Executor", "drive", "make_executor"]
+__all__ = ["EXECUTORS", "CatalogSource", "Executor", "drive", "make_executor"]
+
+EXECUTORS = ("inline", "pool", "ray")
+
+
+def __getattr__(name: str) -> object:
+    # Lazily: ``python -m harness.execute.worker`` must not find its module imported already.
+    if name == "CatalogSource":
+        from harness.execute.worker import CatalogSource
+
+        return CatalogSource
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class Executor(Protocol):
     """Runs ``RunSpec``s somewhere and yields their results as they finish."""
 
-    def map(self, runs: Sequence[RunSpec]) -> Iterator[RunResult]: ...
+    def map(self, runs: Iterable[RunSpec]) -> Iterator[RunResult]: ...
 
 
 def make_executor(
-    kind: str,
+    kind: Literal["inline", "pool", "ray"],
     *,
     jobs: int | None = None,
     address: str | None = None,
     catalog_roots: Sequence[str] = (),
+    catalog_files: Sequence[str] = (),
+    builtin: bool = True,
+    grace_s: float | None = None,
+    pin: bool = True,
 ) -> Executor:
-    """The executor ``kind`` (``inline``; ``pool`` and ``ray`` where available)."""
-    from harness.catalog import Catalog
+    """The executor ``kind`` over the catalog of ``catalog_roots`` (plus the built-in one).
 
+    Parameters
+    ----------
+    kind
+        ``pool`` (local worker processes), ``ray`` or ``inline``.
+    jobs
+        ``pool``: worker processes (default: cores / threads per run of the first run's
+        profile); ``ray``: CPUs of a local Ray instance (default: every core).
+    address
+        ``ray`` only: the cluster to join; ``None`` starts a local instance.
+    catalog_roots, catalog_files, builtin
+        What :meth:`~harness.catalog.Catalog.load` is called with, here and in every worker.
+    grace_s
+        Seconds past a run's time budget before it is killed (``pool``, ``ray``).
+    pin
+        ``pool`` only: pin each worker to cores of its own (when they suffice). Steadier
+        timings on a dedicated host; on a host shared with other work, unpinned workers
+        can move away from a busy core.
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``kind``, or options that do not apply to it.
+    """
+    from harness.execute.worker import CatalogSource
+
+    source = CatalogSource.of(catalog_roots, files=catalog_files, builtin=builtin)
+    if address is not None and kind != "ray":
+        raise ValueError(f"--address applies to the ray executor, not {kind!r}")
     if kind == "inline":
         from harness.execute.inline import InlineExecutor
 
-        return InlineExecutor(Catalog.load(catalog_roots))
-    raise ValueError(f"unknown executor {kind!r}")
+        return InlineExecutor(source.load())
+    if kind == "pool":
+        from harness.execute.pool import PoolExecutor
+
+        return PoolExecutor(source, jobs=jobs, grace_s=grace_s, pin=pin)
+    if kind == "ray":
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise ValueError("the ray executor needs Ray: pip install 'ray[default]'") from None
+        from harness.execute.ray import RayExecutor
+
+        return RayExecutor(source, address=address, jobs=jobs, grace_s=grace_s)
+    raise ValueError(f"unknown executor {kind!r}; choose one of {', '.join(EXECUTORS)}")
 
 
 def drive(
@@ -47,13 +115,28 @@ def drive(
     *,
     on_result: Callable[[RunResult], None] | None = None,
 ) -> list[RunResult]:
-    """Run the ``runs`` not yet in ``store``, writing each result the moment it arrives."""
+    """Run the ``runs`` not yet in ``store``, writing each result the moment it arrives.
+
+    Each run is claimed in the store just before the executor takes it (see
+    :meth:`~harness.store.Store.claim`): a run finished meanwhile, or held by another live
+    bench process, is left alone, so processes sharing a store split the work and never
+    write a run twice.
+    """
     done = store.finished_run_ids()
-    todo = [run for run in runs if run.run_id not in done]
+
+    def claimed() -> Iterator[RunSpec]:
+        for run in runs:
+            if run.run_id not in done and store.claim(run.run_id):
+                yield run
+
     results = []
-    for result in executor.map(todo):
-        store.write_run(result.row, result.trace)
-        results.append(result)
-        if on_result is not None:
-            on_result(result)
+    try:
+        for result in executor.map(claimed()):
+            store.write_run(result.row, result.trace)
+            store.release(result.row["run_id"])
+            results.append(result)
+            if on_result is not None:
+                on_result(result)
+    finally:
+        store.release_all()
     return results

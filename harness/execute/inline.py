@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator
 
 from harness.catalog import Catalog
 from harness.plan import RunSpec
@@ -12,11 +12,14 @@ __all__ = ["InlineExecutor"]
 
 
 class InlineExecutor:
-    """Runs in the calling process, in plan order: no isolation, least overhead."""
+    """Runs in the calling process, in plan order: no isolation, least overhead.
+
+    A hung run hangs the bench and a crash ends it; use the pool to be safe from both.
+    """
 
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
 
-    def map(self, runs: Sequence[RunSpec]) -> Iterator[RunResult]:
+    def map(self, runs: Iterable[RunSpec]) -> Iterator[RunResult]:
         for run in runs:
             yield execute_run(run, self.catalog)
