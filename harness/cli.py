@@ -148,6 +148,8 @@ def bench(
     jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", min=1, help="Worker processes (default: cores / threads per run).")] = None,
     executor: Annotated[str, typer.Option("--executor", help="pool (isolated worker processes), ray, or inline (this process).")] = "pool",
     address: Annotated[Optional[str], typer.Option("--address", help="Ray cluster address (default: start a local Ray instance).")] = None,
+    grace: Annotated[Optional[float], typer.Option("--grace", min=0, help="Seconds past a run's time budget before it is killed.")] = None,
+    pin: Annotated[bool, typer.Option("--pin/--no-pin", help="Pin each pool worker to cores of its own.")] = True,
 ) -> None:
     """Run a suite's matrix; finished runs in the store are not run again."""
     from harness.plan import make_plan, parse_overrides
@@ -170,7 +172,9 @@ def bench(
     from harness.execute import make_executor
 
     try:
-        runner = make_executor(executor, jobs=jobs, address=address, catalog_roots=[str(c) for c in catalog or []])
+        runner = make_executor(
+            executor, jobs=jobs, address=address, catalog_roots=[str(c) for c in catalog or []], grace_s=grace, pin=pin
+        )
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -219,12 +223,14 @@ def _run_plan(plan, runner, store_dir: Path) -> None:  # noqa: ANN001
             progress.update(bar, advance=1, failed=failures)
 
         try:
-            drive(todo, store, runner, on_result=advance)
+            results = drive(todo, store, runner, on_result=advance)
         except KeyboardInterrupt:
             progress.stop()
             kept = len(store.finished_run_ids() & {r.run_id for r in plan.runs})
             console.print(f"interrupted: {kept} of {len(plan.runs)} runs are stored in {store_dir}; run the same command again to finish the rest")
             raise typer.Exit(130) from None
+    if len(results) < len(todo):
+        console.print(f"{len(todo) - len(results)} run(s) were taken by another bench sharing {store_dir}")
     _print_report(store_dir, run_ids={r.run_id for r in plan.runs}, console=console)
     console.print(f"store: {store_dir.resolve()}")
 

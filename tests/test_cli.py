@@ -84,7 +84,7 @@ def test_interrupted_bench_keeps_finished_runs_and_resumes(tmp_path, sig):
     store = tmp_path / "store"
     # 8 runs of about 0.6 s each (30 evaluations sleeping 20 ms), so the signal lands mid-matrix.
     args = ["bench", "--suite", "toy", "--catalog", str(TEST_CATALOG), "--store", str(store), "--seeds", "4",
-            "--set", "sleep_s=0.02", "--set", "lr=0.02", "--executor", "inline"]
+            "--set", "sleep_s=0.02", "--set", "lr=0.02", "--jobs", "1"]  # the default executor: a worker pool
     proc = subprocess.Popen([sys.executable, "-m", "harness.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while len(list((store / "runs").glob("*.parquet"))) < 2:

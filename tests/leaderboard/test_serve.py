@@ -93,6 +93,8 @@ def test_report_tables_print_store_texts_literally(tmp_path: Path) -> None:
 
     row, trace = storegen.simulate("logreg", "gd", seed=0)
     Store(tmp_path).write_run({**row, "method": "[bold]gd[/bold]", "task_params": '{"d": 20}'}, trace)
+    # A second problem, so that the label names the parameter that differs.
+    Store(tmp_path).write_run({**row, "run_id": "other", "method": "[bold]gd[/bold]", "task_params": '{"d": 30}'}, trace)
     console = Console(width=300, record=True)
     for table in leaderboard.report_tables(tmp_path, n_boot=50):
         console.print(table)
