@@ -53,7 +53,9 @@ class CountingOracle:
         Total calls allowed (``budget.oracle_calls``); the call past it raises
         :class:`harness.api.OracleBudgetExceeded`.
     seed
-        The run seed; it seeds the minibatch sampler of a stochastic oracle.
+        The run seed; it seeds the minibatch sampler of a stochastic oracle. Kept as ``seed``
+        for methods that draw their own random numbers (random directions, say): they seed a
+        generator of their own from it, never the sampler.
     """
 
     def __init__(
@@ -64,6 +66,7 @@ class CountingOracle:
         self.max_calls = max_calls
         self.counts: Counter[str] = Counter()
         self.counting = True
+        self.seed = int(seed)
         self.n_samples: int | None = getattr(problem, "n_samples", None)
         batch = int(getattr(problem, "batch_size", 0) or 0)
         if batch < 0:

@@ -38,7 +38,8 @@ class JaxOracle(CountingOracle):
         if logits is not None:
             self._jvp_all = jax.jit(lambda x, v: jax.jvp(lambda p: logits(p), (x,), (v,)))
             self._jvp_some = jax.jit(lambda x, v, i: jax.jvp(lambda p: logits(p, i), (x,), (v,)))
-            self._logit_jacobian = jax.jit(jax.jacrev(lambda p: logits(p)))
+            # Forward mode: one pass per parameter, fewer than the n C logits of a dense-curvature task.
+            self._logit_jacobian = jax.jit(jax.jacfwd(lambda p: logits(p)))
         regularizer = getattr(problem, "regularizer", None)
         if regularizer is not None:
             self._reg_grad = jax.jit(jax.grad(regularizer))
@@ -58,8 +59,9 @@ class JaxOracle(CountingOracle):
     def _gauss_newton(self, params: jax.Array) -> jax.Array:
         logits = self.problem.logits(params)
         jac = self._logit_jacobian(params)  # (n, C, dim)
-        lam = self.problem.logit_hessian(logits)  # (n, C, C)
-        gn = jnp.einsum("ncd,nce,nef->df", jac, lam, jac) / logits.shape[0]
+        lam_jac = jnp.einsum("nce,nef->ncf", self.problem.logit_hessian(logits), jac)
+        n, classes, dim = jac.shape
+        gn = jac.reshape(n * classes, dim).T @ lam_jac.reshape(n * classes, dim) / n
         return gn + self._reg_hessian(params)
 
     def _fisher(self, params: jax.Array) -> jax.Array:

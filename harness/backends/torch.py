@@ -79,13 +79,15 @@ class TorchOracle(CountingOracle):
         return torch.autograd.functional.hessian(self.problem.regularizer, params.detach())
 
     def _gauss_newton(self, params: torch.Tensor) -> torch.Tensor:
-        from torch.func import jacrev
+        from torch.func import jacfwd
 
         x = params.detach()
         logits = self.problem.logits(x)
-        jac = jacrev(lambda p: self.problem.logits(p))(x)  # (n, C, dim)
-        lam = self.problem.logit_hessian(logits)  # (n, C, C)
-        gn = torch.einsum("ncd,nce,nef->df", jac, lam, jac) / logits.shape[0]
+        # Forward mode: one pass per parameter, fewer than the n C logits of a dense-curvature task.
+        jac = jacfwd(lambda p: self.problem.logits(p))(x)  # (n, C, dim)
+        lam_jac = torch.einsum("nce,nef->ncf", self.problem.logit_hessian(logits), jac)
+        n, classes, dim = jac.shape
+        gn = jac.reshape(n * classes, dim).T @ lam_jac.reshape(n * classes, dim) / n
         return gn + self._regularizer_hessian(x)
 
     def _fisher(self, params: torch.Tensor) -> torch.Tensor:

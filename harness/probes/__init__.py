@@ -42,7 +42,12 @@ class ProbeContext:
 Probe = Callable[[ProbeContext], Mapping[str, float]]
 
 #: Probe id -> ``module:attr`` of a factory called with the probe's options.
-PROBES: dict[str, str] = {}
+PROBES: dict[str, str] = {
+    "coherence": "harness.probes.coherence:Coherence",
+    "drift": "harness.probes.drift:Drift",
+    "ghost-radius": "harness.probes.ghost:GhostRadius",
+    "hessian-top": "harness.probes.hessian:HessianTop",
+}
 
 
 def make_probe(probe_id: str, options: Mapping[str, Any]) -> Probe:

@@ -12,9 +12,12 @@ From "Gradient-Normalized Smoothness for Optimization with Approximate Hessians"
 since ``lambda`` scales with ``||g||``, the regularization vanishes near the solution and the
 step becomes Newton's (quadratic local convergence), while far away it is a damped step.
 
-The curvature ``H`` is chosen by the ``hessian`` hyperparameter. Only ``exact`` (the oracle's
-dense Hessian) exists now; an approximation (Fisher, Gauss-Newton) is one more entry in
-:data:`CURVATURES`, a function ``(params, oracle) -> matrix``.
+The curvature ``H`` is chosen by the ``hessian`` hyperparameter, an entry of :data:`CURVATURES`
+(a function ``(params, oracle) -> matrix``): ``exact`` (the oracle's dense Hessian),
+``gauss-newton`` (``J^T Lambda J / n`` plus the regularizer's Hessian, ``J`` the Jacobian of the
+logits and ``Lambda`` the loss's Hessian in them) or ``fisher`` (the empirical Fisher
+``sum_i grad l_i grad l_i^T / n`` plus the regularizer's Hessian), the paper's two approximations;
+the latter two need a task that provides ``gauss_newton`` or ``fisher``.
 
 The value and gradient at the accepted trial point are those of the next iterate, so a step
 costs one Hessian and one value-and-gradient call per trial point. At machine precision every
@@ -37,8 +40,20 @@ def _exact_hessian(params: Any, oracle: Any) -> Any:
     return oracle.hessian(params)
 
 
+def _gauss_newton(params: Any, oracle: Any) -> Any:
+    return oracle.gauss_newton(params)
+
+
+def _empirical_fisher(params: Any, oracle: Any) -> Any:
+    return oracle.fisher(params)
+
+
 #: Curvature models by name: ``(params, oracle) -> (p, p) matrix`` in the run's framework.
-CURVATURES: dict[str, Callable[[Any, Any], Any]] = {"exact": _exact_hessian}
+CURVATURES: dict[str, Callable[[Any, Any], Any]] = {
+    "exact": _exact_hessian,
+    "gauss-newton": _gauss_newton,
+    "fisher": _empirical_fisher,
+}
 
 #: Floor of ``gamma``, a guard that keeps ``lambda`` finite; the step stops shrinking gamma long
 #: before (once the trial point rounds to the current one).
@@ -62,7 +77,7 @@ class _GNSNewton:
     Parameters
     ----------
     hessian
-        The curvature model, a key of :data:`CURVATURES` (only ``"exact"`` for now).
+        The curvature model, a key of :data:`CURVATURES`: ``exact``, ``gauss-newton`` or ``fisher``.
     gamma0
         The initial radius ``gamma`` (positive).
     max_retries

@@ -193,6 +193,12 @@ class _LogReg:
         The data, see :func:`load_data`.
     l2
         Weight of the penalty ``l2 ||w||^2``.
+    batch_size
+        Minibatch size of the oracle's ``grad`` and ``value_and_grad``; 0 is the full batch.
+
+    Finite-sum hooks (see :mod:`harness.oracle`): ``n_samples``, ``loss(params, indices)``, and the
+    cross-entropy view with logits ``[0, y_i x_i.w]`` (class 1 correct), ``logit_hessian`` and
+    ``regularizer``, for per-example gradients, logit JVPs, Gauss-Newton and Fisher matrices.
 
     Attributes
     ----------
@@ -217,10 +223,13 @@ class _LogReg:
         d: int = 20,
         l2: float = 5e-4,
         data_seed: int = 0,
+        batch_size: int = 0,
     ) -> None:
         self.backend = backend
         self.l2 = float(l2)
         self.X_np, self.y_np = load_data(dataset, n, d, data_seed)
+        self.n_samples = self.X_np.shape[0]
+        self.batch_size = int(batch_size)
         ref = reference(dataset, n, d, l2, data_seed)
         self.x_star: np.ndarray = ref.x_star
         self.f_star: float | None = ref.f_star
@@ -246,14 +255,37 @@ class _LogReg:
         }
 
 
+    def regularizer(self, params: Any) -> Any:
+        """The penalty ``l2 ||w||^2`` (shared by every term of the finite sum)."""
+        return self.l2 * (params @ params)
+
+    def _margins(self, params: Any, indices: Any) -> Any:
+        return (self.yX if indices is None else self.yX[indices]) @ params
+
+
 class LogRegTorch(_LogReg):
     """Logistic regression in torch; ``hessian`` is closed-form (the oracle prefers it to autograd)."""
 
-    def loss(self, params: Any) -> Any:
+    def loss(self, params: Any, indices: Any = None) -> Any:
+        """The objective; with ``indices``, the mean over those samples (plus the penalty)."""
         import torch
 
-        margins = self.yX @ params
+        margins = self._margins(params, indices)
         return torch.logaddexp(torch.zeros_like(margins), -margins).mean() + self.l2 * (params @ params)
+
+    def logits(self, params: Any, indices: Any = None) -> Any:
+        """``[0, y_i x_i.w]`` per sample: the loss is the cross-entropy with class 1 correct."""
+        import torch
+
+        margins = self._margins(params, indices)
+        return torch.stack([torch.zeros_like(margins), margins], dim=1)
+
+    def logit_hessian(self, logits: Any) -> Any:
+        """``diag(p) - p p^T`` per sample, ``p = softmax(logits)``."""
+        import torch
+
+        p = torch.softmax(logits, dim=1)
+        return torch.diag_embed(p) - p[:, :, None] * p[:, None, :]
 
     def hessian(self, params: Any) -> Any:
         import torch
@@ -272,11 +304,27 @@ class LogRegJax(_LogReg):
 
         self._hessian = jax.jit(self._hessian_expr)
 
-    def loss(self, params: Any) -> Any:
+    def loss(self, params: Any, indices: Any = None) -> Any:
+        """The objective; with ``indices``, the mean over those samples (plus the penalty)."""
         import jax.numpy as jnp
 
-        margins = self.yX @ params
+        margins = self._margins(params, indices)
         return jnp.mean(jnp.logaddexp(0.0, -margins)) + self.l2 * (params @ params)
+
+    def logits(self, params: Any, indices: Any = None) -> Any:
+        """``[0, y_i x_i.w]`` per sample: the loss is the cross-entropy with class 1 correct."""
+        import jax.numpy as jnp
+
+        margins = self._margins(params, indices)
+        return jnp.stack([jnp.zeros_like(margins), margins], axis=1)
+
+    def logit_hessian(self, logits: Any) -> Any:
+        """``diag(p) - p p^T`` per sample, ``p = softmax(logits)``."""
+        import jax
+        import jax.numpy as jnp
+
+        p = jax.nn.softmax(logits, axis=1)
+        return jax.vmap(jnp.diag)(p) - p[:, :, None] * p[:, None, :]
 
     def _hessian_expr(self, params: Any) -> Any:
         import jax

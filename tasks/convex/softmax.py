@@ -217,6 +217,12 @@ class _Softmax:
         The data, see :func:`load_data`.
     l2
         Weight of the penalty ``l2 ||W||_F^2``.
+    batch_size
+        Minibatch size of the oracle's ``grad`` and ``value_and_grad``; 0 is the full batch.
+
+    Finite-sum hooks (see :mod:`harness.oracle`): ``n_samples``, ``loss(params, indices)``,
+    ``logits(params, indices)`` (``X W``), ``logit_hessian`` and ``regularizer``, for per-example
+    gradients, logit JVPs (the ghost radius), Gauss-Newton and Fisher matrices.
 
     Attributes
     ----------
@@ -244,11 +250,14 @@ class _Softmax:
         separation: float = 2.0,
         l2: float = 5e-4,
         data_seed: int = 0,
+        batch_size: int = 0,
     ) -> None:
         key = _canonical(dataset, n, d, classes, separation, data_seed)
         self.backend = backend
         self.l2 = float(l2)
         self.X_np, self.labels_np = _load(*key)
+        self.n_samples = self.X_np.shape[0]
+        self.batch_size = int(batch_size)
         self.classes = _classes(key, self.labels_np)
         ref = reference(dataset, n, d, classes, separation, l2, data_seed)
         self.x_star: np.ndarray = ref.x_star
@@ -277,6 +286,18 @@ class _Softmax:
             "grad_norm": float(np.linalg.norm(gradient(w, *args))),
         }
 
+    def logits(self, params: Any, indices: Any = None) -> Any:
+        """``X W`` for the samples ``indices`` (all when ``None``), shape (m, C)."""
+        X = self.X if indices is None else self.X[indices]
+        return X @ params.reshape(self.features, self.classes)
+
+    def regularizer(self, params: Any) -> Any:
+        """The penalty ``l2 ||W||_F^2`` (shared by every term of the finite sum)."""
+        return self.l2 * (params @ params)
+
+    def _targets(self, indices: Any) -> Any:
+        return self.Y if indices is None else self.Y[indices]
+
     def _hessian_expr(self, params: Any, softmax: Any, einsum: Any) -> Any:
         """The closed-form Hessian in framework ops (the framework's ``softmax`` over rows, ``einsum``)."""
         n, d, C = self.X.shape[0], self.features, self.classes
@@ -290,12 +311,20 @@ class _Softmax:
 class SoftmaxTorch(_Softmax):
     """Softmax regression in torch; ``hessian`` is closed-form (the oracle prefers it to autograd)."""
 
-    def loss(self, params: Any) -> Any:
+    def loss(self, params: Any, indices: Any = None) -> Any:
+        """The objective; with ``indices``, the mean over those samples (plus the penalty)."""
         import torch
 
-        logits = self.X @ params.reshape(self.features, self.classes)
-        picked = (self.Y * logits).sum(dim=1)
+        logits = self.logits(params, indices)
+        picked = (self._targets(indices) * logits).sum(dim=1)
         return (torch.logsumexp(logits, dim=1) - picked).mean() + self.l2 * (params @ params)
+
+    def logit_hessian(self, logits: Any) -> Any:
+        """``diag(p) - p p^T`` per sample, ``p = softmax(logits)``."""
+        import torch
+
+        p = torch.softmax(logits, dim=1)
+        return torch.diag_embed(p) - p[:, :, None] * p[:, None, :]
 
     def hessian(self, params: Any) -> Any:
         import torch
@@ -313,13 +342,22 @@ class SoftmaxJax(_Softmax):
 
         self._hessian = jax.jit(lambda w: self._hessian_expr(w, lambda z: jax.nn.softmax(z, axis=1), jnp.einsum))
 
-    def loss(self, params: Any) -> Any:
+    def loss(self, params: Any, indices: Any = None) -> Any:
+        """The objective; with ``indices``, the mean over those samples (plus the penalty)."""
         import jax.numpy as jnp
         from jax.scipy.special import logsumexp
 
-        logits = self.X @ params.reshape(self.features, self.classes)
-        picked = jnp.sum(self.Y * logits, axis=1)
+        logits = self.logits(params, indices)
+        picked = jnp.sum(self._targets(indices) * logits, axis=1)
         return jnp.mean(logsumexp(logits, axis=1) - picked) + self.l2 * (params @ params)
+
+    def logit_hessian(self, logits: Any) -> Any:
+        """``diag(p) - p p^T`` per sample, ``p = softmax(logits)``."""
+        import jax
+        import jax.numpy as jnp
+
+        p = jax.nn.softmax(logits, axis=1)
+        return jax.vmap(jnp.diag)(p) - p[:, :, None] * p[:, None, :]
 
     def hessian(self, params: Any) -> Any:
         return self._hessian(params)

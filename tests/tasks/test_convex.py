@@ -116,7 +116,11 @@ def test_declaration_matches_implementation(task_id: str) -> None:
     task, path = load_task("convex", task_id)
     assert task.family == "convex" and task.dtype == "float64"
     assert "Gradient-Normalized Smoothness" in task.paper
-    assert set(task.provides) == {"value", "grad", "value_and_grad", "hvp", "hessian"}
+    assert set(task.provides) == {
+        "value", "grad", "value_and_grad", "hvp", "hessian",
+        # finite-sum and logit structure (harness.oracle): minibatches, probes, curvature models
+        "stochastic_grad", "per_example_grads", "jvp_logits", "gauss_newton", "fisher",
+    }
     metrics = {m.id: (m.unit, m.lower_is_better) for m in task.metrics}
     assert metrics == {
         "objective": ("nats", True),

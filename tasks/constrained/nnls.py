@@ -1,0 +1,106 @@
+"""Non-negative least squares, ``min ||A x - b||^2`` subject to ``x >= 0``, in torch and jax.
+
+The iterate is a point of R^d; methods that keep it non-negative by construction (exponentiated
+gradient) or by projection solve the constrained problem. Metrics are measured at the
+projection ``max(x, 0)`` of the iterate, so an infeasible iterate cannot score below ``f*``;
+``infeasibility`` reports how far the iterate itself is from the orthant.
+
+``f_star`` comes from :func:`scipy.optimize.nnls` (active-set, exact up to rounding).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, NamedTuple
+
+import numpy as np
+import scipy.optimize
+
+__all__ = ["NNLSJax", "NNLSTorch", "Reference", "load_data", "reference"]
+
+
+@functools.cache
+def _load(m: int, d: int, noise: float, data_seed: int) -> tuple[np.ndarray, np.ndarray]:
+    if m < 1 or d < 1:
+        raise ValueError(f"need m >= 1 and d >= 1 (got m={m}, d={d})")
+    rng = np.random.default_rng(data_seed)
+    A = rng.standard_normal((m, d)) / np.sqrt(m)  # unit-norm columns on average
+    x_true = rng.standard_normal(d)  # about half negative: the constraint is active there
+    b = A @ x_true + noise * rng.standard_normal(m)
+    A, b = np.ascontiguousarray(A), np.ascontiguousarray(b)
+    A.setflags(write=False)
+    b.setflags(write=False)
+    return A, b
+
+
+def load_data(m: int = 200, d: int = 50, noise: float = 0.1, data_seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``A`` (m, d) with N(0, 1/m) entries and ``b = A x_true + noise N(0, I)``, ``x_true ~ N(0, I)``.
+
+    Drawn from ``default_rng(data_seed)`` in this order: A, x_true, the noise.
+    """
+    return _load(int(m), int(d), float(noise), int(data_seed))
+
+
+class Reference(NamedTuple):
+    """The reference optimum: minimizer and minimum."""
+
+    x_star: np.ndarray
+    f_star: float
+
+
+@functools.cache
+def _reference(m: int, d: int, noise: float, data_seed: int) -> Reference:
+    A, b = _load(m, d, noise, data_seed)
+    x_star, residual = scipy.optimize.nnls(A, b)
+    x_star.setflags(write=False)
+    return Reference(x_star, float(residual**2))
+
+
+def reference(m: int = 200, d: int = 50, noise: float = 0.1, data_seed: int = 0) -> Reference:
+    """``scipy.optimize.nnls``: the minimizer and ``||A x* - b||^2``."""
+    return _reference(int(m), int(d), float(noise), int(data_seed))
+
+
+class _NNLS:
+    """Data, ``f_star``, a positive seeded start and the metrics (numpy)."""
+
+    def __init__(self, *, backend: Any, m: int = 200, d: int = 50, noise: float = 0.1, data_seed: int = 0) -> None:
+        self.backend = backend
+        self.A_np, self.b_np = load_data(m, d, noise, data_seed)
+        ref = reference(m, d, noise, data_seed)
+        self.x_star: np.ndarray = ref.x_star
+        self.f_star: float | None = ref.f_star
+        self.dim = self.A_np.shape[1]
+        # Copies: torch.as_tensor would alias the cached read-only arrays.
+        self.A = backend.asarray(np.array(self.A_np))
+        self.b = backend.asarray(np.array(self.b_np))
+
+    def init_params(self, seed: int) -> Any:
+        """``x ~ Uniform(0.5, 1.5)^d`` from ``default_rng(seed)``: strictly feasible, as EG needs."""
+        return self.backend.asarray(np.random.default_rng(seed).uniform(0.5, 1.5, self.dim))
+
+    def loss(self, params: Any) -> Any:
+        residual = self.A @ params - self.b
+        return residual @ residual
+
+    def evaluate(self, params: Any) -> dict[str, float]:
+        x = np.asarray(self.backend.to_numpy(params), dtype=np.float64)
+        feasible = np.maximum(x, 0.0)
+        residual = self.A_np @ feasible - self.b_np
+        gradient = 2.0 * self.A_np.T @ residual
+        # Projected gradient: zero exactly at a KKT point of the constrained problem.
+        projected = np.where(feasible > 0.0, gradient, np.minimum(gradient, 0.0))
+        return {
+            "objective": float(residual @ residual),
+            "infeasibility": float(np.linalg.norm(np.minimum(x, 0.0))),
+            "distance": float(np.linalg.norm(feasible - self.x_star) / max(np.linalg.norm(self.x_star), 1e-300)),
+            "kkt_residual": float(np.linalg.norm(projected)),
+        }
+
+
+class NNLSTorch(_NNLS):
+    """NNLS in torch."""
+
+
+class NNLSJax(_NNLS):
+    """NNLS in jax (``loss`` is jittable)."""

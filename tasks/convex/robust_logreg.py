@@ -1,0 +1,290 @@
+"""Adversarially robust binary logistic regression (l2 ball, closed-form inner max), torch and jax.
+
+.. math:: f(w) = \\frac{1}{n} \\sum_i \\log\\big(1 + e^{-y_i x_i^\\top w + \\epsilon \\lVert w \\rVert}\\big)
+          + \\ell_2 \\lVert w \\rVert^2
+
+The inner maximization of the adversarial loss over perturbations ``||delta|| <= eps`` of
+``x_i`` has the closed form ``-y x.(w) + eps ||w||`` inside the logistic loss, so the min-max
+problem is one convex minimization. ``eps = 0`` gives plain logistic regression on the same data.
+
+The problem is a finite sum over examples and a cross-entropy on logits
+``z_i = [0, y_i x_i.w - eps ||w||]`` (class 1 correct), so it exposes the hooks of
+:mod:`harness.oracle`: ``n_samples``, ``loss(params, indices)``, ``logits``, ``logit_hessian``,
+``regularizer`` and ``batch_size`` (minibatch gradients). Data, metrics and the reference optimum
+are numpy; this module imports torch or jax only inside the class of that framework.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, NamedTuple
+
+import numpy as np
+import scipy.optimize
+import scipy.special
+
+__all__ = [
+    "DATASETS",
+    "LABELS",
+    "Reference",
+    "RobustLogRegJax",
+    "RobustLogRegTorch",
+    "gradient",
+    "hessian",
+    "load_data",
+    "objective",
+    "reference",
+]
+
+DATASETS = ("synthetic", "breast_cancer", "digits")
+LABELS = ("real", "shuffled")
+
+
+# ---------------------------------------------------------------------------------------------
+# Data (numpy, cached, read-only); synthetic data follow the logreg task's recipe exactly
+# ---------------------------------------------------------------------------------------------
+
+
+def _standardize(X: np.ndarray) -> np.ndarray:
+    std = X.std(axis=0)
+    std[std == 0.0] = 1.0  # blank pixels of digits: zeros, not NaN
+    return (X - X.mean(axis=0)) / std
+
+
+def _canonical(dataset: str, n: int, d: int, data_seed: int, labels: str) -> tuple[str, int, int, int, str]:
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; choose one of {list(DATASETS)}")
+    if labels not in LABELS:
+        raise ValueError(f"unknown labels {labels!r}; choose one of {list(LABELS)}")
+    if dataset == "synthetic":
+        if int(n) < 1 or int(d) < 1:
+            raise ValueError(f"synthetic data need n >= 1 and d >= 1 (got n={n}, d={d})")
+        return dataset, int(n), int(d), int(data_seed), labels
+    # Real data ignore n and d; data_seed only draws the permutation of shuffled labels.
+    return dataset, 0, 0, int(data_seed) if labels == "shuffled" else 0, labels
+
+
+@functools.cache
+def _load(dataset: str, n: int, d: int, data_seed: int, labels: str) -> tuple[np.ndarray, np.ndarray]:
+    if dataset == "synthetic":
+        rng = np.random.default_rng(data_seed)
+        X = rng.standard_normal((n, d))
+        w0 = rng.standard_normal(d) * 3.0 / np.sqrt(d)
+        y = np.where(rng.random(n) < scipy.special.expit(X @ w0), 1.0, -1.0)
+    elif dataset == "breast_cancer":
+        from sklearn.datasets import load_breast_cancer
+
+        data, target = load_breast_cancer(return_X_y=True)
+        X, y = _standardize(data), np.where(target == 1, 1.0, -1.0)
+    else:
+        from sklearn.datasets import load_digits
+
+        data, target = load_digits(return_X_y=True)
+        X, y = _standardize(data), np.where(target % 2 == 0, 1.0, -1.0)
+    if labels == "shuffled":
+        # A stream apart from the data's: the features stay those of the real-label task.
+        y = np.random.default_rng([data_seed, 1]).permutation(y)
+    X, y = np.ascontiguousarray(X, dtype=np.float64), np.ascontiguousarray(y, dtype=np.float64)
+    X.setflags(write=False)
+    y.setflags(write=False)
+    return X, y
+
+
+def load_data(
+    dataset: str = "synthetic", n: int = 1000, d: int = 20, data_seed: int = 0, labels: str = "real"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Features ``X`` (n, d) and labels in {-1, +1}; the recipe of the ``logreg`` task.
+
+    ``labels="shuffled"`` permutes the labels with ``default_rng([data_seed, 1])``: the same
+    features and label counts, no relation between them.
+    """
+    return _load(*_canonical(dataset, n, d, data_seed, labels))
+
+
+# ---------------------------------------------------------------------------------------------
+# The objective in numpy: the reference solver and the metrics use it
+# ---------------------------------------------------------------------------------------------
+
+
+def _exponents(w: np.ndarray, X: np.ndarray, y: np.ndarray, eps: float) -> np.ndarray:
+    return -y * (X @ w) + eps * np.linalg.norm(w)
+
+
+def objective(w: np.ndarray, X: np.ndarray, y: np.ndarray, eps: float, l2: float) -> float:
+    """The regularized mean adversarial logistic loss."""
+    return float(np.mean(np.logaddexp(0.0, _exponents(w, X, y, eps))) + l2 * (w @ w))
+
+
+def gradient(w: np.ndarray, X: np.ndarray, y: np.ndarray, eps: float, l2: float) -> np.ndarray:
+    """Gradient of :func:`objective` (``w != 0``)."""
+    s = scipy.special.expit(_exponents(w, X, y, eps))
+    unit = w / np.linalg.norm(w)
+    return X.T @ (-y * s) / X.shape[0] + eps * np.mean(s) * unit + 2.0 * l2 * w
+
+
+def hessian(w: np.ndarray, X: np.ndarray, y: np.ndarray, eps: float, l2: float) -> np.ndarray:
+    """Hessian of :func:`objective` (``w != 0``).
+
+    With ``u_i = -y_i x_i.w + eps ||w||`` and ``s_i = sigmoid(u_i)``:
+    ``mean_i [s_i (1 - s_i) du_i du_i^T + s_i eps (I - w w^T / ||w||^2) / ||w||] + 2 l2 I``.
+    """
+    n, d = X.shape
+    norm = np.linalg.norm(w)
+    s = scipy.special.expit(_exponents(w, X, y, eps))
+    du = -y[:, None] * X + eps * w / norm
+    curvature = (du.T * (s * (1.0 - s))) @ du / n
+    ball = eps * np.mean(s) * (np.eye(d) - np.outer(w, w) / norm**2) / norm
+    return curvature + ball + 2.0 * l2 * np.eye(d)
+
+
+class Reference(NamedTuple):
+    """The reference optimum: minimizer and minimum."""
+
+    x_star: np.ndarray
+    f_star: float
+
+
+@functools.cache
+def _reference(key: tuple[Any, ...], eps: float, l2: float) -> Reference:
+    X, y = _load(*key)
+    args = (X, y, eps, l2)
+    # Start from the clean least-squares direction: ||w|| is not differentiable at 0.
+    x0 = np.linalg.lstsq(X, y, rcond=None)[0] * 0.1
+    result = scipy.optimize.minimize(
+        lambda w: (objective(w, *args), gradient(w, *args)),
+        x0,
+        jac=True,
+        method="L-BFGS-B",
+        options={"gtol": 1e-6, "ftol": 0.0, "maxiter": 20_000, "maxcor": 30},
+    )
+    # Newton polish while it shrinks the gradient: from gtol 1e-6 it converges quadratically,
+    # where L-BFGS would crawl (ill-conditioned real data) and stall above machine precision.
+    x, g = result.x, gradient(result.x, *args)
+    for _ in range(20):
+        candidate = x - np.linalg.solve(hessian(x, *args), g)
+        g_candidate = gradient(candidate, *args)
+        if not np.linalg.norm(g_candidate) < np.linalg.norm(g):
+            break
+        x, g = candidate, g_candidate
+    x.setflags(write=False)
+    return Reference(x, objective(x, *args))
+
+
+def reference(
+    dataset: str = "synthetic",
+    n: int = 1000,
+    d: int = 20,
+    eps: float = 0.1,
+    l2: float = 5e-4,
+    data_seed: int = 0,
+    labels: str = "real",
+) -> Reference:
+    """The minimizer and minimum by scipy L-BFGS-B (gtol 1e-6) and Newton polish, in numpy."""
+    if not l2 > 0:
+        raise ValueError(f"l2 must be positive; got {l2}")
+    if not eps >= 0:
+        raise ValueError(f"eps must be >= 0; got {eps}")
+    return _reference(_canonical(dataset, n, d, data_seed, labels), float(eps), float(l2))
+
+
+# ---------------------------------------------------------------------------------------------
+# The problem, per framework
+# ---------------------------------------------------------------------------------------------
+
+
+class _RobustLogReg:
+    """Data, ``f_star``, seeded init, numpy metrics; the frameworks write the differentiable parts."""
+
+    def __init__(
+        self,
+        *,
+        backend: Any,
+        dataset: str = "synthetic",
+        n: int = 1000,
+        d: int = 20,
+        eps: float = 0.1,
+        l2: float = 5e-4,
+        data_seed: int = 0,
+        labels: str = "real",
+        batch_size: int = 0,
+    ) -> None:
+        self.backend = backend
+        self.eps, self.l2 = float(eps), float(l2)
+        self.X_np, self.y_np = load_data(dataset, n, d, data_seed, labels)
+        ref = reference(dataset, n, d, eps, l2, data_seed, labels)
+        self.x_star: np.ndarray = ref.x_star
+        self.f_star: float | None = ref.f_star
+        self.n_samples, self.dim = self.X_np.shape
+        self.batch_size = int(batch_size)
+        self.yX = backend.asarray(self.y_np[:, None] * self.X_np)  # margins in one product
+
+    def init_params(self, seed: int) -> Any:
+        """``w ~ N(0, I/d)`` from ``default_rng(seed)``: the same start in every framework."""
+        rng = np.random.default_rng(seed)
+        return self.backend.asarray(rng.standard_normal(self.dim) / np.sqrt(self.dim))
+
+    def evaluate(self, params: Any) -> dict[str, float]:
+        """Objective, clean and robust training accuracy and gradient norm, in float64 numpy."""
+        w = np.asarray(self.backend.to_numpy(params), dtype=np.float64)
+        margins = self.y_np * (self.X_np @ w)
+        args = (self.X_np, self.y_np, self.eps, self.l2)
+        return {
+            "objective": objective(w, *args),
+            "train_accuracy": float(np.mean(margins > 0)),
+            "robust_accuracy": float(np.mean(margins - self.eps * np.linalg.norm(w) > 0)),
+            "grad_norm": float(np.linalg.norm(gradient(w, *args))),
+        }
+
+    # Written once for both frameworks with operators and the namespace ``self._xp``.
+    def _rows(self, indices: Any) -> Any:
+        return self.yX if indices is None else self.yX[indices]
+
+    def logits(self, params: Any, indices: Any = None) -> Any:
+        """``z_i = [0, y_i x_i.w - eps ||w||]`` (m, 2); class 1 is the correct one."""
+        xp = self._xp
+        margin = self._rows(indices) @ params - self.eps * xp.sqrt(params @ params)
+        return xp.stack([xp.zeros_like(margin), margin], axis=1)
+
+    def regularizer(self, params: Any) -> Any:
+        return self.l2 * (params @ params)
+
+    def loss(self, params: Any, indices: Any = None) -> Any:
+        """Mean over ``indices`` (all when ``None``) of ``log(1 + exp(-margin))``, plus the penalty."""
+        xp = self._xp
+        margin = self._rows(indices) @ params - self.eps * xp.sqrt(params @ params)
+        return xp.mean(xp.logaddexp(xp.zeros_like(margin), -margin)) + self.regularizer(params)
+
+    def logit_hessian(self, logits: Any) -> Any:
+        """Hessian of the cross-entropy in the logits: ``diag(p) - p p^T`` per example."""
+        p = self._softmax(logits)
+        return p[:, :, None] * self._eye2 - p[:, :, None] * p[:, None, :]
+
+
+class RobustLogRegTorch(_RobustLogReg):
+    """Adversarial logistic regression in torch."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        import torch
+
+        self._xp = torch
+        self._eye2 = self.backend.asarray(np.eye(2))
+
+    def _softmax(self, logits: Any) -> Any:
+        return self._xp.softmax(logits, dim=1)
+
+
+class RobustLogRegJax(_RobustLogReg):
+    """Adversarial logistic regression in jax (every hook jittable)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        import jax.numpy as jnp
+
+        self._xp = jnp
+        self._eye2 = self.backend.asarray(np.eye(2))
+
+    def _softmax(self, logits: Any) -> Any:
+        import jax
+
+        return jax.nn.softmax(logits, axis=1)
