@@ -55,6 +55,7 @@ class Oracle(Protocol):
 
     capabilities: frozenset[str]
     counts: Mapping[str, int]
+    seed: int  # the run seed, for methods that draw random numbers of their own
 
     def value(self, params: P) -> Any:
         """Objective at ``params`` (a framework scalar)."""
@@ -74,6 +75,26 @@ class Oracle(Protocol):
 
     def hessian(self, params: P) -> Any:
         """Dense Hessian (small problems only)."""
+        ...
+
+    def stochastic_grad(self, params: P) -> P:
+        """Gradient of the mean over a fresh minibatch of ``batch_size`` terms (finite sums)."""
+        ...
+
+    def per_example_grads(self, params: P, indices: Any = None) -> Any:
+        """Gradients of the terms ``f_i``, one row per index, shape ``(m, dim)``."""
+        ...
+
+    def jvp_logits(self, params: P, vector: P, indices: Any = None) -> tuple[Any, Any]:
+        """Logits ``z`` and their directional derivative ``J_z vector`` (one JVP)."""
+        ...
+
+    def gauss_newton(self, params: P) -> Any:
+        """Dense generalized Gauss-Newton matrix ``J^T Lambda J / n`` plus the regularizer's Hessian."""
+        ...
+
+    def fisher(self, params: P) -> Any:
+        """Dense empirical Fisher of the per-example gradients plus the regularizer's Hessian."""
         ...
 
 

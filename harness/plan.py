@@ -169,7 +169,7 @@ def _expand(
                 hp = dict(entry.hyperparameters.get(method_id, {}))
                 hp.update(_pick(overrides, method.id, method.hyperparameters, used))
                 hyperparameters = method.resolve_hyperparameters(hp)
-                missing = sorted(set(method.requires) - set(task.provides))
+                missing = sorted(method.requirements(hyperparameters) - set(task.provides))
                 for framework in frameworks:
                     reason = _incompatible(task, method, framework, missing)
                     if reason:

@@ -243,11 +243,25 @@ class MethodSpec(Spec):
     description: str = ""
     notes: str = ""
     requires: tuple[Capability, ...] = Field(min_length=1)
+    requires_when: dict[str, dict[str, tuple[Capability, ...]]] = Field(
+        default_factory=dict,
+        description="Hyperparameter -> value -> capabilities that value adds to 'requires'.",
+    )
     hyperparameters: dict[str, Scalar] = Field(default_factory=dict)
     implementations: dict[Framework, MethodImplementation] = Field(min_length=1)
 
+    def requirements(self, hyperparameters: dict[str, Any]) -> frozenset[str]:
+        """What the oracle must provide for these hyperparameters: ``requires`` plus ``requires_when``'s."""
+        needed = set(self.requires)
+        for name, by_value in self.requires_when.items():
+            needed.update(by_value.get(str(hyperparameters.get(name)), ()))
+        return frozenset(needed)
+
     @model_validator(mode="after")
     def _args_name_hyperparameters(self) -> MethodSpec:
+        for name in self.requires_when:
+            if name not in self.hyperparameters:
+                raise ValueError(f"requires_when.{name}: not a hyperparameter (declared: {sorted(self.hyperparameters)})")
         for framework, impl in self.implementations.items():
             for kwarg, names in impl.args.items():
                 for hp in (names,) if isinstance(names, str) else names:

@@ -77,3 +77,21 @@ def test_incompatible_pairs_are_skipped_with_a_reason(tmp_path, load_test_catalo
         ("cg", "torch", "the task does not provide matvec"),
         ("cg", "jax", "the task does not provide matvec"),
     ]
+
+
+def test_a_hyperparameter_can_add_requirements(tmp_path, load_test_catalog):
+    root = tmp_path / "cat"
+    (root / "methods").mkdir(parents=True)
+    (root / "suites").mkdir()
+    (root / "methods" / "newtonish.yaml").write_text(
+        "id: newtonish\nname: N\nfamily: toy\npaper: p\nrequires: [grad]\nhyperparameters: {curvature: exact}\n"
+        "requires_when:\n  curvature: {exact: [hessian], fisher: [fisher]}\n"
+        "implementations:\n  torch: {entry: 'n.py:N'}\n"
+    )
+    (root / "suites" / "curv.yaml").write_text(
+        "id: curv\nentries:\n  - tasks: [quadratic]\n    methods: [newtonish]\n"
+    )
+    catalog = load_test_catalog(root)
+    assert len(make_plan(catalog, suite="curv").runs) == 1  # the quadratic provides hessian
+    plan = make_plan(catalog, suite="curv", overrides={"curvature": "fisher"})
+    assert plan.runs == [] and [s.reason for s in plan.skipped] == ["the task does not provide fisher"]

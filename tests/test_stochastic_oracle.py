@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.special
-import torch
 
 from harness.catalog import Catalog
 from harness.plan import make_plan
@@ -19,7 +18,6 @@ from harness.spec import Budget, SuiteEntry, SuiteSpec
 sys.path.insert(0, str(Path(__file__).resolve().parent / "tasks"))
 from _content import backend, load_task, make_problem  # noqa: E402
 
-torch.set_num_threads(1)  # the tiny problems here are slower with threads on a shared 2-core box
 
 FRAMEWORKS = ("torch", "jax")
 EPS, L2 = 0.1, 5e-4

@@ -13,7 +13,6 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tasks"))
 from _content import backend, load_method, make_method, make_oracle, make_problem, run_method  # noqa: E402
 
-torch.set_num_threads(1)
 
 
 def numpy_rule(problem, params: np.ndarray, lr: float, flipped: np.ndarray, layer: str) -> np.ndarray:

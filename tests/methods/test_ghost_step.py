@@ -9,12 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.special
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tasks"))
 from _content import backend, load_method, make_method, make_oracle, make_problem  # noqa: E402
 
-torch.set_num_threads(1)
 
 
 def numpy_gradient(problem, W: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:

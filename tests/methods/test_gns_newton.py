@@ -29,7 +29,10 @@ def test_declaration() -> None:
     method, path = load_method("second_order", "gns-newton")
     assert method.family == "second_order"
     assert method.paper.startswith("Gradient-Normalized Smoothness")
-    assert set(method.requires) == {"value_and_grad", "hessian"}
+    assert set(method.requires) == {"value_and_grad"}
+    curvature_calls = {"exact": "hessian", "gauss-newton": "gauss_newton", "fisher": "fisher"}
+    for kind, call in curvature_calls.items():
+        assert method.requirements({"hessian": kind}) == {"value_and_grad", call}
     assert method.hyperparameters == {"hessian": "exact", "gamma0": 1.0, "max_retries": 10}
     assert set(method.implementations) == set(FRAMEWORKS)
     assert load_entry("gns_newton.py:CURVATURES", path).keys() == {"exact", "gauss-newton", "fisher"}

@@ -7,12 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tasks"))
 from _content import load_method, load_task, make_method, make_oracle, make_problem, rel_diff, run_method  # noqa: E402
 
-torch.set_num_threads(1)
 
 METHODS = ("nesterov", "adamw", "lion")
 

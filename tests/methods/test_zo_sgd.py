@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from harness.catalog import Catalog
 from harness.plan import make_plan
@@ -17,7 +16,6 @@ from harness.spec import SuiteEntry, SuiteSpec
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tasks"))
 from _content import backend, load_method, make_method, make_problem  # noqa: E402
 
-torch.set_num_threads(1)
 
 
 def test_declaration() -> None:

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.special
-import torch
 
 from harness.backends import make_backend
 from harness.catalog import Catalog
@@ -21,7 +20,6 @@ from harness.spec import Budget, ProbeRef, SuiteEntry, SuiteSpec
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tasks"))
 from _content import make_problem  # noqa: E402
 
-torch.set_num_threads(1)
 
 
 def test_m_coherence_extremes() -> None:

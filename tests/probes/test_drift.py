@@ -11,7 +11,6 @@ import torch
 from harness.backends import make_backend
 from harness.probes import ProbeContext, make_probe
 
-torch.set_num_threads(1)
 
 
 class ScaleInvariant:

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from harness.probes import ProbeContext, make_probe
 from harness.probes.ghost import binary_radius, spread_radius
@@ -17,7 +16,6 @@ from harness.probes.ghost import binary_radius, spread_radius
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tasks"))
 from _content import backend, make_oracle, make_problem  # noqa: E402
 
-torch.set_num_threads(1)
 
 
 def partition(z: np.ndarray, a: np.ndarray, t: np.ndarray) -> np.ndarray:

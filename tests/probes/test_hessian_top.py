@@ -19,7 +19,6 @@ from harness.spec import Budget, ProbeRef, SuiteEntry, SuiteSpec
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tasks"))
 from _content import backend, make_oracle, make_problem  # noqa: E402
 
-torch.set_num_threads(1)
 
 
 def context(problem, oracle, params, framework: str, **hyperparameters) -> ProbeContext:

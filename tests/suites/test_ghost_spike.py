@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from harness.catalog import Catalog
 from harness.plan import make_plan
 from harness.run import execute_run
 
-torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.special
-import torch
 
 from harness.catalog import Catalog
 from harness.plan import make_plan
@@ -17,7 +16,6 @@ from harness.run import execute_run
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _content import backend, load_task, make_oracle, make_problem  # noqa: E402
 
-torch.set_num_threads(1)
 
 
 def test_declaration_and_split() -> None:

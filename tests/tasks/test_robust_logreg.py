@@ -8,12 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.optimize
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _content import REPO, load_entry, load_task, make_method, make_oracle, make_problem, run_method  # noqa: E402
 
-torch.set_num_threads(1)
 
 FRAMEWORKS = ("torch", "jax")
 

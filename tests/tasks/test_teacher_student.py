@@ -7,12 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _content import load_task, make_oracle, make_problem  # noqa: E402
 
-torch.set_num_threads(1)
 
 
 def test_declaration_and_layout() -> None:
