@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from harness.arrays import like
+
 __all__ = ["CurlDescent", "flip_mask"]
 
 LAYERS = ("hidden", "readout")
@@ -62,17 +64,6 @@ def flip_mask(layout: Any, *, fraction: float, layer: str, seed: int) -> tuple[n
     return mask, flipped
 
 
-def _like(values: np.ndarray, params: Any) -> Any:
-    """``values`` as an array of the framework, dtype and device of ``params``."""
-    if type(params).__module__.startswith("torch"):
-        import torch
-
-        return torch.as_tensor(values, dtype=params.dtype, device=params.device)
-    import jax.numpy as jnp
-
-    return jnp.asarray(values, dtype=params.dtype)
-
-
 class CurlDescent:
     """``params <- params - lr * mask * grad`` with the ``+-1`` mask of :func:`flip_mask`.
 
@@ -97,7 +88,7 @@ class CurlDescent:
     def init(self, params: Any, oracle: Any) -> Any:
         layout = getattr(oracle.problem, "layout", None) or (("params", (int(params.shape[0]),)),)
         mask, _ = flip_mask(layout, fraction=self.flip_fraction, layer=self.flip_layer, seed=self.flip_seed)
-        return _like(mask, params)
+        return like(mask, params)
 
     def step(self, params: Any, state: Any, oracle: Any) -> tuple[Any, Any]:
         return params - self.lr * (state * oracle.grad(params)), state

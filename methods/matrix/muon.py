@@ -13,19 +13,11 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple
 
+from harness.arrays import namespace
+
 __all__ = ["NS_COEFFICIENTS", "Muon", "MuonState", "newton_schulz"]
 
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
-
-
-def _namespace(x: Any) -> Any:
-    if type(x).__module__.startswith("torch"):
-        import torch
-
-        return torch
-    import jax.numpy as jnp
-
-    return jnp
 
 
 def newton_schulz(G: Any, steps: int = 5, coefficients: tuple[float, float, float] = NS_COEFFICIENTS, eps: float = 1e-7) -> Any:
@@ -34,7 +26,7 @@ def newton_schulz(G: Any, steps: int = 5, coefficients: tuple[float, float, floa
     An odd matrix polynomial in ``G``: the singular vectors are exactly ``G``'s, each singular
     value ``s / ||G||_F`` goes through the scalar map ``s <- a s + b s^3 + c s^5`` ``steps`` times.
     """
-    xp = _namespace(G)
+    xp = namespace(G)
     a, b, c = coefficients
     transposed = G.shape[0] > G.shape[1]
     X = G.T if transposed else G
@@ -97,7 +89,7 @@ class Muon:
         return MuonState(zeros, zeros, zeros, 0)
 
     def step(self, params: Any, state: MuonState, oracle: Any) -> tuple[Any, MuonState]:
-        xp = _namespace(params)
+        xp = namespace(params)
         grad = oracle.grad(params)
         buf = state.momentum + (1.0 - self.momentum) * (grad - state.momentum)  # lerp towards g
         update = grad + self.momentum * (buf - grad) if self.nesterov else buf

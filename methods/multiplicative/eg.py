@@ -9,18 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from harness.arrays import namespace
+
 __all__ = ["ExponentiatedGradient"]
-
-
-def _namespace(x: Any) -> Any:
-    """torch for a tensor, jax.numpy otherwise: the method is written once for both."""
-    if type(x).__module__.startswith("torch"):
-        import torch
-
-        return torch
-    import jax.numpy as jnp
-
-    return jnp
 
 
 class ExponentiatedGradient:
@@ -39,6 +30,6 @@ class ExponentiatedGradient:
         return None
 
     def step(self, params: Any, state: None, oracle: Any) -> tuple[Any, None]:
-        xp = _namespace(params)
+        xp = namespace(params)
         grad = oracle.grad(params)
         return params * xp.exp(-self.lr * xp.sign(params) * grad), state

@@ -11,17 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from harness.arrays import namespace
+
 __all__ = ["WinsorizedGD"]
-
-
-def _namespace(x: Any) -> Any:
-    if type(x).__module__.startswith("torch"):
-        import torch
-
-        return torch
-    import jax.numpy as jnp
-
-    return jnp
 
 
 class WinsorizedGD:
@@ -52,7 +44,7 @@ def winsorized_mean(grads: Any, percentile: float) -> Any:
     """Mean over rows of ``grads`` after clipping each column to its percentile band."""
     if percentile == 0.0:
         return grads.mean(0)
-    xp = _namespace(grads)
+    xp = namespace(grads)
     fractions = [percentile / 100.0, 1.0 - percentile / 100.0]
     if xp.__name__ == "torch":
         low, high = xp.quantile(grads, xp.as_tensor(fractions, dtype=grads.dtype, device=grads.device), dim=0)

@@ -16,17 +16,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from harness.arrays import namespace
+
 __all__ = ["GhostStep", "SpikedGD"]
-
-
-def _namespace(x: Any) -> Any:
-    if type(x).__module__.startswith("torch"):
-        import torch
-
-        return torch
-    import jax.numpy as jnp
-
-    return jnp
 
 
 class SpikedGD:
@@ -57,7 +49,7 @@ class SpikedGD:
     def step(self, params: Any, state: int, oracle: Any) -> tuple[Any, int]:
         t = state + 1
         grad = oracle.grad(params)
-        norm = float(_namespace(params).linalg.norm(grad))
+        norm = float(namespace(params).linalg.norm(grad))
         if not norm > 0:
             return params, t
         tau = self.learning_rate(t) * norm
@@ -69,7 +61,7 @@ class SpikedGD:
         """``rho_a = pi / Delta_a`` along the unit ``direction``, on the examples of the last gradient."""
         indices = oracle.last_indices if getattr(oracle, "stochastic", False) else None
         _, slopes = oracle.jvp_logits(params, direction, indices)
-        xp = _namespace(slopes)
+        xp = namespace(slopes)
         spread = float(xp.max(xp.amax(slopes, axis=1) - xp.amin(slopes, axis=1)))
         return math.pi / spread if spread > 0 else math.inf
 

@@ -12,21 +12,12 @@ from typing import Any
 
 import numpy as np
 
+from harness.arrays import like
+
 __all__ = ["ZOSGD"]
 
 #: Second word of the direction generator's seed ``[run seed, _STREAM]``.
 _STREAM = 0x2E05
-
-
-def _like(values: np.ndarray, params: Any) -> Any:
-    """``values`` as an array of the framework, dtype and device of ``params``."""
-    if type(params).__module__.startswith("torch"):
-        import torch
-
-        return torch.as_tensor(values, dtype=params.dtype, device=params.device)
-    import jax.numpy as jnp
-
-    return jnp.asarray(values, dtype=params.dtype)
 
 
 class ZOSGD:
@@ -55,7 +46,7 @@ class ZOSGD:
         directions = state.standard_normal((self.directions, int(params.shape[0])))
         estimate = np.zeros(directions.shape[1])
         for u in directions:
-            shift = _like(self.mu * u, params)
+            shift = like(self.mu * u, params)
             difference = float(oracle.value(params + shift)) - float(oracle.value(params - shift))
             estimate += difference / (2.0 * self.mu) * u
-        return params - _like(self.lr / self.directions * estimate, params), state
+        return params - like(self.lr / self.directions * estimate, params), state

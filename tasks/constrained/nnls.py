@@ -11,10 +11,12 @@ projection ``max(x, 0)`` of the iterate, so an infeasible iterate cannot score b
 from __future__ import annotations
 
 import functools
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
-import scipy.optimize
+
+from harness.arrays import to_float64
+from harness.reference import Reference
 
 __all__ = ["NNLSJax", "NNLSTorch", "Reference", "load_data", "reference"]
 
@@ -41,15 +43,10 @@ def load_data(m: int = 200, d: int = 50, noise: float = 0.1, data_seed: int = 0)
     return _load(int(m), int(d), float(noise), int(data_seed))
 
 
-class Reference(NamedTuple):
-    """The reference optimum: minimizer and minimum."""
-
-    x_star: np.ndarray
-    f_star: float
-
-
 @functools.cache
 def _reference(m: int, d: int, noise: float, data_seed: int) -> Reference:
+    import scipy.optimize
+
     A, b = _load(m, d, noise, data_seed)
     x_star, residual = scipy.optimize.nnls(A, b)
     x_star.setflags(write=False)
@@ -84,7 +81,7 @@ class _NNLS:
         return residual @ residual
 
     def evaluate(self, params: Any) -> dict[str, float]:
-        x = np.asarray(self.backend.to_numpy(params), dtype=np.float64)
+        x = to_float64(self.backend, params)
         feasible = np.maximum(x, 0.0)
         residual = self.A_np @ feasible - self.b_np
         gradient = 2.0 * self.A_np.T @ residual

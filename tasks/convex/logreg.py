@@ -8,18 +8,23 @@ The data, the metrics and the reference optimum are numpy code shared by both fr
 ``logaddexp(0, -m)``, exact for every margin ``m`` (torch's ``softplus`` switches to the
 identity above 20, an error of ~2e-9 that would show in a 1e-8 suboptimality).
 
-This module is loaded by file path: it imports nothing from ``tasks/`` and imports torch or
-jax only inside the class of that framework.
+This module is loaded by file path: it imports nothing from ``tasks/`` (what tasks share lives
+in ``harness.datasets``, ``harness.reference``, ``harness.arrays`` and ``harness.losses``) and
+imports torch or jax only inside the code of that framework.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
-import scipy.optimize
 import scipy.special
+
+from harness.arrays import normal_init, take, to_float64
+from harness.datasets import BINARY_DATASETS, binary_classification, binary_key
+from harness.losses import binary_logits, cross_entropy_hessian, logistic_loss, sigmoid
+from harness.reference import Reference, optimum
 
 __all__ = [
     "DATASETS",
@@ -33,7 +38,7 @@ __all__ = [
     "reference",
 ]
 
-DATASETS = ("synthetic", "breast_cancer", "digits")
+DATASETS = BINARY_DATASETS
 
 
 # ---------------------------------------------------------------------------------------------
@@ -41,63 +46,16 @@ DATASETS = ("synthetic", "breast_cancer", "digits")
 # ---------------------------------------------------------------------------------------------
 
 
-def _standardize(X: np.ndarray) -> np.ndarray:
-    """Zero mean, unit variance per column; a constant column becomes zeros (not NaN)."""
-    std = X.std(axis=0)
-    std[std == 0.0] = 1.0  # digits has always-blank border pixels
-    return (X - X.mean(axis=0)) / std
-
-
-def _canonical(dataset: str, n: int, d: int, data_seed: int) -> tuple[str, int, int, int]:
-    """Cache key of a data set: ``n``, ``d`` and ``data_seed`` only matter for synthetic data."""
-    if dataset not in DATASETS:
-        raise ValueError(f"unknown dataset {dataset!r}; choose one of {list(DATASETS)}")
-    if dataset == "synthetic":
-        if int(n) < 1 or int(d) < 1:
-            raise ValueError(f"synthetic data need n >= 1 and d >= 1 (got n={n}, d={d})")
-        return dataset, int(n), int(d), int(data_seed)
-    return dataset, 0, 0, 0
-
-
-@functools.cache
-def _load(dataset: str, n: int, d: int, data_seed: int) -> tuple[np.ndarray, np.ndarray]:
-    if dataset == "synthetic":
-        rng = np.random.default_rng(data_seed)
-        X = rng.standard_normal((n, d))
-        w0 = rng.standard_normal(d) * 3.0 / np.sqrt(d)
-        y = np.where(rng.random(n) < scipy.special.expit(X @ w0), 1.0, -1.0)
-    elif dataset == "breast_cancer":
-        from sklearn.datasets import load_breast_cancer
-
-        data, target = load_breast_cancer(return_X_y=True)
-        X, y = _standardize(data), np.where(target == 1, 1.0, -1.0)  # +1: benign
-    else:
-        from sklearn.datasets import load_digits
-
-        data, target = load_digits(return_X_y=True)
-        X, y = _standardize(data), np.where(target % 2 == 0, 1.0, -1.0)  # +1: even digit
-    X, y = np.ascontiguousarray(X, dtype=np.float64), np.ascontiguousarray(y, dtype=np.float64)
-    X.setflags(write=False)
-    y.setflags(write=False)
-    return X, y
-
-
 def load_data(
     dataset: str = "synthetic", n: int = 1000, d: int = 20, data_seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
     """Features ``X`` (n, d) and labels ``y`` in {-1, +1}, as read-only float64 arrays.
 
-    Parameters
-    ----------
-    dataset
-        ``synthetic``: ``rng = default_rng(data_seed)``; ``X = rng.standard_normal((n, d))``;
-        ``w0 = rng.standard_normal(d) * 3 / sqrt(d)``; ``y = +1 if rng.random(n) < sigmoid(X w0)
-        else -1`` (in this order). ``breast_cancer``: scikit-learn's 569 x 30, +1 = benign.
-        ``digits``: scikit-learn's 1797 x 64, +1 = even digit. Real features are standardized.
-    n, d, data_seed
-        Size and seed of the synthetic data; ignored for the real data sets.
+    The recipe is :func:`harness.datasets.binary_classification`: synthetic logistic data
+    (``n``, ``d``, ``data_seed``), scikit-learn's breast_cancer (+1 = benign) or digits
+    (+1 = even digit) with standardized features.
     """
-    return _load(*_canonical(dataset, n, d, data_seed))
+    return binary_classification(dataset, n, d, data_seed)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -124,57 +82,28 @@ def hessian(w: np.ndarray, X: np.ndarray, y: np.ndarray, l2: float) -> np.ndarra
     return (X.T * curvature) @ X / X.shape[0] + 2.0 * l2 * np.eye(X.shape[1])
 
 
-class Reference(NamedTuple):
-    """The reference optimum: minimizer and minimum."""
-
-    x_star: np.ndarray
-    f_star: float
-
-
-def _minimize(fun: Any, grad: Any, hess: Any, x0: np.ndarray, polish_steps: int = 8) -> np.ndarray:
-    """scipy L-BFGS to ``gtol`` 1e-12, then Newton steps while they shrink the gradient.
-
-    L-BFGS alone stalls a few orders of magnitude above machine precision on ill-conditioned
-    data (breast_cancer); from there Newton converges quadratically in one or two steps.
-    """
-    result = scipy.optimize.minimize(
-        lambda x: (fun(x), grad(x)),
-        x0,
-        jac=True,
-        method="L-BFGS-B",
-        options={"gtol": 1e-12, "ftol": 0.0, "maxiter": 20_000, "maxcor": 30},
-    )
-    x = result.x
-    g = grad(x)
-    for _ in range(polish_steps):
-        candidate = x - np.linalg.solve(hess(x), g)
-        g_candidate = grad(candidate)
-        if not np.linalg.norm(g_candidate) < np.linalg.norm(g):
-            break
-        x, g = candidate, g_candidate
-    return x
-
-
 @functools.cache
 def _reference(dataset: str, n: int, d: int, data_seed: int, l2: float) -> Reference:
-    X, y = _load(dataset, n, d, data_seed)
-    x_star = _minimize(
+    X, y = binary_classification(dataset, n, d, data_seed)
+    return optimum(
         lambda w: objective(w, X, y, l2),
         lambda w: gradient(w, X, y, l2),
         lambda w: hessian(w, X, y, l2),
         np.zeros(X.shape[1]),
     )
-    x_star.setflags(write=False)
-    return Reference(x_star, objective(x_star, X, y, l2))
 
 
 def reference(
     dataset: str = "synthetic", n: int = 1000, d: int = 20, l2: float = 5e-4, data_seed: int = 0
 ) -> Reference:
-    """The minimizer and minimum, computed in numpy/scipy independently of torch and jax."""
+    """The minimizer and minimum, computed in numpy/scipy independently of torch and jax.
+
+    scipy L-BFGS-B to ``gtol`` 1e-12, then Newton polish (:func:`harness.reference.minimize`):
+    L-BFGS alone stalls above machine precision on ill-conditioned data (breast_cancer).
+    """
     if not l2 > 0:
         raise ValueError(f"l2 must be positive (the optimum is then unique and finite); got {l2}")
-    return _reference(*_canonical(dataset, n, d, data_seed), float(l2))
+    return _reference(*binary_key(dataset, n, d, data_seed), float(l2))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -183,7 +112,7 @@ def reference(
 
 
 class _LogReg:
-    """What both frameworks share: data, ``f_star``, seeded init and numpy metrics.
+    """Data, ``f_star``, seeded init, numpy metrics and the differentiable hooks of both frameworks.
 
     Parameters
     ----------
@@ -242,57 +171,48 @@ class _LogReg:
 
     def init_params(self, seed: int) -> Any:
         """``w ~ N(0, I/d)`` from ``default_rng(seed)``: the same start in every framework."""
-        rng = np.random.default_rng(seed)
-        return self.backend.asarray(rng.standard_normal(self.dim) / np.sqrt(self.dim))
+        return normal_init(self.backend, seed, self.dim, self.dim)
 
     def evaluate(self, params: Any) -> dict[str, float]:
         """Objective, training accuracy and gradient norm, in float64 numpy."""
-        w = np.asarray(self.backend.to_numpy(params), dtype=np.float64)
+        w = to_float64(self.backend, params)
         return {
             "objective": objective(w, self.X_np, self.y_np, self.l2),
             "train_accuracy": float(np.mean(self.y_np * (self.X_np @ w) > 0)),
             "grad_norm": float(np.linalg.norm(gradient(w, self.X_np, self.y_np, self.l2))),
         }
 
-
     def regularizer(self, params: Any) -> Any:
         """The penalty ``l2 ||w||^2`` (shared by every term of the finite sum)."""
         return self.l2 * (params @ params)
 
     def _margins(self, params: Any, indices: Any) -> Any:
-        return (self.yX if indices is None else self.yX[indices]) @ params
+        return take(self.yX, indices) @ params
+
+    def loss(self, params: Any, indices: Any = None) -> Any:
+        """The objective; with ``indices``, the mean over those samples (plus the penalty)."""
+        return logistic_loss(self._margins(params, indices)) + self.regularizer(params)
+
+    def logits(self, params: Any, indices: Any = None) -> Any:
+        """``[0, y_i x_i.w]`` per sample: the loss is the cross-entropy with class 1 correct."""
+        return binary_logits(self._margins(params, indices))
+
+    def logit_hessian(self, logits: Any) -> Any:
+        """``diag(p) - p p^T`` per sample, ``p = softmax(logits)``."""
+        return cross_entropy_hessian(logits)
+
+    def _hessian_expr(self, params: Any) -> Any:
+        """The closed-form Hessian ``X^T diag(p (1 - p)) X / n + 2 l2 I`` in framework ops."""
+        margins = self.X @ params
+        curvature = sigmoid(margins) * sigmoid(-margins)
+        return (self.X.T * curvature) @ self.X / self.X.shape[0] + 2.0 * self.l2 * self.eye
 
 
 class LogRegTorch(_LogReg):
     """Logistic regression in torch; ``hessian`` is closed-form (the oracle prefers it to autograd)."""
 
-    def loss(self, params: Any, indices: Any = None) -> Any:
-        """The objective; with ``indices``, the mean over those samples (plus the penalty)."""
-        import torch
-
-        margins = self._margins(params, indices)
-        return torch.logaddexp(torch.zeros_like(margins), -margins).mean() + self.l2 * (params @ params)
-
-    def logits(self, params: Any, indices: Any = None) -> Any:
-        """``[0, y_i x_i.w]`` per sample: the loss is the cross-entropy with class 1 correct."""
-        import torch
-
-        margins = self._margins(params, indices)
-        return torch.stack([torch.zeros_like(margins), margins], dim=1)
-
-    def logit_hessian(self, logits: Any) -> Any:
-        """``diag(p) - p p^T`` per sample, ``p = softmax(logits)``."""
-        import torch
-
-        p = torch.softmax(logits, dim=1)
-        return torch.diag_embed(p) - p[:, :, None] * p[:, None, :]
-
     def hessian(self, params: Any) -> Any:
-        import torch
-
-        margins = self.X @ params.detach()
-        curvature = torch.sigmoid(margins) * torch.sigmoid(-margins)
-        return (self.X.T * curvature) @ self.X / self.X.shape[0] + 2.0 * self.l2 * self.eye
+        return self._hessian_expr(params.detach())
 
 
 class LogRegJax(_LogReg):
@@ -303,35 +223,6 @@ class LogRegJax(_LogReg):
         import jax
 
         self._hessian = jax.jit(self._hessian_expr)
-
-    def loss(self, params: Any, indices: Any = None) -> Any:
-        """The objective; with ``indices``, the mean over those samples (plus the penalty)."""
-        import jax.numpy as jnp
-
-        margins = self._margins(params, indices)
-        return jnp.mean(jnp.logaddexp(0.0, -margins)) + self.l2 * (params @ params)
-
-    def logits(self, params: Any, indices: Any = None) -> Any:
-        """``[0, y_i x_i.w]`` per sample: the loss is the cross-entropy with class 1 correct."""
-        import jax.numpy as jnp
-
-        margins = self._margins(params, indices)
-        return jnp.stack([jnp.zeros_like(margins), margins], axis=1)
-
-    def logit_hessian(self, logits: Any) -> Any:
-        """``diag(p) - p p^T`` per sample, ``p = softmax(logits)``."""
-        import jax
-        import jax.numpy as jnp
-
-        p = jax.nn.softmax(logits, axis=1)
-        return jax.vmap(jnp.diag)(p) - p[:, :, None] * p[:, None, :]
-
-    def _hessian_expr(self, params: Any) -> Any:
-        import jax
-
-        margins = self.X @ params
-        curvature = jax.nn.sigmoid(margins) * jax.nn.sigmoid(-margins)
-        return (self.X.T * curvature) @ self.X / self.X.shape[0] + 2.0 * self.l2 * self.eye
 
     def hessian(self, params: Any) -> Any:
         return self._hessian(params)

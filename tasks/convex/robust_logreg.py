@@ -11,17 +11,22 @@ The problem is a finite sum over examples and a cross-entropy on logits
 ``z_i = [0, y_i x_i.w - eps ||w||]`` (class 1 correct), so it exposes the hooks of
 :mod:`harness.oracle`: ``n_samples``, ``loss(params, indices)``, ``logits``, ``logit_hessian``,
 ``regularizer`` and ``batch_size`` (minibatch gradients). Data, metrics and the reference optimum
-are numpy; this module imports torch or jax only inside the class of that framework.
+are numpy; this module imports torch or jax only inside the code of that framework, and shares
+code with other tasks only through ``harness`` (it is loaded by file path).
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
-import scipy.optimize
 import scipy.special
+
+from harness.arrays import namespace, normal_init, take, to_float64
+from harness.datasets import BINARY_DATASETS, binary_classification, binary_key
+from harness.losses import binary_logits, cross_entropy_hessian, logistic_loss
+from harness.reference import Reference, optimum
 
 __all__ = [
     "DATASETS",
@@ -36,7 +41,7 @@ __all__ = [
     "reference",
 ]
 
-DATASETS = ("synthetic", "breast_cancer", "digits")
+DATASETS = BINARY_DATASETS
 LABELS = ("real", "shuffled")
 
 
@@ -45,48 +50,23 @@ LABELS = ("real", "shuffled")
 # ---------------------------------------------------------------------------------------------
 
 
-def _standardize(X: np.ndarray) -> np.ndarray:
-    std = X.std(axis=0)
-    std[std == 0.0] = 1.0  # blank pixels of digits: zeros, not NaN
-    return (X - X.mean(axis=0)) / std
-
-
 def _canonical(dataset: str, n: int, d: int, data_seed: int, labels: str) -> tuple[str, int, int, int, str]:
-    if dataset not in DATASETS:
-        raise ValueError(f"unknown dataset {dataset!r}; choose one of {list(DATASETS)}")
+    dataset, n, d, seed = binary_key(dataset, n, d, data_seed)
     if labels not in LABELS:
         raise ValueError(f"unknown labels {labels!r}; choose one of {list(LABELS)}")
-    if dataset == "synthetic":
-        if int(n) < 1 or int(d) < 1:
-            raise ValueError(f"synthetic data need n >= 1 and d >= 1 (got n={n}, d={d})")
-        return dataset, int(n), int(d), int(data_seed), labels
     # Real data ignore n and d; data_seed only draws the permutation of shuffled labels.
-    return dataset, 0, 0, int(data_seed) if labels == "shuffled" else 0, labels
+    if dataset != "synthetic" and labels == "shuffled":
+        seed = int(data_seed)
+    return dataset, n, d, seed, labels
 
 
 @functools.cache
 def _load(dataset: str, n: int, d: int, data_seed: int, labels: str) -> tuple[np.ndarray, np.ndarray]:
-    if dataset == "synthetic":
-        rng = np.random.default_rng(data_seed)
-        X = rng.standard_normal((n, d))
-        w0 = rng.standard_normal(d) * 3.0 / np.sqrt(d)
-        y = np.where(rng.random(n) < scipy.special.expit(X @ w0), 1.0, -1.0)
-    elif dataset == "breast_cancer":
-        from sklearn.datasets import load_breast_cancer
-
-        data, target = load_breast_cancer(return_X_y=True)
-        X, y = _standardize(data), np.where(target == 1, 1.0, -1.0)
-    else:
-        from sklearn.datasets import load_digits
-
-        data, target = load_digits(return_X_y=True)
-        X, y = _standardize(data), np.where(target % 2 == 0, 1.0, -1.0)
+    X, y = binary_classification(dataset, n, d, data_seed)
     if labels == "shuffled":
         # A stream apart from the data's: the features stay those of the real-label task.
         y = np.random.default_rng([data_seed, 1]).permutation(y)
-    X, y = np.ascontiguousarray(X, dtype=np.float64), np.ascontiguousarray(y, dtype=np.float64)
-    X.setflags(write=False)
-    y.setflags(write=False)
+        y.setflags(write=False)
     return X, y
 
 
@@ -137,37 +117,22 @@ def hessian(w: np.ndarray, X: np.ndarray, y: np.ndarray, eps: float, l2: float) 
     return curvature + ball + 2.0 * l2 * np.eye(d)
 
 
-class Reference(NamedTuple):
-    """The reference optimum: minimizer and minimum."""
-
-    x_star: np.ndarray
-    f_star: float
-
-
 @functools.cache
 def _reference(key: tuple[Any, ...], eps: float, l2: float) -> Reference:
     X, y = _load(*key)
     args = (X, y, eps, l2)
     # Start from the clean least-squares direction: ||w|| is not differentiable at 0.
     x0 = np.linalg.lstsq(X, y, rcond=None)[0] * 0.1
-    result = scipy.optimize.minimize(
-        lambda w: (objective(w, *args), gradient(w, *args)),
+    # Newton polish from gtol 1e-6 converges quadratically, where L-BFGS would crawl
+    # (ill-conditioned real data) and stall above machine precision.
+    return optimum(
+        lambda w: objective(w, *args),
+        lambda w: gradient(w, *args),
+        lambda w: hessian(w, *args),
         x0,
-        jac=True,
-        method="L-BFGS-B",
-        options={"gtol": 1e-6, "ftol": 0.0, "maxiter": 20_000, "maxcor": 30},
+        gtol=1e-6,
+        polish_steps=20,
     )
-    # Newton polish while it shrinks the gradient: from gtol 1e-6 it converges quadratically,
-    # where L-BFGS would crawl (ill-conditioned real data) and stall above machine precision.
-    x, g = result.x, gradient(result.x, *args)
-    for _ in range(20):
-        candidate = x - np.linalg.solve(hessian(x, *args), g)
-        g_candidate = gradient(candidate, *args)
-        if not np.linalg.norm(g_candidate) < np.linalg.norm(g):
-            break
-        x, g = candidate, g_candidate
-    x.setflags(write=False)
-    return Reference(x, objective(x, *args))
 
 
 def reference(
@@ -220,12 +185,11 @@ class _RobustLogReg:
 
     def init_params(self, seed: int) -> Any:
         """``w ~ N(0, I/d)`` from ``default_rng(seed)``: the same start in every framework."""
-        rng = np.random.default_rng(seed)
-        return self.backend.asarray(rng.standard_normal(self.dim) / np.sqrt(self.dim))
+        return normal_init(self.backend, seed, self.dim, self.dim)
 
     def evaluate(self, params: Any) -> dict[str, float]:
         """Objective, clean and robust training accuracy and gradient norm, in float64 numpy."""
-        w = np.asarray(self.backend.to_numpy(params), dtype=np.float64)
+        w = to_float64(self.backend, params)
         margins = self.y_np * (self.X_np @ w)
         args = (self.X_np, self.y_np, self.eps, self.l2)
         return {
@@ -235,56 +199,30 @@ class _RobustLogReg:
             "grad_norm": float(np.linalg.norm(gradient(w, *args))),
         }
 
-    # Written once for both frameworks with operators and the namespace ``self._xp``.
-    def _rows(self, indices: Any) -> Any:
-        return self.yX if indices is None else self.yX[indices]
+    # Written once for both frameworks: operators, and functions that read the framework off the array.
+    def _margins(self, params: Any, indices: Any) -> Any:
+        """``y_i x_i.w - eps ||w||`` for the samples ``indices`` (all when ``None``)."""
+        return take(self.yX, indices) @ params - self.eps * namespace(params).sqrt(params @ params)
 
     def logits(self, params: Any, indices: Any = None) -> Any:
         """``z_i = [0, y_i x_i.w - eps ||w||]`` (m, 2); class 1 is the correct one."""
-        xp = self._xp
-        margin = self._rows(indices) @ params - self.eps * xp.sqrt(params @ params)
-        return xp.stack([xp.zeros_like(margin), margin], axis=1)
+        return binary_logits(self._margins(params, indices))
 
     def regularizer(self, params: Any) -> Any:
         return self.l2 * (params @ params)
 
     def loss(self, params: Any, indices: Any = None) -> Any:
         """Mean over ``indices`` (all when ``None``) of ``log(1 + exp(-margin))``, plus the penalty."""
-        xp = self._xp
-        margin = self._rows(indices) @ params - self.eps * xp.sqrt(params @ params)
-        return xp.mean(xp.logaddexp(xp.zeros_like(margin), -margin)) + self.regularizer(params)
+        return logistic_loss(self._margins(params, indices)) + self.regularizer(params)
 
     def logit_hessian(self, logits: Any) -> Any:
         """Hessian of the cross-entropy in the logits: ``diag(p) - p p^T`` per example."""
-        p = self._softmax(logits)
-        return p[:, :, None] * self._eye2 - p[:, :, None] * p[:, None, :]
+        return cross_entropy_hessian(logits)
 
 
 class RobustLogRegTorch(_RobustLogReg):
     """Adversarial logistic regression in torch."""
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        import torch
-
-        self._xp = torch
-        self._eye2 = self.backend.asarray(np.eye(2))
-
-    def _softmax(self, logits: Any) -> Any:
-        return self._xp.softmax(logits, dim=1)
-
 
 class RobustLogRegJax(_RobustLogReg):
     """Adversarial logistic regression in jax (every hook jittable)."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        import jax.numpy as jnp
-
-        self._xp = jnp
-        self._eye2 = self.backend.asarray(np.eye(2))
-
-    def _softmax(self, logits: Any) -> Any:
-        import jax
-
-        return jax.nn.softmax(logits, axis=1)

@@ -11,18 +11,23 @@ The data, the metrics and the reference optimum are numpy code shared by both fr
 (cached per parameter set); the frameworks write the loss and its closed-form Hessian. Labels
 enter as one-hot float rows, so no integer tensors are needed on either side.
 
-This module is loaded by file path: it imports nothing from ``tasks/`` and imports torch or
-jax only inside the class of that framework.
+This module is loaded by file path: it imports nothing from ``tasks/`` (what tasks share lives
+in ``harness.datasets``, ``harness.reference``, ``harness.arrays`` and ``harness.losses``) and
+imports torch or jax only inside the code of that framework.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
-import scipy.optimize
 import scipy.special
+
+from harness.arrays import namespace, normal_init, softmax, take, to_float64
+from harness.datasets import sklearn_dataset
+from harness.losses import cross_entropy, cross_entropy_hessian
+from harness.reference import Reference, optimum
 
 __all__ = [
     "DATASETS",
@@ -65,12 +70,7 @@ def _load(
         labels = rng.integers(0, classes, size=n)
         X = centers[labels] + rng.standard_normal((n, d))
     else:
-        from sklearn.datasets import load_digits
-
-        data, labels = load_digits(return_X_y=True)
-        std = data.std(axis=0)
-        std[std == 0.0] = 1.0  # always-blank border pixels: zeros, not NaN
-        X = (data - data.mean(axis=0)) / std
+        X, labels = sklearn_dataset("digits")  # standardized; blank border pixels are zeros
     X = np.ascontiguousarray(X, dtype=np.float64)
     labels = np.ascontiguousarray(labels, dtype=np.int64)
     X.setflags(write=False)
@@ -136,37 +136,6 @@ def hessian(w: np.ndarray, X: np.ndarray, labels: np.ndarray, l2: float, classes
     return (blocks - weighted.T @ weighted) / n + 2.0 * l2 * np.eye(d * classes)
 
 
-class Reference(NamedTuple):
-    """The reference optimum: minimizer and minimum."""
-
-    x_star: np.ndarray
-    f_star: float
-
-
-def _minimize(fun: Any, grad: Any, hess: Any, x0: np.ndarray, polish_steps: int = 8) -> np.ndarray:
-    """scipy L-BFGS to ``gtol`` 1e-12, then Newton steps while they shrink the gradient.
-
-    L-BFGS alone stalls a few orders of magnitude above machine precision on ill-conditioned
-    data (digits); from there Newton converges quadratically in one or two steps.
-    """
-    result = scipy.optimize.minimize(
-        lambda x: (fun(x), grad(x)),
-        x0,
-        jac=True,
-        method="L-BFGS-B",
-        options={"gtol": 1e-12, "ftol": 0.0, "maxiter": 20_000, "maxcor": 30},
-    )
-    x = result.x
-    g = grad(x)
-    for _ in range(polish_steps):
-        candidate = x - np.linalg.solve(hess(x), g)
-        g_candidate = grad(candidate)
-        if not np.linalg.norm(g_candidate) < np.linalg.norm(g):
-            break
-        x, g = candidate, g_candidate
-    return x
-
-
 def _classes(key: tuple[Any, ...], labels: np.ndarray) -> int:
     # Blobs declare C (a class may draw no sample); digits have 10.
     return key[3] if key[0] == "blobs" else int(labels.max()) + 1
@@ -176,14 +145,12 @@ def _classes(key: tuple[Any, ...], labels: np.ndarray) -> int:
 def _reference(key: tuple[Any, ...], l2: float) -> Reference:
     X, labels = _load(*key)
     classes = _classes(key, labels)
-    x_star = _minimize(
+    return optimum(
         lambda w: objective(w, X, labels, l2, classes),
         lambda w: gradient(w, X, labels, l2, classes),
         lambda w: hessian(w, X, labels, l2, classes),
         np.zeros(X.shape[1] * classes),
     )
-    x_star.setflags(write=False)
-    return Reference(x_star, objective(x_star, X, labels, l2, classes))
 
 
 def reference(
@@ -195,7 +162,11 @@ def reference(
     l2: float = 5e-4,
     data_seed: int = 0,
 ) -> Reference:
-    """The minimizer and minimum, computed in numpy/scipy independently of torch and jax."""
+    """The minimizer and minimum, computed in numpy/scipy independently of torch and jax.
+
+    scipy L-BFGS-B to ``gtol`` 1e-12, then Newton polish (:func:`harness.reference.minimize`):
+    L-BFGS alone stalls above machine precision on ill-conditioned data (digits).
+    """
     if not l2 > 0:
         raise ValueError(f"l2 must be positive (the optimum is then unique and finite); got {l2}")
     return _reference(_canonical(dataset, n, d, classes, separation, data_seed), float(l2))
@@ -207,7 +178,7 @@ def reference(
 
 
 class _Softmax:
-    """What both frameworks share: data, ``f_star``, seeded init and numpy metrics.
+    """Data, ``f_star``, seeded init, numpy metrics and the differentiable hooks of both frameworks.
 
     Parameters
     ----------
@@ -272,12 +243,11 @@ class _Softmax:
 
     def init_params(self, seed: int) -> Any:
         """``W ~ N(0, I/d)`` from ``default_rng(seed)``: the same start in every framework."""
-        rng = np.random.default_rng(seed)
-        return self.backend.asarray(rng.standard_normal(self.dim) / np.sqrt(self.features))
+        return normal_init(self.backend, seed, self.dim, self.features)
 
     def evaluate(self, params: Any) -> dict[str, float]:
         """Objective, training accuracy and gradient norm, in float64 numpy."""
-        w = np.asarray(self.backend.to_numpy(params), dtype=np.float64)
+        w = to_float64(self.backend, params)
         predicted = np.argmax(self.X_np @ w.reshape(self.features, self.classes), axis=1)
         args = (self.X_np, self.labels_np, self.l2, self.classes)
         return {
@@ -288,22 +258,26 @@ class _Softmax:
 
     def logits(self, params: Any, indices: Any = None) -> Any:
         """``X W`` for the samples ``indices`` (all when ``None``), shape (m, C)."""
-        X = self.X if indices is None else self.X[indices]
-        return X @ params.reshape(self.features, self.classes)
+        return take(self.X, indices) @ params.reshape(self.features, self.classes)
 
     def regularizer(self, params: Any) -> Any:
         """The penalty ``l2 ||W||_F^2`` (shared by every term of the finite sum)."""
         return self.l2 * (params @ params)
 
-    def _targets(self, indices: Any) -> Any:
-        return self.Y if indices is None else self.Y[indices]
+    def loss(self, params: Any, indices: Any = None) -> Any:
+        """The objective; with ``indices``, the mean over those samples (plus the penalty)."""
+        return cross_entropy(self.logits(params, indices), take(self.Y, indices)) + self.regularizer(params)
 
-    def _hessian_expr(self, params: Any, softmax: Any, einsum: Any) -> Any:
-        """The closed-form Hessian in framework ops (the framework's ``softmax`` over rows, ``einsum``)."""
+    def logit_hessian(self, logits: Any) -> Any:
+        """``diag(p) - p p^T`` per sample, ``p = softmax(logits)``."""
+        return cross_entropy_hessian(logits)
+
+    def _hessian_expr(self, params: Any) -> Any:
+        """The closed-form Hessian of :func:`hessian` in framework ops."""
         n, d, C = self.X.shape[0], self.features, self.classes
         probs = softmax(self.X @ params.reshape(d, C))
         weighted = (self.X[:, :, None] * probs[:, None, :]).reshape(n, d * C)  # x_ij p_ia
-        diagonal = einsum("ij,ik,ia->jak", self.X, self.X, probs)  # sum_i x_ij x_ik p_ia
+        diagonal = namespace(probs).einsum("ij,ik,ia->jak", self.X, self.X, probs)  # sum_i x_ij x_ik p_ia
         blocks = (diagonal[:, :, :, None] * self.class_eye[None, :, None, :]).reshape(d * C, d * C)
         return (blocks - weighted.T @ weighted) / n + 2.0 * self.l2 * self.eye
 
@@ -311,25 +285,8 @@ class _Softmax:
 class SoftmaxTorch(_Softmax):
     """Softmax regression in torch; ``hessian`` is closed-form (the oracle prefers it to autograd)."""
 
-    def loss(self, params: Any, indices: Any = None) -> Any:
-        """The objective; with ``indices``, the mean over those samples (plus the penalty)."""
-        import torch
-
-        logits = self.logits(params, indices)
-        picked = (self._targets(indices) * logits).sum(dim=1)
-        return (torch.logsumexp(logits, dim=1) - picked).mean() + self.l2 * (params @ params)
-
-    def logit_hessian(self, logits: Any) -> Any:
-        """``diag(p) - p p^T`` per sample, ``p = softmax(logits)``."""
-        import torch
-
-        p = torch.softmax(logits, dim=1)
-        return torch.diag_embed(p) - p[:, :, None] * p[:, None, :]
-
     def hessian(self, params: Any) -> Any:
-        import torch
-
-        return self._hessian_expr(params.detach(), lambda z: torch.softmax(z, dim=1), torch.einsum)
+        return self._hessian_expr(params.detach())
 
 
 class SoftmaxJax(_Softmax):
@@ -338,26 +295,8 @@ class SoftmaxJax(_Softmax):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         import jax
-        import jax.numpy as jnp
 
-        self._hessian = jax.jit(lambda w: self._hessian_expr(w, lambda z: jax.nn.softmax(z, axis=1), jnp.einsum))
-
-    def loss(self, params: Any, indices: Any = None) -> Any:
-        """The objective; with ``indices``, the mean over those samples (plus the penalty)."""
-        import jax.numpy as jnp
-        from jax.scipy.special import logsumexp
-
-        logits = self.logits(params, indices)
-        picked = jnp.sum(self._targets(indices) * logits, axis=1)
-        return jnp.mean(logsumexp(logits, axis=1) - picked) + self.l2 * (params @ params)
-
-    def logit_hessian(self, logits: Any) -> Any:
-        """``diag(p) - p p^T`` per sample, ``p = softmax(logits)``."""
-        import jax
-        import jax.numpy as jnp
-
-        p = jax.nn.softmax(logits, axis=1)
-        return jax.vmap(jnp.diag)(p) - p[:, :, None] * p[:, None, :]
+        self._hessian = jax.jit(self._hessian_expr)
 
     def hessian(self, params: Any) -> Any:
         return self._hessian(params)

@@ -8,7 +8,8 @@ the rest the test set. Since ``x`` is two one-hots, ``W1 x = W1[:, a] + W1[:, M 
 not a matrix product.
 
 Parameters are ``[W1 (K, 2M), W2 (M, K)]`` flattened row-major; ``layout`` names them. The problem
-is a finite sum with the hooks of :mod:`harness.oracle`.
+is a finite sum with the hooks of :mod:`harness.oracle`, written once for both frameworks with
+the framework-reading helpers of ``harness.arrays`` and ``harness.losses``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.special
+
+from harness.arrays import take, to_float64
+from harness.losses import cross_entropy, cross_entropy_hessian
 
 __all__ = ["ModAddJax", "ModAddTorch", "Split", "split"]
 
@@ -60,7 +64,10 @@ def _numpy_logits(W1: np.ndarray, W2: np.ndarray, pairs: np.ndarray, modulus: in
 
 
 class _ModAdd:
-    """Split, layout, seeded init and numpy metrics; the differentiable parts use ``self._xp``."""
+    """Split, layout, seeded init, numpy metrics and the differentiable hooks of both frameworks.
+
+    A framework's subclass supplies ``_index``: integer row indices as an array of the framework.
+    """
 
     def __init__(
         self,
@@ -105,26 +112,22 @@ class _ModAdd:
     def logits(self, params: Any, indices: Any = None) -> Any:
         """Logits ``W2 (W1 x)^2`` of the training pairs ``indices`` (all when ``None``), (m, M)."""
         W1, W2 = self.unflatten(params)
-        first, second = (self.first, self.second) if indices is None else (self.first[indices], self.second[indices])
-        hidden = W1.T[first] + W1.T[second]  # rows of W1^T: (m, K)
+        hidden = W1.T[take(self.first, indices)] + W1.T[take(self.second, indices)]  # rows of W1^T: (m, K)
         return (hidden * hidden) @ W2.T
 
     def regularizer(self, params: Any) -> Any:
         return self.l2 * (params @ params)
 
     def loss(self, params: Any, indices: Any = None) -> Any:
-        logits = self.logits(params, indices)
-        Y = self.Y if indices is None else self.Y[indices]
-        return self._xp.mean(self._logsumexp(logits) - self._xp.sum(Y * logits, axis=1)) + self.regularizer(params)
+        return cross_entropy(self.logits(params, indices), take(self.Y, indices)) + self.regularizer(params)
 
     def logit_hessian(self, logits: Any) -> Any:
         """``diag(p) - p p^T`` per example: the cross-entropy's Hessian in the logits."""
-        p = self._softmax(logits)
-        return p[:, :, None] * self._eye - p[:, :, None] * p[:, None, :]
+        return cross_entropy_hessian(logits)
 
     def evaluate(self, params: Any) -> dict[str, float]:
         """Objective, training and test accuracy and test cross-entropy, in float64 numpy."""
-        theta = np.asarray(self.backend.to_numpy(params), dtype=np.float64)
+        theta = to_float64(self.backend, params)
         W1, W2 = self.unflatten(theta)
         out: dict[str, float] = {}
         for name, pairs, labels in (
@@ -142,42 +145,16 @@ class _ModAdd:
 class ModAddTorch(_ModAdd):
     """Modular addition in torch."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    def _index(self, values: np.ndarray) -> Any:
         import torch
 
-        self._xp = torch
-        super().__init__(**kwargs)
-        self._eye = self.backend.asarray(np.eye(self.modulus))
-
-    def _index(self, values: np.ndarray) -> Any:
-        return self._xp.as_tensor(np.array(values), dtype=self._xp.long, device=self.backend.device)
-
-    def _logsumexp(self, logits: Any) -> Any:
-        return self._xp.logsumexp(logits, dim=1)
-
-    def _softmax(self, logits: Any) -> Any:
-        return self._xp.softmax(logits, dim=1)
+        return torch.as_tensor(np.array(values), dtype=torch.long, device=self.backend.device)
 
 
 class ModAddJax(_ModAdd):
     """Modular addition in jax (every hook jittable)."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    def _index(self, values: np.ndarray) -> Any:
         import jax.numpy as jnp
 
-        self._xp = jnp
-        super().__init__(**kwargs)
-        self._eye = self.backend.asarray(np.eye(self.modulus))
-
-    def _index(self, values: np.ndarray) -> Any:
-        return self._xp.asarray(values)
-
-    def _logsumexp(self, logits: Any) -> Any:
-        from jax.scipy.special import logsumexp
-
-        return logsumexp(logits, axis=1)
-
-    def _softmax(self, logits: Any) -> Any:
-        import jax
-
-        return jax.nn.softmax(logits, axis=1)
+        return jnp.asarray(values)

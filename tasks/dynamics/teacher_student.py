@@ -11,7 +11,8 @@ readout), so without label noise the global minimum is ``f* = 0`` in closed form
 Parameters are one flat vector ``[W (K, d) row-major, a (1, K)]``; ``layout`` names the blocks, so
 methods that act on matrices or on neurons (muon, curl descent) can view them. The problem is a
 finite sum with the hooks of :mod:`harness.oracle` (``n_samples``, ``loss(params, indices)``,
-``logits`` = the scalar outputs, ``logit_hessian`` = 1, ``regularizer`` = 0, ``batch_size``).
+``logits`` = the scalar outputs, ``logit_hessian`` = 1, ``regularizer`` = 0, ``batch_size``),
+written once for both frameworks: the framework is read off the arrays (``harness.arrays``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import functools
 from typing import Any, NamedTuple
 
 import numpy as np
+
+from harness.arrays import namespace, take, to_float64
 
 __all__ = ["Data", "TeacherStudentJax", "TeacherStudentTorch", "forward", "load_data"]
 
@@ -71,7 +74,7 @@ def load_data(
 
 
 class _TeacherStudent:
-    """Data, layout, seeded init, numpy metrics; the differentiable parts use ``self._xp``."""
+    """Data, layout, seeded init, numpy metrics and the differentiable hooks of both frameworks."""
 
     def __init__(
         self,
@@ -116,24 +119,22 @@ class _TeacherStudent:
     def logits(self, params: Any, indices: Any = None) -> Any:
         """The student's outputs, shape (m, 1)."""
         W, a = self.unflatten(params)
-        X = self.X if indices is None else self.X[indices]
-        return self._xp.tanh(X @ W.T) @ a.T
+        return namespace(params).tanh(take(self.X, indices) @ W.T) @ a.T
 
     def logit_hessian(self, logits: Any) -> Any:
         """The squared error's second derivative in the output: 1 for every example."""
-        return self._xp.ones_like(logits)[:, :, None]
+        return namespace(logits).ones_like(logits)[:, :, None]
 
     def regularizer(self, params: Any) -> Any:
         return 0.0 * (params @ params)
 
     def loss(self, params: Any, indices: Any = None) -> Any:
-        y = self.y if indices is None else self.y[indices]
-        residual = self.logits(params, indices)[:, 0] - y
-        return 0.5 * self._xp.mean(residual * residual)
+        residual = self.logits(params, indices)[:, 0] - take(self.y, indices)
+        return 0.5 * namespace(residual).mean(residual * residual)
 
     def evaluate(self, params: Any) -> dict[str, float]:
         """Training objective, test error (same 1/2 mean squared form) and gradient norm, numpy."""
-        W, a = self.unflatten(np.asarray(self.backend.to_numpy(params), dtype=np.float64))
+        W, a = self.unflatten(to_float64(self.backend, params))
         data = self.data
         hidden = np.tanh(data.X @ W.T)
         residual = hidden @ a[0] - data.y
@@ -150,18 +151,6 @@ class _TeacherStudent:
 class TeacherStudentTorch(_TeacherStudent):
     """Teacher-student regression in torch."""
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        import torch
-
-        self._xp = torch
-
 
 class TeacherStudentJax(_TeacherStudent):
     """Teacher-student regression in jax (every hook jittable)."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        import jax.numpy as jnp
-
-        self._xp = jnp

@@ -1,24 +1,22 @@
 """Helpers of the content tests: read catalog YAML, import entry points, build and drive runs.
 
-Deliberately small and independent of ``harness.catalog`` (tested on its own): YAML is read
-with plain ruamel.yaml (YAML 1.2) and validated by the spec models; a ``file.py:attr`` entry
-is imported by file path, the way the catalog loads modules beside a YAML file.
+Declarations are read and entry points resolved by ``harness.catalog`` (one declaration file
+at a time, so a test depends only on the files it names), and methods are built by
+``harness.run.build_method``: the tests see tasks and methods exactly as a run does, and share
+its module objects (so module-level caches of data and ``f*`` persist across tests).
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
-import importlib
-import importlib.util
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from ruamel.yaml import YAML
 
 from harness.backends import make_backend
+from harness.catalog import Catalog, Entry, resolve_entry_point
+from harness.run import build_method
 from harness.spec import MethodSpec, TaskSpec
 
 __all__ = [
@@ -37,41 +35,31 @@ __all__ = [
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _read(path: Path) -> Any:
-    return YAML(typ="safe", pure=True).load(path.read_text())
-
-
 @functools.cache
+def _catalog(kind_dir: str, family: str, spec_id: str) -> Catalog:
+    """A catalog of the one declaration ``<kind_dir>/<family>/<spec_id>.yaml`` (validated by ``Catalog.load``)."""
+    return Catalog.load(files=[REPO / kind_dir / family / f"{spec_id}.yaml"], builtin=False)
+
+
+def _task_entry(family: str, task_id: str) -> Entry[TaskSpec]:
+    return _catalog("tasks", family, task_id).tasks[task_id]
+
+
 def load_task(family: str, task_id: str) -> tuple[TaskSpec, Path]:
     """The validated task ``tasks/<family>/<task_id>.yaml`` and its path."""
-    path = REPO / "tasks" / family / f"{task_id}.yaml"
-    return TaskSpec.model_validate(_read(path)), path
+    entry = _task_entry(family, task_id)
+    return entry.spec, entry.path
 
 
-@functools.cache
 def load_method(family: str, method_id: str) -> tuple[MethodSpec, Path]:
     """The validated method ``methods/<family>/<method_id>.yaml`` and its path."""
-    path = REPO / "methods" / family / f"{method_id}.yaml"
-    return MethodSpec.model_validate(_read(path)), path
-
-
-@functools.cache
-def _module_at(path: Path) -> Any:
-    # One module object per file, so module-level caches (data, f*) persist across tests.
-    name = "_content_" + hashlib.sha1(str(path).encode()).hexdigest()[:12] + "_" + path.stem
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    entry = _catalog("methods", family, method_id).methods[method_id]
+    return entry.spec, entry.path
 
 
 def load_entry(entry: str, yaml_path: Path) -> Any:
     """Resolve ``module:attr``; a module ending in ``.py`` is a file beside ``yaml_path``."""
-    module, _, attr = entry.partition(":")
-    if module.endswith(".py"):
-        return getattr(_module_at((yaml_path.parent / module).resolve()), attr)
-    return getattr(importlib.import_module(module), attr)
+    return resolve_entry_point(entry, relative_to=yaml_path.parent)
 
 
 @functools.cache
@@ -82,9 +70,9 @@ def backend(framework: str) -> Any:
 
 @functools.cache
 def _problem(family: str, task_id: str, framework: str, overrides: tuple[tuple[str, Any], ...]) -> Any:
-    task, path = load_task(family, task_id)
-    cls = load_entry(task.implementations[framework], path)
-    return cls(backend=backend(framework), **task.resolve_parameters(dict(overrides)))
+    entry = _task_entry(family, task_id)
+    cls = entry.resolve(entry.spec.implementations[framework])
+    return cls(backend=backend(framework), **entry.spec.resolve_parameters(dict(overrides)))
 
 
 def make_problem(family: str, task_id: str, framework: str, **overrides: Any) -> Any:
@@ -100,12 +88,9 @@ def make_oracle(family: str, task_id: str, problem: Any, framework: str) -> Any:
 
 def make_method(family: str, method_id: str, framework: str, **overrides: Any) -> Any:
     """Build a method the way the harness does: a library optimizer or an entry factory."""
-    method, path = load_method(family, method_id)
-    values = method.resolve_hyperparameters(overrides)
-    impl = method.implementations[framework]
-    if impl.entry is not None:
-        return load_entry(impl.entry, path)(**values)
-    return backend(framework).library_method(impl.optimizer, method.optimizer_kwargs(framework, values))
+    catalog = _catalog("methods", family, method_id)
+    method = catalog.methods[method_id].spec
+    return build_method(method, framework, method.resolve_hyperparameters(overrides), backend(framework), catalog)
 
 
 def run_method(

@@ -1,0 +1,73 @@
+"""Array helpers that let task and method modules write their code once for torch and jax.
+
+The framework is read off an array's type, so these run inside ``jax.jit`` (on tracers) and
+under torch's autograd alike. torch and jax are imported inside the functions, never here.
+
+Examples
+--------
+>>> import torch  # doctest: +SKIP
+>>> namespace(torch.zeros(3)).__name__  # doctest: +SKIP
+'torch'
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["is_torch", "like", "namespace", "normal_init", "softmax", "take", "to_float64"]
+
+
+def is_torch(x: Any) -> bool:
+    """Whether ``x`` is a torch tensor (anything else is taken for a jax array)."""
+    return type(x).__module__.startswith("torch")
+
+
+def namespace(x: Any) -> Any:
+    """The array namespace of ``x``: ``torch`` for a tensor, ``jax.numpy`` otherwise."""
+    if is_torch(x):
+        import torch
+
+        return torch
+    import jax.numpy as jnp
+
+    return jnp
+
+
+def like(values: np.ndarray, params: Any) -> Any:
+    """``values`` as an array of the framework, dtype and device of ``params``."""
+    if is_torch(params):
+        import torch
+
+        return torch.as_tensor(values, dtype=params.dtype, device=params.device)
+    import jax.numpy as jnp
+
+    return jnp.asarray(values, dtype=params.dtype)
+
+
+def softmax(logits: Any) -> Any:
+    """Softmax over the rows of ``logits`` (m, C), in the framework of ``logits``."""
+    if is_torch(logits):
+        import torch
+
+        return torch.softmax(logits, dim=1)
+    import jax
+
+    return jax.nn.softmax(logits, axis=1)
+
+
+def take(values: Any, indices: Any) -> Any:
+    """The rows ``indices`` of ``values`` (a finite sum's samples); all of them when ``None``."""
+    return values if indices is None else values[indices]
+
+
+def to_float64(backend: Any, params: Any) -> np.ndarray:
+    """``params`` as a float64 numpy array, where a task's metrics are computed."""
+    return np.asarray(backend.to_numpy(params), dtype=np.float64)
+
+
+def normal_init(backend: Any, seed: int, size: int, fan_in: int) -> Any:
+    """``N(0, 1 / fan_in)`` of length ``size`` from ``default_rng(seed)``: the same start in every framework."""
+    rng = np.random.default_rng(seed)
+    return backend.asarray(rng.standard_normal(size) / np.sqrt(fan_in))

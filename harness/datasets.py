@@ -1,0 +1,128 @@
+"""Data sets shared by the task modules, as cached read-only numpy arrays.
+
+:func:`sklearn_dataset` reads one of scikit-learn's bundled data sets (no download) and
+standardizes its features; :func:`binary_classification` is the recipe of the ``logreg`` task
+(synthetic logistic data, or a bundled set with labels in {-1, +1}) that other tasks reuse.
+scikit-learn is imported only when a bundled set is first read, so a task on synthetic data
+never pays for it.
+
+Examples
+--------
+>>> X, target = sklearn_dataset("digits")  # doctest: +SKIP
+>>> X.shape, target.shape  # doctest: +SKIP
+((1797, 64), (1797,))
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+__all__ = [
+    "BINARY_DATASETS",
+    "SKLEARN_DATASETS",
+    "binary_classification",
+    "binary_key",
+    "sklearn_dataset",
+    "standardize",
+]
+
+#: The bundled scikit-learn data sets :func:`sklearn_dataset` reads.
+SKLEARN_DATASETS = ("breast_cancer", "digits")
+
+#: The data sets of :func:`binary_classification`.
+BINARY_DATASETS = ("synthetic", "breast_cancer", "digits")
+
+
+def _read_only(*arrays: np.ndarray) -> None:
+    for array in arrays:
+        array.setflags(write=False)
+
+
+def standardize(X: np.ndarray) -> np.ndarray:
+    """Zero mean, unit variance per column; a constant column becomes zeros (not NaN).
+
+    Digits has always-blank border pixels: their standard deviation is taken as 1.
+    """
+    std = X.std(axis=0)
+    std[std == 0.0] = 1.0
+    return (X - X.mean(axis=0)) / std
+
+
+@functools.cache
+def sklearn_dataset(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Standardized float64 features and int64 targets of a bundled scikit-learn data set.
+
+    Parameters
+    ----------
+    name
+        ``breast_cancer`` (569 x 30, target 1 = benign) or ``digits`` (1797 x 64, 8x8 images,
+        target the digit 0..9).
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``X`` (n, d), C-contiguous, each column standardized by :func:`standardize`; the
+        targets (n,). Both read-only and cached: every caller shares them.
+    """
+    if name not in SKLEARN_DATASETS:
+        raise ValueError(f"unknown scikit-learn data set {name!r}; choose one of {list(SKLEARN_DATASETS)}")
+    import sklearn.datasets
+
+    loader = {"breast_cancer": sklearn.datasets.load_breast_cancer, "digits": sklearn.datasets.load_digits}[name]
+    data, target = loader(return_X_y=True)
+    X = np.ascontiguousarray(standardize(data), dtype=np.float64)
+    target = np.ascontiguousarray(target, dtype=np.int64)
+    _read_only(X, target)
+    return X, target
+
+
+def binary_key(dataset: str, n: int, d: int, data_seed: int) -> tuple[str, int, int, int]:
+    """The validated cache key of :func:`binary_classification`.
+
+    ``n``, ``d`` and ``data_seed`` matter for synthetic data only: real data get zeros there.
+    """
+    if dataset not in BINARY_DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; choose one of {list(BINARY_DATASETS)}")
+    if dataset == "synthetic":
+        if int(n) < 1 or int(d) < 1:
+            raise ValueError(f"synthetic data need n >= 1 and d >= 1 (got n={n}, d={d})")
+        return dataset, int(n), int(d), int(data_seed)
+    return dataset, 0, 0, 0
+
+
+def binary_classification(
+    dataset: str = "synthetic", n: int = 1000, d: int = 20, data_seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Features ``X`` (n, d) and labels ``y`` in {-1, +1}, as read-only float64 arrays (cached).
+
+    Parameters
+    ----------
+    dataset
+        ``synthetic``: ``rng = default_rng(data_seed)``; ``X = rng.standard_normal((n, d))``;
+        ``w0 = rng.standard_normal(d) * 3 / sqrt(d)``; ``y = +1 if rng.random(n) < sigmoid(X w0)
+        else -1`` (in this order). ``breast_cancer``: scikit-learn's 569 x 30, +1 = benign.
+        ``digits``: scikit-learn's 1797 x 64, +1 = even digit. Real features are standardized.
+    n, d, data_seed
+        Size and seed of the synthetic data; ignored for the real data sets.
+    """
+    return _binary(*binary_key(dataset, n, d, data_seed))
+
+
+@functools.cache
+def _binary(dataset: str, n: int, d: int, data_seed: int) -> tuple[np.ndarray, np.ndarray]:
+    if dataset == "synthetic":
+        import scipy.special
+
+        rng = np.random.default_rng(data_seed)
+        X = rng.standard_normal((n, d))
+        w0 = rng.standard_normal(d) * 3.0 / np.sqrt(d)
+        y = np.where(rng.random(n) < scipy.special.expit(X @ w0), 1.0, -1.0)
+    else:
+        X, target = sklearn_dataset(dataset)
+        positive = target == 1 if dataset == "breast_cancer" else target % 2 == 0  # benign; even digit
+        y = np.where(positive, 1.0, -1.0)
+    X, y = np.ascontiguousarray(X, dtype=np.float64), np.ascontiguousarray(y, dtype=np.float64)
+    _read_only(X, y)
+    return X, y
