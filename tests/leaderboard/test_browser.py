@@ -1,6 +1,6 @@
 """The leaderboard in a real browser: Debian's Chromium driven by playwright (never downloaded).
 
-The server is started as ``python -m harness.leaderboard`` on a free loopback port. The test
+The server is started by the CLI, ``harness leaderboard``, on a free loopback port. The test
 waits for the charts, switches the task, saves a screenshot, and checks that a method whose
 YAML name is an HTML payload is shown as literal text with no script run.
 Set ``HARNESS_SCREENSHOTS=DIR`` to keep the screenshots.
@@ -52,7 +52,7 @@ def wait_healthy(url: str, process: subprocess.Popen, timeout: float = 90.0) -> 
 @pytest.fixture(scope="module")
 def server(small_store: Path, xss_catalog: Path) -> Iterator[str]:
     port = free_port()
-    command = [sys.executable, "-m", "harness.leaderboard", "--store", str(small_store), "--port", str(port),
+    command = [sys.executable, "-m", "harness.cli", "leaderboard", "--store", str(small_store), "--port", str(port),
                "--catalog", str(xss_catalog)]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
