@@ -75,6 +75,7 @@ __all__ = [
     "prepare",
     "probe_columns",
     "problem_label",
+    "problem_labels",
     "varying_parameters",
     "profile_scores",
     "profile_steps",
@@ -211,6 +212,13 @@ def problem_label(
         params = {k: v for k, v in params.items() if k in show}
     inner = ",".join(f"{k}={v}" for k, v in params.items()) if isinstance(params, dict) else str(params)
     return f"{task}{f'[{inner}]' if inner else ''}@{hardware}"
+
+
+def problem_labels(frame: pl.DataFrame) -> pl.Series:
+    """:func:`problem_label` of each row of ``frame``, naming only the parameters that vary in it."""
+    rows = frame.select(PROBLEM_KEYS).rows()
+    varying = varying_parameters((task, params) for task, params, _ in rows)
+    return pl.Series("problem", [problem_label(*r, show=varying.get(r[0], set())) for r in rows], dtype=pl.String)
 
 
 def varying_parameters(rows: Iterable[tuple[str, str | None]]) -> dict[str, set[str]]:
@@ -936,10 +944,8 @@ def display_tables(tables: Mapping[str, pl.DataFrame]) -> dict[str, pl.DataFrame
         shown["profiles"] = _texts(tables["profiles"], tables["profiles"].columns)
     if "tasks" in tables:
         tasks = tables["tasks"]
-        varying = varying_parameters(tasks.select("task", "task_params").rows())
-        problem = [problem_label(*row, show=varying.get(row[0], set())) for row in tasks.select(PROBLEM_KEYS).rows()]
         tasks = tasks.with_columns(
-            pl.Series("problem", problem, dtype=pl.String),
+            problem_labels(tasks),
             _interval("time_to_target_lo", "time_to_target_hi").alias("time CI [s]"),
             _interval("suboptimality_lo", "suboptimality_hi").alias("subopt. CI"),
         )

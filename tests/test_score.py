@@ -326,3 +326,15 @@ def test_a_zero_best_time_gives_no_nan_ratio() -> None:
     runs = runs_frame([timed("p", "A", 0.0), timed("p", "B", 0.0), timed("p", "C", 2.0)])
     ratios = score.performance_ratios(score.medians(runs))
     assert dict(ratios.select("method", "ratio").iter_rows()) == {"A": 1.0, "B": 1.0, "C": INF}
+
+
+def test_problem_labels_name_only_the_parameters_that_vary() -> None:
+    frame = pl.DataFrame({
+        "task": ["logreg", "logreg", "softmax"],
+        "task_params": ['{"dataset": "digits", "n": 1000}', '{"dataset": "synthetic", "n": 1000}', '{"n": 1000}'],
+        "hardware": ["cpu", "gpu", "cpu"],
+    })
+    assert score.problem_labels(frame).to_list() == [
+        "logreg[dataset=digits]@cpu", "logreg[dataset=synthetic]@gpu", "softmax@cpu",
+    ]
+    assert score.varying_parameters([("t", '{"n": 1, "d": 2}'), ("t", '{"n": 3, "d": 2}')]) == {"t": {"n"}}

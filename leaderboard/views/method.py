@@ -37,11 +37,8 @@ if not lbkit.empty_notice(runs):
                  column_config={"hyperparameters": lbkit.text("hyperparameters (JSON)")})
 
     st.subheader("Where it wins")
-    table = lbkit.method_table(filters, method).with_columns(
-        pl.struct(score.PROBLEM_KEYS).map_elements(
-            lambda r: score.problem_label(r["task"], r["task_params"], r["hardware"]), return_dtype=pl.String
-        ).alias("problem")
-    )
+    table = lbkit.method_table(filters, method)
+    table = table.with_columns(score.problem_labels(table))
     columns = ["problem", "framework", "rank", "stat_rank", "configurations", "median_time_to_target_s",
                "median_suboptimality", "tied_with", "n_runs", "n_failed", "failures"]
     config = {

@@ -68,9 +68,7 @@ if not lbkit.empty_notice(runs):
         st.caption("Median time-to-target over the best method's on the problem (1 = fastest; inf = target "
                    "not reached, failed or not run).")
         wide = ratios.with_columns(
-            pl.struct(score.PROBLEM_KEYS).map_elements(
-                lambda r: score.problem_label(r["task"], r["task_params"], r["hardware"]), return_dtype=pl.String
-            ).alias("problem"),
+            score.problem_labels(ratios),
             pl.format("{}/{}", "method", "framework").alias("solver"),
         ).pivot("solver", index="problem", values="ratio", aggregate_function="first").sort("problem")
         st.dataframe(wide, hide_index=True, key="overview_ratios")

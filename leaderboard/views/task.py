@@ -25,9 +25,7 @@ if not lbkit.empty_notice(runs):
                "'rank (CI)' counts only significantly better configurations, and overlapping intervals are "
                "ties. Failed runs count as infinite.")
     table = table.with_columns(
-        pl.struct(score.PROBLEM_KEYS).map_elements(
-            lambda r: score.problem_label(r["task"], r["task_params"], r["hardware"]), return_dtype=pl.String
-        ).alias("problem"),
+        score.problem_labels(table),
         pl.col("hyperparameters").map_elements(lbkit.hyper_text, return_dtype=pl.String),
     )
     sub = f" [{unit}]" if unit else ""
@@ -59,8 +57,8 @@ if not lbkit.empty_notice(runs):
     )
 
     traces = lbkit.task_traces(filters, task)
-    problems = task_runs.select(score.PROBLEM_KEYS).unique().sort(score.PROBLEM_KEYS).rows()
-    labels = {score.problem_label(*p): p for p in problems}
+    problems = task_runs.select(score.PROBLEM_KEYS).unique().sort(score.PROBLEM_KEYS)
+    labels = dict(zip(score.problem_labels(problems), problems.rows()))
     if len(labels) > 1:
         st.caption("The plots below show one problem (task variant and hardware profile) at a time.")
         chosen = labels[st.selectbox("Problem", list(labels), key="task_problem")]

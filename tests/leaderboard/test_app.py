@@ -58,9 +58,9 @@ def test_overview_ranks_by_profile_score(app, small_store) -> None:
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Runs"] == "66" and metrics["Failed runs"] == "6" and metrics["Tasks"] == "4"
     ratios = table(at, "problem")
-    assert ratios["problem"].tolist() == ["logreg[d=20]@cpu", "logreg[d=20]@gpu", "rastrigin[d=20]@cpu",
-                                          "softmax[d=20]@cpu"]
-    assert math.isinf(ratios.set_index("problem").loc["rastrigin[d=20]@cpu", "lbfgs/torch"])
+    assert ratios["problem"].tolist() == ["logreg@cpu", "logreg@gpu", "rastrigin@cpu",
+                                          "softmax@cpu"]
+    assert math.isinf(ratios.set_index("problem").loc["rastrigin@cpu", "lbfgs/torch"])
     (profile,) = charts(at)
     assert profile["encoding"]["x"]["scale"]["domain"] == [1, 4]
     assert escape_markdown("tensor-pca") in " ".join(c.value for c in at.caption)  # the untargeted task is named
@@ -110,13 +110,13 @@ def test_task_page_ranking_intervals_ties_and_plots(app, small_store) -> None:
     at = goto(app(small_store), "task")
     assert at.selectbox(key="task_choice").value == "logreg"
     ranking = table(at, "problem", "rank", "stat_rank", "tied_with")
-    cpu = ranking[ranking["problem"] == "logreg[d=20]@cpu"]
+    cpu = ranking[ranking["problem"] == "logreg@cpu"]
     assert cpu.iloc[0]["label"] == "lbfgs/torch" and cpu.iloc[0]["rank"] == 1
     assert (cpu["median_time_to_target_s"] >= cpu["time_to_target_lo"]).all()
     assert (cpu["median_time_to_target_s"] <= cpu["time_to_target_hi"]).all()
     tied = cpu.set_index("label")["tied_with"]
     assert "adam/torch" in tied["adam/jax"]
-    gpu = ranking[ranking["problem"] == "logreg[d=20]@gpu"].set_index("label")
+    gpu = ranking[ranking["problem"] == "logreg@gpu"].set_index("label")
     assert gpu.loc["adam", "failures"] == "oom×1" and gpu.loc["adam", "n_failed"] == 1
     specs = charts(at)
     # convergence vs time and vs step, hardware speedups, two probes
@@ -144,7 +144,7 @@ def test_task_page_switching_task_shows_failures(app, small_store) -> None:
 
 def test_task_page_problem_choice_and_metric(app, small_store) -> None:
     at = goto(app(small_store), "task")
-    at.selectbox(key="task_problem").select("logreg[d=20]@gpu").run()
+    at.selectbox(key="task_problem").select("logreg@gpu").run()
     at.selectbox(key="task_metric").select("objective").run()
     assert not at.exception
     legend = charts(at)[0]["layer"][0]["encoding"]["color"]["scale"]["domain"]
@@ -168,11 +168,11 @@ def test_method_page_wins_failures_and_errors(app, small_store) -> None:
     at.selectbox(key="method_choice").select("lbfgs").run()
     assert not at.exception
     wins = table(at, "problem", "configurations", "stat_rank")
-    assert set(wins["problem"]) == {"logreg[d=20]@cpu", "logreg[d=20]@gpu", "softmax[d=20]@cpu"}
+    assert set(wins["problem"]) == {"logreg@cpu", "logreg@gpu", "softmax@cpu"}
     errors = table(at, "error", "seed")
     assert set(errors["status"]) == {"error"} and "line search failed" in errors["error"].iloc[0]
     fails = [d.value for d in at.dataframe if "problem" in d.value.columns][1]
-    assert fails["problem"].tolist() == ["rastrigin[d=20]@cpu"]
+    assert fails["problem"].tolist() == ["rastrigin@cpu"]
     hyper = table(at, "hyperparameters", "tasks")
     assert hyper["hyperparameters"].tolist() == ['{"history": 10}']
 
