@@ -41,11 +41,13 @@ def _console():  # noqa: ANN202 - rich is imported lazily
 
 
 def _load_catalog(roots: list[Path] | None, files: list[Path] = ()):  # noqa: ANN202
-    from harness.catalog import Catalog
+    # Through the executors' per-process cache: `bench` then hands the same source to its executor,
+    # which finds the catalog already loaded instead of reading every YAML file again.
+    from harness.execute.worker import CatalogSource
     from harness.yamlio import DeclarationError
 
     try:
-        return Catalog.load(roots or (), files=files)
+        return CatalogSource.of(roots or (), files=files).load()
     except DeclarationError as exc:
         for issue in exc.issues:
             typer.echo(str(issue), err=True)
@@ -172,9 +174,7 @@ def bench(
     from harness.execute import make_executor
 
     try:
-        runner = make_executor(
-            executor, jobs=jobs, address=address, catalog_roots=[str(c) for c in catalog or []], grace_s=grace, pin=pin
-        )
+        runner = make_executor(executor, jobs=jobs, address=address, catalog_roots=catalog or (), grace_s=grace, pin=pin)
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

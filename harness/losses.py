@@ -18,9 +18,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.arrays import is_torch, namespace, softmax
+from harness.arrays import is_torch, namespace, softmax, take
 
-__all__ = ["binary_logits", "cross_entropy", "cross_entropy_hessian", "logistic_loss", "logsumexp", "sigmoid"]
+__all__ = [
+    "CrossEntropyTerms",
+    "binary_logits",
+    "cross_entropy",
+    "cross_entropy_hessian",
+    "logistic_loss",
+    "logsumexp",
+    "sigmoid",
+]
 
 
 def sigmoid(x: Any) -> Any:
@@ -70,3 +78,29 @@ def cross_entropy_hessian(logits: Any) -> Any:
     classes = p.shape[1]
     eye = xp.eye(classes, dtype=p.dtype, device=p.device) if is_torch(p) else xp.eye(classes, dtype=p.dtype)
     return p[:, :, None] * eye - p[:, :, None] * p[:, None, :]
+
+
+class CrossEntropyTerms:
+    """The finite-sum hooks of an L2-penalized cross-entropy task, from its ``logits(params, indices)``.
+
+    A problem class mixes this in and defines ``logits``, ``l2`` and one-hot targets ``Y``; it
+    gets ``loss`` (mean cross-entropy over ``indices``, all when ``None``, plus the penalty),
+    ``regularizer`` and ``logit_hessian`` (for the oracle's Gauss-Newton and Fisher matrices).
+    Binary tasks override ``loss`` with the exact :func:`logistic_loss` of their margins.
+    """
+
+    l2: float
+    Y: Any
+    logits: Any  # (params, indices=None) -> (m, C) logits of the samples ``indices``
+
+    def regularizer(self, params: Any) -> Any:
+        """The penalty ``l2 ||params||^2`` (shared by every term of the finite sum)."""
+        return self.l2 * (params @ params)
+
+    def loss(self, params: Any, indices: Any = None) -> Any:
+        """The objective; with ``indices``, the mean over those samples (plus the penalty)."""
+        return cross_entropy(self.logits(params, indices), take(self.Y, indices)) + self.regularizer(params)
+
+    def logit_hessian(self, logits: Any) -> Any:
+        """``diag(p) - p p^T`` per sample, ``p = softmax(logits)``: the cross-entropy's Hessian in the logits."""
+        return cross_entropy_hessian(logits)

@@ -59,18 +59,22 @@ def test_unknown_ids_fail_early(test_catalog):
         make_plan(test_catalog, suite="toy", methods=["adamw"])
 
 
+def with_method_and_suite(load_test_catalog, root, *, method: str, suite: str):
+    """The toy catalog plus one method and one suite, written under ``root`` (YAML texts)."""
+    for kind, text in (("methods", method), ("suites", suite)):
+        (root / kind).mkdir(parents=True)
+        spec_id = text.split("\n", 1)[0].removeprefix("id: ")
+        (root / kind / f"{spec_id}.yaml").write_text(text)
+    return load_test_catalog(root)
+
+
 def test_incompatible_pairs_are_skipped_with_a_reason(tmp_path, load_test_catalog):
-    root = tmp_path / "cat"
-    (root / "methods").mkdir(parents=True)
-    (root / "suites").mkdir()
-    (root / "methods" / "cg.yaml").write_text(
-        "id: cg\nname: CG\nfamily: toy\npaper: p\nrequires: [matvec]\n"
-        "implementations:\n  torch: {entry: 'cg.py:CG'}\n"
+    catalog = with_method_and_suite(
+        load_test_catalog, tmp_path,
+        method="id: cg\nname: CG\nfamily: toy\npaper: p\nrequires: [matvec]\n"
+               "implementations:\n  torch: {entry: 'cg.py:CG'}\n",
+        suite="id: mixed\nframeworks: [torch, jax]\nentries:\n  - tasks: [quadratic]\n    methods: [sleepy-gd, cg]\n",
     )
-    (root / "suites" / "mixed.yaml").write_text(
-        "id: mixed\nframeworks: [torch, jax]\nentries:\n  - tasks: [quadratic]\n    methods: [sleepy-gd, cg]\n"
-    )
-    catalog = load_test_catalog(root)
     plan = make_plan(catalog, suite="mixed")
     assert {(r.method, r.framework) for r in plan.runs} == {("sleepy-gd", "torch"), ("sleepy-gd", "jax")}
     assert [(s.method, s.framework, s.reason) for s in plan.skipped] == [
@@ -80,18 +84,13 @@ def test_incompatible_pairs_are_skipped_with_a_reason(tmp_path, load_test_catalo
 
 
 def test_a_hyperparameter_can_add_requirements(tmp_path, load_test_catalog):
-    root = tmp_path / "cat"
-    (root / "methods").mkdir(parents=True)
-    (root / "suites").mkdir()
-    (root / "methods" / "newtonish.yaml").write_text(
-        "id: newtonish\nname: N\nfamily: toy\npaper: p\nrequires: [grad]\nhyperparameters: {curvature: exact}\n"
-        "requires_when:\n  curvature: {exact: [hessian], fisher: [fisher]}\n"
-        "implementations:\n  torch: {entry: 'n.py:N'}\n"
+    catalog = with_method_and_suite(
+        load_test_catalog, tmp_path,
+        method="id: newtonish\nname: N\nfamily: toy\npaper: p\nrequires: [grad]\nhyperparameters: {curvature: exact}\n"
+               "requires_when:\n  curvature: {exact: [hessian], fisher: [fisher]}\n"
+               "implementations:\n  torch: {entry: 'n.py:N'}\n",
+        suite="id: curv\nentries:\n  - tasks: [quadratic]\n    methods: [newtonish]\n",
     )
-    (root / "suites" / "curv.yaml").write_text(
-        "id: curv\nentries:\n  - tasks: [quadratic]\n    methods: [newtonish]\n"
-    )
-    catalog = load_test_catalog(root)
     assert len(make_plan(catalog, suite="curv").runs) == 1  # the quadratic provides hessian
     plan = make_plan(catalog, suite="curv", overrides={"curvature": "fisher"})
     assert plan.runs == [] and [s.reason for s in plan.skipped] == ["the task does not provide fisher"]

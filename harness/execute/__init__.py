@@ -19,6 +19,7 @@ executes them (:mod:`harness.execute.ranks`).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Literal, Protocol
 
@@ -53,8 +54,8 @@ def make_executor(
     *,
     jobs: int | None = None,
     address: str | None = None,
-    catalog_roots: Sequence[str] = (),
-    catalog_files: Sequence[str] = (),
+    catalog_roots: Sequence[str | os.PathLike[str]] = (),
+    catalog_files: Sequence[str | os.PathLike[str]] = (),
     builtin: bool = True,
     grace_s: float | None = None,
     pin: bool = True,

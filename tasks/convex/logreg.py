@@ -23,7 +23,7 @@ import scipy.special
 
 from harness.arrays import normal_init, take, to_float64
 from harness.datasets import BINARY_DATASETS, binary_classification, binary_key
-from harness.losses import binary_logits, cross_entropy_hessian, logistic_loss, sigmoid
+from harness.losses import CrossEntropyTerms, binary_logits, logistic_loss, sigmoid
 from harness.reference import Reference, optimum
 
 __all__ = [
@@ -111,7 +111,7 @@ def reference(
 # ---------------------------------------------------------------------------------------------
 
 
-class _LogReg:
+class _LogReg(CrossEntropyTerms):
     """Data, ``f_star``, seeded init, numpy metrics and the differentiable hooks of both frameworks.
 
     Parameters
@@ -182,10 +182,6 @@ class _LogReg:
             "grad_norm": float(np.linalg.norm(gradient(w, self.X_np, self.y_np, self.l2))),
         }
 
-    def regularizer(self, params: Any) -> Any:
-        """The penalty ``l2 ||w||^2`` (shared by every term of the finite sum)."""
-        return self.l2 * (params @ params)
-
     def _margins(self, params: Any, indices: Any) -> Any:
         return take(self.yX, indices) @ params
 
@@ -196,10 +192,6 @@ class _LogReg:
     def logits(self, params: Any, indices: Any = None) -> Any:
         """``[0, y_i x_i.w]`` per sample: the loss is the cross-entropy with class 1 correct."""
         return binary_logits(self._margins(params, indices))
-
-    def logit_hessian(self, logits: Any) -> Any:
-        """``diag(p) - p p^T`` per sample, ``p = softmax(logits)``."""
-        return cross_entropy_hessian(logits)
 
     def _hessian_expr(self, params: Any) -> Any:
         """The closed-form Hessian ``X^T diag(p (1 - p)) X / n + 2 l2 I`` in framework ops."""

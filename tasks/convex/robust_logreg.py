@@ -25,7 +25,7 @@ import scipy.special
 
 from harness.arrays import namespace, normal_init, take, to_float64
 from harness.datasets import BINARY_DATASETS, binary_classification, binary_key
-from harness.losses import binary_logits, cross_entropy_hessian, logistic_loss
+from harness.losses import CrossEntropyTerms, binary_logits, logistic_loss
 from harness.reference import Reference, optimum
 
 __all__ = [
@@ -157,7 +157,7 @@ def reference(
 # ---------------------------------------------------------------------------------------------
 
 
-class _RobustLogReg:
+class _RobustLogReg(CrossEntropyTerms):
     """Data, ``f_star``, seeded init, numpy metrics; the frameworks write the differentiable parts."""
 
     def __init__(
@@ -208,16 +208,10 @@ class _RobustLogReg:
         """``z_i = [0, y_i x_i.w - eps ||w||]`` (m, 2); class 1 is the correct one."""
         return binary_logits(self._margins(params, indices))
 
-    def regularizer(self, params: Any) -> Any:
-        return self.l2 * (params @ params)
-
     def loss(self, params: Any, indices: Any = None) -> Any:
         """Mean over ``indices`` (all when ``None``) of ``log(1 + exp(-margin))``, plus the penalty."""
         return logistic_loss(self._margins(params, indices)) + self.regularizer(params)
 
-    def logit_hessian(self, logits: Any) -> Any:
-        """Hessian of the cross-entropy in the logits: ``diag(p) - p p^T`` per example."""
-        return cross_entropy_hessian(logits)
 
 
 class RobustLogRegTorch(_RobustLogReg):

@@ -26,7 +26,7 @@ import scipy.special
 
 from harness.arrays import namespace, normal_init, softmax, take, to_float64
 from harness.datasets import sklearn_dataset
-from harness.losses import cross_entropy, cross_entropy_hessian
+from harness.losses import CrossEntropyTerms
 from harness.reference import Reference, optimum
 
 __all__ = [
@@ -177,7 +177,7 @@ def reference(
 # ---------------------------------------------------------------------------------------------
 
 
-class _Softmax:
+class _Softmax(CrossEntropyTerms):
     """Data, ``f_star``, seeded init, numpy metrics and the differentiable hooks of both frameworks.
 
     Parameters
@@ -259,18 +259,6 @@ class _Softmax:
     def logits(self, params: Any, indices: Any = None) -> Any:
         """``X W`` for the samples ``indices`` (all when ``None``), shape (m, C)."""
         return take(self.X, indices) @ params.reshape(self.features, self.classes)
-
-    def regularizer(self, params: Any) -> Any:
-        """The penalty ``l2 ||W||_F^2`` (shared by every term of the finite sum)."""
-        return self.l2 * (params @ params)
-
-    def loss(self, params: Any, indices: Any = None) -> Any:
-        """The objective; with ``indices``, the mean over those samples (plus the penalty)."""
-        return cross_entropy(self.logits(params, indices), take(self.Y, indices)) + self.regularizer(params)
-
-    def logit_hessian(self, logits: Any) -> Any:
-        """``diag(p) - p p^T`` per sample, ``p = softmax(logits)``."""
-        return cross_entropy_hessian(logits)
 
     def _hessian_expr(self, params: Any) -> Any:
         """The closed-form Hessian of :func:`hessian` in framework ops."""

@@ -21,7 +21,7 @@ import numpy as np
 import scipy.special
 
 from harness.arrays import take, to_float64
-from harness.losses import cross_entropy, cross_entropy_hessian
+from harness.losses import CrossEntropyTerms
 
 __all__ = ["ModAddJax", "ModAddTorch", "Split", "split"]
 
@@ -63,7 +63,7 @@ def _numpy_logits(W1: np.ndarray, W2: np.ndarray, pairs: np.ndarray, modulus: in
     return (hidden**2).T @ W2.T
 
 
-class _ModAdd:
+class _ModAdd(CrossEntropyTerms):
     """Split, layout, seeded init, numpy metrics and the differentiable hooks of both frameworks.
 
     A framework's subclass supplies ``_index``: integer row indices as an array of the framework.
@@ -114,16 +114,6 @@ class _ModAdd:
         W1, W2 = self.unflatten(params)
         hidden = W1.T[take(self.first, indices)] + W1.T[take(self.second, indices)]  # rows of W1^T: (m, K)
         return (hidden * hidden) @ W2.T
-
-    def regularizer(self, params: Any) -> Any:
-        return self.l2 * (params @ params)
-
-    def loss(self, params: Any, indices: Any = None) -> Any:
-        return cross_entropy(self.logits(params, indices), take(self.Y, indices)) + self.regularizer(params)
-
-    def logit_hessian(self, logits: Any) -> Any:
-        """``diag(p) - p p^T`` per example: the cross-entropy's Hessian in the logits."""
-        return cross_entropy_hessian(logits)
 
     def evaluate(self, params: Any) -> dict[str, float]:
         """Objective, training and test accuracy and test cross-entropy, in float64 numpy."""
