@@ -7,8 +7,10 @@ Usage::
 The store is generated (vectorized, seeded) straight into the compacted layout that
 ``harness.store.compact`` writes: ``runs/part-*.parquet`` and ``traces/part-*.parquet`` with
 the columns ``Store.write_run`` writes (every run column, metrics, oracle counts, probes in the
-traces). ``--loose K`` also writes K runs through ``Store.write_run`` (per-run files, as a
-bench leaves them) and times ``compact`` on them.
+traces), timed by the run loop's clock (init, every step and output on it; ``compile_s`` and
+``offline_s`` apart; a few jax runs flagged with ``clock_compiles``). ``--loose K`` also
+writes K runs through ``Store.write_run`` (per-run files, as a bench leaves them) and times
+``compact`` on them.
 
 Measured (seconds):
 
@@ -92,7 +94,14 @@ def _simulate(ids: np.ndarray, *, points: int, rng: np.random.Generator) -> tupl
     reached = (sub <= target[:, None]).any(axis=1) & ~failed
     last = np.where(reached, reached_at, points - 1)
     last = np.where(failed, rng.integers(0, points, n), last)
-    time_s = per_step[:, None] * np.maximum(steps[None, :] - 1, 0)
+    # The clock (issue 8): init, every step and the output hook; compilations caught inside it
+    # (about 2% of the jax runs) add their seconds from the first step on.
+    init_s = 1e-3 * rng.random(n)
+    output_s = 5e-4 * rng.random(n)
+    clock_compiles = np.where((framework == 1) & (rng.random(n) < 0.02), rng.integers(1, 4, n), 0)
+    clock_compile_s = 0.02 * clock_compiles * (1 + rng.random(n))
+    time_s = init_s[:, None] + per_step[:, None] * steps[None, :] + np.where(steps[None, :] > 0,
+                                                                             clock_compile_s[:, None], 0.0)
     keep = np.arange(points)[None, :] <= last[:, None]
     run_ids = np.char.add("r", np.char.zfill(ids.astype(str), 15))
     final_sub = sub[np.arange(n), last]
@@ -120,8 +129,13 @@ def _simulate(ids: np.ndarray, *, points: int, rng: np.random.Generator) -> tupl
                           ""),
         "steps": steps[last].astype(np.int64),
         "oracle_calls": 2 * steps[last].astype(np.int64),
-        "setup_s": 0.05 + 0.01 * rng.random(n), "init_s": 1e-3 * rng.random(n), "warmup_s": 0.02 * rng.random(n),
-        "timed_s": time_s[np.arange(n), last], "eval_s": 0.01 * rng.random(n), "wall_s": 0.2 + rng.random(n),
+        "setup_s": 0.05 + 0.01 * rng.random(n),
+        "compile_s": np.where(framework == 1, 0.3 * (1 + rng.random(n)), 0.0),
+        "offline_s": np.where(method % 25 == 24, 60.0 * (1 + rng.random(n)), np.nan),  # one learned method
+        "init_s": init_s, "output_s": output_s,
+        "timed_s": time_s[np.arange(n), last] + output_s,
+        "clock_compiles": clock_compiles.astype(np.int64), "clock_compile_s": clock_compile_s,
+        "eval_s": 0.01 * rng.random(n), "wall_s": 0.2 + rng.random(n),
         "peak_memory_bytes": rng.integers(10**6, 10**9, n),
         "target_metric": np.where(np.isnan(target), "", "suboptimality"),
         "target_value": target,
@@ -136,7 +150,7 @@ def _simulate(ids: np.ndarray, *, points: int, rng: np.random.Generator) -> tupl
         "objective": 0.25 + final_sub, "suboptimality": final_sub,
     }, strict=False).with_columns(
         pl.col("error", "target_metric", "gpu").replace("", None),
-        pl.col("target_value").fill_nan(None), pl.col("time_to_target_s").fill_nan(None),
+        pl.col("target_value", "time_to_target_s", "offline_s").fill_nan(None),
         pl.when(pl.col("steps_to_target") >= 0).then(pl.col("steps_to_target")).alias("steps_to_target"),
     )
     rows, cols = np.nonzero(keep)

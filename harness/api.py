@@ -51,11 +51,20 @@ class Oracle(Protocol):
     """What a method may ask of a task; every call is counted by kind in ``counts``.
 
     Only the calls named in ``capabilities`` are available: the others raise ``NotImplementedError``.
+    The object a method receives is sealed (:func:`harness.sealed.seal`): these calls and the
+    read-only facts below, nothing else; setting any attribute raises ``AttributeError``.
     """
 
     capabilities: frozenset[str]
-    counts: Mapping[str, int]
+    counts: Mapping[str, int]  # a read-only view
     seed: int  # the run seed, for methods that draw random numbers of their own
+    dimension: int  # length of the flat parameter vector
+    layout: tuple[tuple[str, tuple[int, ...]], ...] | None  # the vector's blocks, when the task has them
+    n_samples: int | None  # terms of a finite sum
+    batch_size: int  # minibatch size of a stochastic oracle (0: full batch)
+    stochastic: bool
+    last_indices: Any  # the last minibatch drawn (a read-only copy)
+    warmup: bool  # True on the decoy of the warm-up step, whose answers are noise
 
     def value(self, params: P) -> Any:
         """Objective at ``params`` (a framework scalar)."""
@@ -101,8 +110,18 @@ class Oracle(Protocol):
 class Method(Protocol[S]):
     """An update rule: ``init`` builds the state, ``step`` advances params and state.
 
-    Optional hook ``output(params, state) -> params``: the point to evaluate (an averaged
-    iterate, say); it runs outside the timed region. Without it, ``params`` are evaluated.
+    Optional hooks:
+
+    ``output(params, state) -> params``
+        The point to evaluate (an averaged iterate, say). Without it, ``params`` are evaluated.
+    ``offline(facts)``
+        An offline phase whose cost is amortized over problems (a learned solver's training):
+        it gets the run's :class:`~harness.sealed.OracleFacts` (no oracle) and its time is
+        reported apart as ``offline_s``.
+
+    ``init``, every ``step`` and every ``output`` call are on the method's clock; compilation
+    is done before it (see :mod:`harness.program`). A pure jax method may declare
+    ``jit: true`` in its YAML to be compiled whole.
     """
 
     def init(self, params: P, oracle: Oracle) -> S: ...

@@ -16,7 +16,31 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["is_torch", "like", "namespace", "normal_init", "softmax", "take", "to_float64"]
+__all__ = ["immutable", "is_torch", "like", "namespace", "normal_init", "softmax", "take", "to_float64"]
+
+
+def immutable(array: np.ndarray) -> np.ndarray:
+    """A C-contiguous copy of ``array`` whose memory cannot be written, not even after ``setflags``.
+
+    Cached data are shared by every run of a worker process: a read-only flag alone can be
+    flipped back (``setflags(write=True)``) by a method that reaches the array, and the data of
+    the next runs poisoned. Memory owned by an immutable ``bytes`` object refuses that flag.
+
+    Examples
+    --------
+    >>> x = immutable(np.arange(3.0))
+    >>> x.setflags(write=True)
+    Traceback (most recent call last):
+    ...
+    ValueError: cannot set WRITEABLE flag to True of this array
+    """
+    root = array
+    while isinstance(root, np.ndarray) and root.base is not None:
+        root = root.base
+    if isinstance(root, bytes) and array.flags.c_contiguous:
+        return array  # immutable already: keep it (and its identity, for caches that share it)
+    array = np.ascontiguousarray(array)
+    return np.frombuffer(array.tobytes(), dtype=array.dtype).reshape(array.shape)
 
 
 def is_torch(x: Any) -> bool:

@@ -15,21 +15,28 @@ Examples
 
 from __future__ import annotations
 
+import ast
+import builtins
+import functools
 import hashlib
 import importlib
+import importlib.abc
+import importlib.machinery
 import importlib.util
+import json
 import os
 import sys
-from collections.abc import Iterable, Sequence
+import threading
+import types
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from harness.spec import SPEC_TYPES, HardwareProfile, MethodSpec, Spec, SuiteSpec, TaskSpec
 from harness.yamlio import DeclarationError, Document, Issue, load, validate
 
-__all__ = ["KIND_DIRS", "Catalog", "Entry", "builtin_root", "kind_of", "resolve_entry_point"]
+__all__ = ["KIND_DIRS", "Catalog", "Entry", "builtin_root", "implementation_digests", "kind_of", "resolve_entry_point"]
 
 T = TypeVar("T", bound=Spec)
 
@@ -63,6 +70,10 @@ class Entry(Generic[T]):
     def resolve(self, entry_point: str) -> Any:
         """Resolve ``module:attr`` (a ``.py`` module relative to this file)."""
         return resolve_entry_point(entry_point, relative_to=self.path.parent)
+
+    def digests(self, entry_point: str) -> dict[str, str]:
+        """The content digests of the catalog-local files ``entry_point`` loads (see :func:`implementation_digests`)."""
+        return implementation_digests(entry_point, relative_to=self.path.parent)
 
 
 @dataclass
@@ -211,19 +222,207 @@ def resolve_entry_point(entry_point: str, *, relative_to: Path) -> Any:
         raise ImportError(f"{entry_point}: module {module.__name__!r} has no attribute {attr!r}") from None
 
 
-@cache
-def _load_file(path: Path) -> Any:
-    """Import a catalog module by path, once per process, under a name unique to its path."""
-    digest = hashlib.sha1(str(path).encode()).hexdigest()[:10]
-    name = f"_harness_catalog_{path.stem.replace('-', '_')}_{digest}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot import {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # before exec: dataclasses and pickling look the module up
+def implementation_digests(entry_point: str, *, relative_to: Path) -> dict[str, str]:
+    """SHA-256 (16 hex digits) of every catalog-local file that ``entry_point`` loads.
+
+    Keyed by path relative to ``relative_to`` (the declaration's directory): the module file
+    and, transitively, the modules and packages beside it that it imports (``import helpers``,
+    ``from .sub import x``).
+    A regular import (``package.module:attr``: the harness's own code, an installed package)
+    has none. A module file that does not exist is ``{"<name>": "missing"}``: its run fails
+    when it imports it, with the import's own error.
+    """
+    module_name = entry_point.partition(":")[0]
+    if not module_name.endswith(".py"):
+        return {}
+    path = (relative_to / module_name).resolve()
+    if not path.is_file():
+        return {module_name: "missing"}
+    base = relative_to.resolve()
+    return {Path(os.path.relpath(path.parent / file, base)).as_posix(): digest for file, digest in _scan(path).digests.items()}
+
+
+@dataclass(frozen=True)
+class _LocalModules:
+    """A catalog module and the catalog-local modules it imports, as read from disk at one moment.
+
+    Absolute imports resolve against ``root`` (the entry module's directory, as for a script);
+    relative ones against the importing module's package. What runs is exactly what was read
+    and hashed here: the modules are executed from ``sources``, never read again.
+    """
+
+    root: Path
+    entry: str  # the entry module's name, relative to the synthetic package
+    modules: dict[str, tuple[str, bool]]  # dotted name -> (path relative to root, is a package)
+    sources: dict[str, bytes]  # path relative to root -> content
+
+    @property
+    def digests(self) -> dict[str, str]:
+        return {path: hashlib.sha256(data).hexdigest()[:16] for path, data in sorted(self.sources.items())}
+
+    @property
+    def package(self) -> str:
+        """A name unique to this directory and this content: an edit loads fresh modules."""
+        key = json.dumps([str(self.root), self.entry, self.digests], sort_keys=True)
+        return f"_harness_catalog_{self.entry}_{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+
+
+def _module_name(stem: str) -> str:
+    return stem.replace("-", "_").replace(".", "_")
+
+
+def _scan(path: Path) -> _LocalModules:
+    """Read ``path`` and, transitively, the catalog-local modules its import statements name."""
+    root = path.parent
+    entry = _module_name(path.stem)
+    modules = {entry: (path.name, False)}
+    sources = {path.name: path.read_bytes()}
+    queue = [entry]
+    while queue:
+        name = queue.pop()
+        relative, is_package = modules[name]
+        package = name if is_package else name.rpartition(".")[0]
+        for target in _imported_names(sources[relative], package):
+            for found, location in _locate(root, target):
+                if found not in modules:
+                    modules[found] = location
+                    sources[location[0]] = (root / location[0]).read_bytes()
+                    queue.append(found)
+    return _LocalModules(root=root, entry=entry, modules=modules, sources=sources)
+
+
+@functools.lru_cache(maxsize=1024)
+def _imported_names(source: bytes, package: str) -> tuple[str, ...]:
+    """Dotted names (relative to the catalog directory) that the import statements of ``source`` may load.
+
+    Cached by content: a plan scans the same modules for many runs.
+    """
     try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[name]
-        raise
-    return module
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return ()  # importing it reports the error
+    return tuple(_import_targets(tree, package))
+
+
+def _import_targets(tree: ast.AST, package: str) -> Iterator[str]:
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                parts = package.split(".") if package else []
+                if node.level - 1 > len(parts):
+                    continue  # above the catalog directory: the import itself fails
+                base = ".".join(parts[: len(parts) - (node.level - 1)])
+                module = ".".join(p for p in (base, node.module or "") if p)
+            else:
+                module = node.module or ""
+            if module:
+                yield module
+            for alias in node.names:
+                if alias.name != "*":
+                    yield f"{module}.{alias.name}" if module else alias.name
+
+
+def _locate(root: Path, dotted: str) -> Iterator[tuple[str, tuple[str, bool]]]:
+    """The catalog-local modules and packages that importing ``dotted`` loads (none for other imports)."""
+    parts = dotted.split(".")
+    directory = root
+    for i, part in enumerate(parts):
+        name = ".".join(parts[: i + 1])
+        if (directory / part / "__init__.py").is_file():
+            yield name, ((directory / part / "__init__.py").relative_to(root).as_posix(), True)
+            directory = directory / part
+        elif (directory / f"{part}.py").is_file():
+            yield name, ((directory / f"{part}.py").relative_to(root).as_posix(), False)
+            return
+        else:
+            return
+
+
+_LOADED: dict[str, _LocalModules] = {}  # synthetic package name -> what its modules execute
+_LOCK = threading.RLock()
+
+
+def _load_file(path: Path) -> Any:
+    """Import a catalog module by path, keyed by its content and its catalog-local imports' content.
+
+    The module and the sibling modules it imports live in a synthetic package named after
+    their directory and content, so an edited file is imported afresh by a long-lived process
+    (a warm worker, a test session), two catalogs' ``helpers.py`` never collide, and nothing
+    is added to ``sys.path``.
+    """
+    local = _scan(path)
+    package = local.package
+    name = f"{package}.{local.entry}"
+    with _LOCK:
+        if name in sys.modules:
+            return sys.modules[name]
+        _install_finder()
+        _LOADED[package] = local
+        holder = types.ModuleType(package)
+        holder.__path__ = []  # only the finder below finds its submodules: nothing unread runs
+        holder.__package__ = package
+        holder.__spec__ = importlib.machinery.ModuleSpec(package, None, is_package=True)
+        sys.modules[package] = holder
+        try:
+            return importlib.import_module(name)
+        except BaseException:
+            for key in [k for k in sys.modules if k == package or k.startswith(package + ".")]:
+                del sys.modules[key]
+            del _LOADED[package]
+            raise
+
+
+class _CatalogFinder(importlib.abc.MetaPathFinder):
+    """Finds the modules of a synthetic catalog package among the sources read for it."""
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> importlib.machinery.ModuleSpec | None:
+        package, _, relative = fullname.partition(".")
+        local = _LOADED.get(package)
+        if local is None or relative not in local.modules:
+            return None
+        file, is_package = local.modules[relative]
+        loader = _SourceLoader(local.sources[file], _builtins_for(package, local))
+        return importlib.util.spec_from_file_location(
+            fullname, local.root / file, loader=loader, submodule_search_locations=[] if is_package else None
+        )
+
+
+class _SourceLoader(importlib.abc.Loader):
+    """Executes the bytes that were hashed (no bytecode cache: an edit within a second counts too)."""
+
+    def __init__(self, source: bytes, builtins_: dict[str, Any]) -> None:
+        self.source = source
+        self.builtins = builtins_
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> None:
+        return None
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        # Its own builtins: a plain ``import helpers`` (also inside a function, later) finds the sibling.
+        module.__dict__["__builtins__"] = self.builtins
+        code = compile(self.source, module.__spec__.origin, "exec", dont_inherit=True)
+        exec(code, module.__dict__)  # noqa: S102 - a catalog module is code the user asked to run
+
+
+def _builtins_for(package: str, local: _LocalModules) -> dict[str, Any]:
+    tops = {name.partition(".")[0] for name in local.modules}
+    real = builtins.__import__
+
+    def import_(name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0) -> Any:
+        top = name.partition(".")[0]
+        if level == 0 and top in tops:
+            module = real(f"{package}.{name}", globals, locals, fromlist, 0)
+            return module if fromlist else getattr(module, top)
+        return real(name, globals, locals, fromlist, level)
+
+    return {**builtins.__dict__, "__import__": import_}
+
+
+_FINDER = _CatalogFinder()
+
+
+def _install_finder() -> None:
+    if _FINDER not in sys.meta_path:
+        sys.meta_path.insert(0, _FINDER)

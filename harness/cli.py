@@ -2,6 +2,10 @@
 
 Start-up stays light: ``--help``, ``validate``, ``list`` and ``schema`` import neither torch
 nor jax (nor polars); each command imports what it needs when it runs.
+
+Exit status: 0 on success; 1 when a bench leaves a run of its plan in status error, timeout
+or oom; 2 for bad input (declaration errors, unknown ids, bad options), one line per error
+on stderr; 130 when interrupted.
 """
 
 from __future__ import annotations
@@ -22,6 +26,9 @@ app = typer.Typer(
 )
 
 DEFAULT_STORE = Path("harness-store")
+
+#: Exit statuses: a run of the plan ended in error, timeout or oom; the input was wrong.
+RUNS_FAILED, BAD_INPUT = 1, 2
 
 CatalogOpt = Annotated[
     Optional[list[Path]],
@@ -52,7 +59,13 @@ def _load_catalog(roots: list[Path] | None, files: list[Path] = ()):  # noqa: AN
         for issue in exc.issues:
             typer.echo(str(issue), err=True)
         typer.echo(f"{len(exc.issues)} error(s) in the declarations", err=True)
-        raise typer.Exit(1) from None
+        raise typer.Exit(BAD_INPUT) from None
+
+
+def _fail(message: str) -> typer.Exit:
+    """Print ``error: message`` on stderr; raise the result (exit status 2: bad input)."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(BAD_INPUT)
 
 
 @app.command()
@@ -72,7 +85,7 @@ def validate(
             files.append(path)
         else:
             typer.echo(f"{path}: no such file or directory", err=True)
-            raise typer.Exit(1)
+            raise typer.Exit(BAD_INPUT)
     loaded = _load_catalog(roots, files)
     counts = {kind: len(getattr(loaded, kind)) for kind in ("tasks", "methods", "hardware", "suites")}
     typer.echo("ok: " + ", ".join(f"{n} {kind}" for kind, n in counts.items()))
@@ -89,7 +102,7 @@ def list_(
 
     if kind not in ("tasks", "methods", "hardware", "suites"):
         typer.echo(f"unknown kind {kind!r}: choose tasks, methods, hardware or suites", err=True)
-        raise typer.Exit(2)
+        raise typer.Exit(BAD_INPUT)
     loaded = _load_catalog(catalog)
     table = Table(title=kind)
     for column in ("id", "name / description", "details"):
@@ -125,7 +138,7 @@ def schema(
     for k in kinds:
         if k not in SPEC_TYPES:
             typer.echo(f"unknown kind {k!r}: choose {', '.join(SPEC_TYPES)}", err=True)
-            raise typer.Exit(2)
+            raise typer.Exit(BAD_INPUT)
     schemas = {k: SPEC_TYPES[k].model_json_schema() for k in kinds}
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
@@ -138,7 +151,7 @@ def schema(
 
 @app.command()
 def bench(
-    suite: Annotated[Optional[str], typer.Option("--suite", "-s", help="Suite id (default: quick).")] = None,
+    suite: Annotated[Optional[str], typer.Option("--suite", "-s", help="Suite id (default: quick; with --task/--method: their own matrix).")] = None,
     task: Annotated[Optional[list[str]], typer.Option("--task", "-t", help="Only this task. Repeatable.")] = None,
     method: Annotated[Optional[list[str]], typer.Option("--method", "-m", help="Only this method. Repeatable.")] = None,
     framework: Annotated[Optional[list[str]], typer.Option("--framework", help="Only this framework. Repeatable.")] = None,
@@ -152,52 +165,99 @@ def bench(
     address: Annotated[Optional[str], typer.Option("--address", help="Ray cluster address (default: start a local Ray instance).")] = None,
     grace: Annotated[Optional[float], typer.Option("--grace", min=0, help="Seconds past a run's time budget before it is killed.")] = None,
     pin: Annotated[bool, typer.Option("--pin/--no-pin", help="Pin each pool worker to cores of its own.")] = True,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Run again the stored runs whose status is error, timeout or oom.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Run again every selected run, stored or not.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan (to run, to run again, stored, skipped) and exit; the store is not touched.")] = False,
 ) -> None:
-    """Run a suite's matrix; finished runs in the store are not run again."""
-    from harness.plan import make_plan, parse_overrides
+    """Run a suite's matrix; finished runs in the store are not run again.
+
+    Without --suite, --task and --method build the matrix of those tasks and methods (every
+    compatible method of a task, or task of a method, when only one is given): declared
+    defaults, every framework both implement, the cpu profile, 3 seeds. Exit status 0 when
+    every run of the plan ended as reached_target, completed, diverged or skipped; 1 when
+    one is stored as error, timeout or oom (they are listed last); 2 for bad input.
+    """
+    from harness.plan import adhoc_suite, make_plan, parse_overrides
 
     loaded = _load_catalog(catalog)
     try:
+        overrides = parse_overrides(set_ or [])
+        chosen = adhoc_suite(loaded, tasks=task or (), methods=method or ()) if suite is None and (task or method) else suite or "quick"
         plan = make_plan(
             loaded,
-            suite=suite or "quick",
+            suite=chosen,
             tasks=task or (),
             methods=method or (),
             frameworks=framework or (),
             hardware=hardware or (),
             seeds=seeds,
-            overrides=parse_overrides(set_ or []),
+            overrides=overrides,
         )
     except (KeyError, ValueError) as exc:
-        typer.echo(f"error: {exc.args[0] if exc.args else exc}", err=True)
-        raise typer.Exit(2) from None
+        raise _fail(str(exc.args[0] if exc.args else exc)) from None
+    if not plan.runs:
+        raise _fail(f"no runs to do: {plan.why_empty()}")
+    if dry_run:
+        _run_plan(plan, None, store, retry_failed=retry_failed, force=force)
+        return
     from harness.execute import make_executor
 
     try:
         runner = make_executor(executor, jobs=jobs, address=address, catalog_roots=catalog or (), grace_s=grace, pin=pin)
     except ValueError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
-    _run_plan(plan, runner, store)
+        raise _fail(str(exc)) from None
+    _run_plan(plan, runner, store, retry_failed=retry_failed, force=force)
 
 
-def _run_plan(plan, runner, store_dir: Path) -> None:  # noqa: ANN001
+def _stored(store_dir: Path, run_ids: set[str]) -> dict[str, dict]:
+    """The newest stored attempt of each of ``run_ids`` that the store holds (read only: no directory is created)."""
+    import polars as pl
+
+    from harness.store import scan_runs
+
+    columns = ("run_id", "attempt", "status", "error", "task", "method", "framework", "seed")
+    frame = scan_runs(store_dir).select(columns).filter(pl.col("run_id").is_in(sorted(run_ids))).collect()
+    return {row["run_id"]: row for row in frame.iter_rows(named=True)}
+
+
+def _last_line(text: str | None) -> str:
+    return ((text or "").strip().splitlines() or [""])[-1]
+
+
+def _run_plan(plan, runner, store_dir: Path, *, retry_failed: bool, force: bool) -> None:  # noqa: ANN001
+    """Run what ``plan`` still needs (``runner`` ``None``: print it only), then exit with the plan's status."""
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.text import Text
 
+    from harness.store import ERROR_STATUSES
+
+    console = _console()
+    for note in plan.unmatched:
+        console.print(Text(f"note: {note}", style="dim"))
+    for skip in plan.skipped:
+        console.print(f"[dim]skipped {escape(skip.task)} x {escape(skip.method)} ({skip.framework}): {escape(skip.reason)}[/dim]")
+    ids = {r.run_id for r in plan.runs}
+    stored = _stored(store_dir, ids)
+    again = {
+        r.run_id: stored[r.run_id]["attempt"]
+        for r in plan.runs
+        if r.run_id in stored and (force or (retry_failed and stored[r.run_id]["status"] in ERROR_STATUSES))
+    }
+    todo = [r for r in plan.runs if r.run_id not in stored or r.run_id in again]
+    why = "--force" if force else "--retry-failed"
+    console.print(
+        f"suite [bold]{escape(plan.suite)}[/bold]: {len(plan.runs)} runs, {len(stored)} already in {escape(str(store_dir))}, "
+        f"{len(todo)} to run" + (f" ({len(again)} of them again: {why})" if again else "")
+    )
+    if runner is None:
+        _print_dry_run(plan, stored, again, console=console)
+        return
+
     from harness.execute import drive
     from harness.store import Store
 
-    console = _console()
-    for skip in plan.skipped:
-        console.print(f"[dim]skipped {escape(skip.task)} x {escape(skip.method)} ({skip.framework}): {escape(skip.reason)}[/dim]")
     store = Store(store_dir)
-    done = store.finished_run_ids()
-    todo = [r for r in plan.runs if r.run_id not in done]
-    console.print(
-        f"suite [bold]{escape(plan.suite)}[/bold]: {len(plan.runs)} runs, {len(plan.runs) - len(todo)} already in {store_dir}, {len(todo)} to run"
-    )
     failures = 0
     with Progress(
         TextColumn("[progress.description]{task.description}"),
@@ -212,27 +272,56 @@ def _run_plan(plan, runner, store_dir: Path) -> None:  # noqa: ANN001
 
         def advance(result) -> None:  # noqa: ANN001
             nonlocal failures
-            if result.status in ("error", "diverged", "timeout", "oom"):
-                failures += 1
-                last_line = ((result.row["error"] or "").strip().splitlines() or [""])[-1]
+            if result.status in (*ERROR_STATUSES, "diverged"):
+                failures += result.status in ERROR_STATUSES
                 progress.console.print(
-                    Text(f"{result.status} ", style="red")
+                    Text(f"{result.status} ", style="red" if result.status in ERROR_STATUSES else "yellow")
                     + Text(f"{result.row['task']} / {result.row['method']} / {result.row['framework']} / "
-                           f"seed {result.row['seed']}: {last_line}")
+                           f"seed {result.row['seed']}: {_last_line(result.row['error'])}")
                 )
             progress.update(bar, advance=1, failed=failures)
 
         try:
-            results = drive(todo, store, runner, on_result=advance)
+            results = drive(todo, store, runner, on_result=advance, replace=again)
         except KeyboardInterrupt:
             progress.stop()
-            kept = len(store.finished_run_ids() & {r.run_id for r in plan.runs})
+            kept = len(store.finished_run_ids() & ids)
             console.print(f"interrupted: {kept} of {len(plan.runs)} runs are stored in {store_dir}; run the same command again to finish the rest")
             raise typer.Exit(130) from None
     if len(results) < len(todo):
         console.print(f"{len(todo) - len(results)} run(s) were taken by another bench sharing {store_dir}")
-    _print_report(store_dir, run_ids={r.run_id for r in plan.runs}, console=console)
+    _print_report(store_dir, run_ids=ids, console=console)
     console.print(f"store: {store_dir.resolve()}")
+    final = _stored(store_dir, ids)
+    failed = [final[r.run_id] for r in plan.runs if r.run_id in final and final[r.run_id]["status"] in ERROR_STATUSES]
+    if failed:
+        # Last, where a CI log ends: the runs that make this bench exit 1.
+        console.print(Text(f"{len(failed)} of {len(plan.runs)} runs failed (error, timeout or oom); "
+                           "--retry-failed runs them again:", style="bold red"))
+        for row in failed:
+            console.print(Text(f"  {row['status']} ", style="red") + Text(
+                f"{row['task']} / {row['method']} / {row['framework']} / seed {row['seed']}: {_last_line(row['error'])}"))
+        raise typer.Exit(RUNS_FAILED)
+
+
+def _print_dry_run(plan, stored: dict[str, dict], again: dict[str, int], *, console) -> None:  # noqa: ANN001
+    from rich.text import Text
+
+    groups = (
+        ("to run", [r for r in plan.runs if r.run_id not in stored], None),
+        ("to run again", [r for r in plan.runs if r.run_id in again], "was"),
+        ("already stored", [r for r in plan.runs if r.run_id in stored and r.run_id not in again], ""),
+    )
+    for title, runs, status in groups:
+        console.print(Text(f"{title} ({len(runs)}):", style="bold"))
+        for run in runs:
+            line = f"  {run.run_id}  {run.label()}"
+            if status is not None:
+                row = stored[run.run_id]
+                error = _last_line(row["error"])
+                line += f"  [{(status + ' ') if status else ''}{row['status']}{': ' + error if error else ''}]"
+            console.print(Text(line))
+    console.print("dry run: nothing was run or written")
 
 
 @app.command()
@@ -277,7 +366,7 @@ def compact(store: StoreOpt = DEFAULT_STORE) -> None:
 def _require_store(store: Path) -> None:
     if not (store / "runs").is_dir():
         typer.echo(f"{store}: not a store (no runs/ directory); run `harness bench --store {store}` first", err=True)
-        raise typer.Exit(1)
+        raise typer.Exit(BAD_INPUT)
 
 
 def _print_report(store_dir: Path, *, run_ids: set[str] | None, console) -> None:  # noqa: ANN001

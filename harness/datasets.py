@@ -19,6 +19,8 @@ import functools
 
 import numpy as np
 
+from harness.arrays import immutable
+
 __all__ = [
     "BINARY_DATASETS",
     "SKLEARN_DATASETS",
@@ -33,11 +35,6 @@ SKLEARN_DATASETS = ("breast_cancer", "digits")
 
 #: The data sets of :func:`binary_classification`.
 BINARY_DATASETS = ("synthetic", "breast_cancer", "digits")
-
-
-def _read_only(*arrays: np.ndarray) -> None:
-    for array in arrays:
-        array.setflags(write=False)
 
 
 def standardize(X: np.ndarray) -> np.ndarray:
@@ -72,9 +69,8 @@ def sklearn_dataset(name: str) -> tuple[np.ndarray, np.ndarray]:
 
     loader = {"breast_cancer": sklearn.datasets.load_breast_cancer, "digits": sklearn.datasets.load_digits}[name]
     data, target = loader(return_X_y=True)
-    X = np.ascontiguousarray(standardize(data), dtype=np.float64)
-    target = np.ascontiguousarray(target, dtype=np.int64)
-    _read_only(X, target)
+    X = immutable(np.asarray(standardize(data), dtype=np.float64))
+    target = immutable(np.asarray(target, dtype=np.int64))
     return X, target
 
 
@@ -123,6 +119,4 @@ def _binary(dataset: str, n: int, d: int, data_seed: int) -> tuple[np.ndarray, n
         X, target = sklearn_dataset(dataset)
         positive = target == 1 if dataset == "breast_cancer" else target % 2 == 0  # benign; even digit
         y = np.where(positive, 1.0, -1.0)
-    X, y = np.ascontiguousarray(X, dtype=np.float64), np.ascontiguousarray(y, dtype=np.float64)
-    _read_only(X, y)
-    return X, y
+    return immutable(np.asarray(X, dtype=np.float64)), immutable(np.asarray(y, dtype=np.float64))

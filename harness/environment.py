@@ -1,4 +1,8 @@
-"""The environment fingerprint stored with every run: host, processors, versions, commit."""
+"""The environment fingerprint stored with every run: host, processors, versions, commit.
+
+The harness's own version and commit are stored, never hashed into run ids: a run is the
+same experiment under another harness commit (asv compares commits).
+"""
 
 from __future__ import annotations
 
@@ -34,6 +38,7 @@ def _static() -> dict[str, Any]:
         "host": platform.node(),
         "cpu": f"{_cpu_model()} ({os.cpu_count()} logical cores)",
         "versions": json.dumps({"python": platform.python_version(), **_versions()}, sort_keys=True),
+        "harness_version": _version("harness"),
         **_git(),
     }
 
@@ -95,14 +100,15 @@ def _driver() -> str | None:
     return None
 
 
+def _version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
 def _versions() -> dict[str, str]:
-    versions = {}
-    for name in _PACKAGES:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return versions
+    return {name: version for name in _PACKAGES if (version := _version(name)) is not None}
 
 
 def _git() -> dict[str, Any]:

@@ -265,6 +265,11 @@ def report_tables(store: str | os.PathLike[str], *, traces: bool = True, n_boot:
     Cells and headers are :class:`rich.text.Text`, so names and texts from the store are shown
     literally: ``[bold]`` in a method name is not rich markup.
 
+    A solver or configuration with runs whose clock caught compilations is flagged in a
+    ``⚠ compiled in clock`` column (runs, seconds), and a method with an offline phase shows
+    its cost in an ``offline [s]`` column (median, max); each column appears only when some
+    row has one, and the table's caption says what it means.
+
     Returns
     -------
     list of rich.table.Table
@@ -284,7 +289,11 @@ def report_tables(store: str | os.PathLike[str], *, traces: bool = True, n_boot:
     }
     tables = []
     for name, frame in score.display_tables(score.report_store(store, traces=traces, n_boot=n_boot)).items():
-        table = Table(title=Text(titles[name]), title_justify="left")
+        notes = [f"{label}: {help_text}" for label, help_text in
+                 ((score.CLOCK_FLAG, score.CLOCK_FLAG_HELP), (score.OFFLINE, score.OFFLINE_HELP))
+                 if label in frame.columns]
+        table = Table(title=Text(titles[name]), title_justify="left",
+                      caption=Text("\n".join(notes)) if notes else None, caption_justify="left")
         for column in frame.columns:
             # Names stay whole; numbers and intervals fold when the terminal is narrow.
             table.add_column(Text(column), no_wrap=column in ("problem", "method", "rank"), overflow="fold")

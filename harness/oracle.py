@@ -27,6 +27,7 @@ Finite-sum problems (``f = mean_i f_i``) may expose more structure, each hook op
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -77,6 +78,10 @@ class CountingOracle:
             raise ValueError("batch_size needs a finite-sum problem (one with n_samples)")
         self.sampler = np.random.default_rng(np.random.SeedSequence([int(seed), SAMPLER_STREAM]))
         self.last_indices: np.ndarray | None = None
+        # Set on a tracing view (see :meth:`tracing_view`): checked before every count, and the
+        # source of minibatch indices inside a compiled function.
+        self._guard: Callable[[], None] | None = None
+        self._draw: Callable[[], Any] | None = None
 
     @property
     def total_calls(self) -> int:
@@ -97,6 +102,8 @@ class CountingOracle:
         return override(*args) if callable(override) else default(*args)
 
     def _count(self, kind: str) -> None:
+        if self._guard is not None:
+            self._guard()
         if self.counting:
             if self.max_calls is not None and self.total_calls >= self.max_calls:
                 raise OracleBudgetExceeded(f"oracle-call budget of {self.max_calls} exhausted")
@@ -135,7 +142,9 @@ class CountingOracle:
         """
         if self.n_samples is None:
             raise NotImplementedError("this problem is not a finite sum (it has no n_samples)")
-        if self.stochastic:
+        if self._draw is not None:
+            indices = self._draw()
+        elif self.stochastic:
             indices = np.sort(self.sampler.choice(self.n_samples, size=self.batch_size, replace=False))
         else:
             indices = np.arange(self.n_samples)
@@ -160,7 +169,7 @@ class CountingOracle:
         self._count("per_example_grads")
         if indices is None:
             indices = self.sample_indices()
-        return self._per_example_grads(params, np.asarray(indices, dtype=np.int64))
+        return self._per_example_grads(params, _as_indices(indices))
 
     def jvp_logits(self, params: Any, vector: Any, indices: Any = None) -> tuple[Any, Any]:
         """Logits ``z`` (m, C) at ``params`` and their directional derivative ``J_z vector``.
@@ -170,7 +179,7 @@ class CountingOracle:
         self._require("jvp_logits", "logits")
         self._count("jvp_logits")
         if indices is not None:
-            indices = np.asarray(indices, dtype=np.int64)
+            indices = _as_indices(indices)
         return self._jvp_logits(params, vector, indices)
 
     def gauss_newton(self, params: Any) -> Any:
@@ -214,6 +223,19 @@ class CountingOracle:
         view.sampler = np.random.default_rng(0)  # a private stream: the run's stays untouched
         return view
 
+    def tracing_view(self) -> CountingOracle:
+        """A view whose calls are recorded in its own ``counts``, with no budget: for tracing.
+
+        A backend traces a pure method's function once against it, reads the calls it made,
+        and charges them to this oracle at every execution (``harness.backends.jax.JitProgram``).
+        """
+        view = object.__new__(type(self))
+        view.__dict__.update(self.__dict__)
+        view.counts = Counter()
+        view.counting = True
+        view.max_calls = None
+        return view
+
     # Framework derivatives: a backend implements these.
     def _value(self, params: Any) -> Any:
         raise NotImplementedError
@@ -244,3 +266,10 @@ class CountingOracle:
 
     def _fisher(self, params: Any) -> Any:
         raise NotImplementedError
+
+
+def _as_indices(indices: Any) -> Any:
+    """Indices as a new int64 numpy array; a jax tracer (inside a compiled step) passes as it is."""
+    if type(indices).__module__.startswith("jax"):
+        return indices
+    return np.array(indices, dtype=np.int64)  # a writable copy: torch refuses to alias read-only memory

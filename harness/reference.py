@@ -24,6 +24,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from harness.arrays import immutable
+
 __all__ = ["Reference", "minimize", "optimum"]
 
 Function = Callable[[np.ndarray], float]
@@ -93,6 +95,5 @@ def minimize(
 
 def optimum(fun: Function, grad: Gradient, hess: Gradient, x0: np.ndarray, **options: float) -> Reference:
     """:func:`minimize` (``options`` are its keywords), as a :class:`Reference` with a read-only ``x_star``."""
-    x_star = minimize(fun, grad, hess, x0, **options)
-    x_star.setflags(write=False)
+    x_star = immutable(minimize(fun, grad, hess, x0, **options))
     return Reference(x_star, float(fun(x_star)))

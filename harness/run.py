@@ -1,12 +1,22 @@
 """One run: a problem, a method and the oracle loop, under the clock and the budget.
 
-Timing rules (DESIGN.md, after AlgoPerf):
+Timing rules (DESIGN.md, after AlgoPerf; the README's "Timing rules" say the same):
 
-- timed: ``method.step`` calls, the device synchronized on the step's outputs before the
-  clock is read; the sum over steps 2..N is ``timed_s``;
-- reported apart: problem setup (``setup_s``), ``method.init`` (``init_s``) and the first
-  step, which carries compilation and warm-up (``warmup_s``);
-- not timed: evaluation and probes (``eval_s``); the clock is paused around them.
+- the method's clock (``timed_s``) holds everything the method does: ``init``, every step
+  (the first included) and every call of its ``output`` hook; the device is synchronized on
+  each one's outputs before the clock is read. ``init_s`` and ``output_s`` are its parts;
+  ``time_to_target_s`` and the trace's ``time_s`` read it;
+- compilation is the one thing kept apart: the backend's :class:`~harness.program.Program`
+  compiles (jax: ahead of time) and warms the method up against a decoy oracle before the
+  clock starts (``compile_s``). Compilations that still happen on the clock are counted from
+  the framework's own events (``clock_compiles``, ``clock_compile_s``) and flag the run;
+- a method's declared offline phase (``offline(facts)``, a learned solver's training, say)
+  runs before the clock and is reported as ``offline_s``, beside the score;
+- off the clock: problem setup (``setup_s``), evaluation and probes (``eval_s``).
+
+The method never holds the problem: its oracle is sealed (:func:`harness.sealed.seal`) over a
+problem instance of its own, and evaluation, ``f_star``, the target test and probes use a
+second instance that the method never had a reference to.
 
 Multi-rank runs (a hardware profile with ``ranks > 1``) execute in ``ranks`` processes
 joined by torch.distributed (:mod:`harness.execute.ranks`). Every rank runs the same loop
@@ -40,8 +50,9 @@ from harness.api import OracleBudgetExceeded
 from harness.backends import make_backend
 from harness.catalog import Catalog
 from harness.environment import fingerprint
-from harness.plan import RunSpec
+from harness.plan import RunSpec, stale_implementation
 from harness.probes import ProbeContext, make_probe
+from harness.sealed import facts_of
 from harness.spec import SUBOPTIMALITY, HardwareProfile, MethodSpec, TaskSpec
 from harness.store import dumps
 
@@ -222,12 +233,19 @@ class _Runner:
         self.method_spec: MethodSpec = catalog.methods[run.method].spec
         self.profile: HardwareProfile = catalog.hardware[run.hardware].spec
         self.trace: list[dict[str, Any]] = []
-        self.timings = {"setup_s": 0.0, "init_s": 0.0, "warmup_s": 0.0, "timed_s": 0.0, "eval_s": 0.0}
+        self.timings: dict[str, float | None] = {
+            "setup_s": 0.0, "compile_s": 0.0, "offline_s": None, "init_s": 0.0, "output_s": 0.0, "timed_s": 0.0,
+            "eval_s": 0.0,
+        }
+        self.clock_compiles = 0
+        self.clock_compile_s = 0.0
+        self.program: Any = None
         self.steps = 0
         self.final: dict[str, float] = {}
         self.reached: tuple[float, int] | None = None
         self.oracle: Any = None
         self.backend: Any = None
+        self.f_star: float | None = None
         self.initial_objective: float | None = None
         self.last_evaluated = -1  # the same on every rank, unlike the trace (rank 0 only)
 
@@ -249,49 +267,64 @@ class _Runner:
             error = _error_text(exc)
         if self.comm.world_size > 1 and status not in ("error", "oom"):
             # Every rank got here together (stops are agreed): report the slowest rank's clocks.
-            keys = list(self.timings)
-            self.timings = dict(zip(keys, self.comm.max([self.timings[k] for k in keys])))
+            keys = [k for k, v in self.timings.items() if v is not None]
+            self.timings.update(zip(keys, self.comm.max([float(self.timings[k]) for k in keys])))
         return RunResult(row=self._row(status, error), trace=self.trace)
 
     def _loop(self) -> None:
         run, task = self.run, self.task
         t0 = time.perf_counter()
+        changed = stale_implementation(run, self.catalog)
+        if changed is not None:  # its results would be stored under an id that names other code
+            raise _Stop("error", changed)
         self.backend = backend = make_backend(
             run.framework, device=self.profile.device, dtype=task.dtype, threads=self.profile.threads
         )
         backend.seed(run.seed)
         backend.reset_peak_memory()
         problem_cls = self.catalog.tasks[task.id].resolve(task.implementations[run.framework])
+        # Two instances: the method's oracle wraps one, evaluation and probes use the other.
+        method_problem = problem_cls(backend=backend, **run.task_params)
         self.problem = problem = problem_cls(backend=backend, **run.task_params)
+        # Read once, before any method code runs: what the method could reach later is not used.
+        f_star = getattr(problem, "f_star", None)
+        self.f_star = None if f_star is None else float(f_star)
+        self.evaluate_point = problem.evaluate
         capabilities = frozenset(task.provides)
         self.oracle = self.comm.make_oracle(
-            problem, backend, capabilities=capabilities, max_calls=run.budget.oracle_calls
+            method_problem, backend, capabilities=capabilities, max_calls=run.budget.oracle_calls
         )
-        if self.comm.world_size > 1:
-            # Probes run on rank 0 alone: they read the whole problem, with no collective.
-            self.probe_oracle = backend.make_oracle(problem, capabilities=capabilities)
-        self.method = build_method(self.method_spec, run.framework, run.hyperparameters, backend, self.catalog)
+        self.probe_oracle = backend.make_oracle(problem, capabilities=capabilities).uncounted()
+        method = build_method(self.method_spec, run.framework, run.hyperparameters, backend, self.catalog)
         self.probes = [(ref.id, make_probe(ref.id, ref.options)) for ref in run.probes]
         params = problem.init_params(run.seed)
+        facts = facts_of(method_problem, self.oracle, params, seed=run.seed, to_numpy=backend.to_numpy)
+        self.program = backend.make_program(
+            method, self.oracle, facts, pure=self.method_spec.is_pure(run.framework) and self.comm.world_size == 1,
+            needs=self.method_spec.requirements(run.hyperparameters) & capabilities,
+        )
+        self.method = method
         self.timings["setup_s"] = time.perf_counter() - t0
 
-        self._evaluate(params, _NO_STATE, step=0)
+        offline = getattr(method, "offline", None)
+        if callable(offline):
+            t0 = time.perf_counter()
+            offline(facts)
+            self.timings["offline_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        state = self.method.init(params, self.oracle)
-        backend.synchronize(params, state)
-        self.timings["init_s"] = time.perf_counter() - t0
+        self.program.compile(params)
+        backend.seed(run.seed)  # a warm-up that drew from the global generators leaves no trace
+        self.timings["compile_s"] = time.perf_counter() - t0
 
-        every = task.evaluation.every
+        self._evaluate(params, _NO_STATE, step=0)
+        state = _NO_STATE
         try:
+            state = self._on_clock("init_s", self.program.init, params)
             for step in range(1, run.budget.steps + 1):
                 previous = params
-                t0 = time.perf_counter()
-                params, state = self.method.step(params, state, self.oracle)
-                backend.synchronize(params, state)
-                elapsed = time.perf_counter() - t0
-                self.timings["warmup_s" if step == 1 else "timed_s"] += elapsed
+                params, state = self._on_clock(None, self.program.step, params, state)
                 self.steps = step
-                if step % every == 0 or step == run.budget.steps:
+                if step % task.evaluation.every == 0 or step == run.budget.steps:
                     self._evaluate(params, state, step=step, previous=previous)
                 over = time.perf_counter() - self.started > run.budget.seconds
                 if self.comm.world_size > 1:
@@ -301,22 +334,40 @@ class _Runner:
                         self._evaluate(params, state, step=step)
                     raise _Stop("timeout", f"time budget of {run.budget.seconds:g} s exhausted after {step} steps")
         except OracleBudgetExceeded:
-            # The budget ran out inside a step: the last complete iterate is the result.
+            # The budget ran out inside a step (or init): the last complete iterate is the result.
             if self.last_evaluated != self.steps:
                 self._evaluate(params, state, step=self.steps)
 
+    def _on_clock(self, part: str | None, call: Any, *args: Any) -> Any:
+        """``call(*args)`` on the method's clock: synchronized, its compilations counted."""
+        compiles, compile_s = self.backend.compile_counter()
+        t0 = time.perf_counter()
+        result = call(*args)
+        self.backend.synchronize(result)
+        elapsed = time.perf_counter() - t0
+        now_compiles, now_compile_s = self.backend.compile_counter()
+        self.clock_compiles += now_compiles - compiles
+        self.clock_compile_s += now_compile_s - compile_s
+        self.timings["timed_s"] += elapsed
+        if part is not None:
+            self.timings[part] += elapsed
+        return result
+
     def _evaluate(self, params: Any, state: Any, *, step: int, previous: Any = None) -> None:
-        """Metrics at ``params`` (through the method's ``output`` hook), off the clock."""
+        """The method's ``output`` hook on the clock, then the metrics at its point, off the clock."""
         self.last_evaluated = step
+        point = params
+        if state is not _NO_STATE and self.program.has_output:
+            point = self._on_clock("output_s", self.program.output, params, state)
         if self.comm.world_size == 1:
-            self._measure(params, state, step=step, previous=previous, clock=self.timings["timed_s"])
+            self._measure(point, params, state, step=step, previous=previous, clock=self.timings["timed_s"])
             self._check(step)
             return
         # Ranks: the slowest clock, rank 0 measures and decides, every rank obeys.
         clock = self.comm.max([self.timings["timed_s"]])[0]
         stop: tuple[str, str | None] | None = None
         if self.comm.rank == 0:
-            self._measure(params, state, step=step, previous=previous, clock=clock)
+            self._measure(point, params, state, step=step, previous=previous, clock=clock)
             try:
                 self._check(step, clock=clock)
             except _Stop as exc:
@@ -325,15 +376,15 @@ class _Runner:
         if stop is not None:
             raise _Stop(*stop)
 
-    def _measure(self, params: Any, state: Any, *, step: int, previous: Any, clock: float) -> None:
+    def _measure(self, point: Any, params: Any, state: Any, *, step: int, previous: Any, clock: float) -> None:
         t0 = time.perf_counter()
         try:
-            output = getattr(self.method, "output", None)
-            point = output(params, state) if callable(output) and state is not _NO_STATE else params
-            values = dict(self.problem.evaluate(point))
-            f_star = getattr(self.problem, "f_star", None)
-            if f_star is not None and "objective" in values:
-                values[SUBOPTIMALITY] = values["objective"] - f_star
+            if type(point) is not type(params) or tuple(point.shape) != tuple(params.shape):
+                raise TypeError(f"the method's output() returned {type(point).__name__} of shape "
+                                f"{tuple(getattr(point, 'shape', ()))}, not a parameter vector like its params")
+            values = dict(self.evaluate_point(point))
+            if self.f_star is not None and "objective" in values:
+                values[SUBOPTIMALITY] = values["objective"] - self.f_star
             declared = [m.id for m in self.task.metrics]
             missing = [m for m in declared if m not in values]
             if missing:
@@ -357,9 +408,8 @@ class _Runner:
     def _probe(self, params: Any, state: Any, *, step: int, previous: Any) -> dict[str, float]:
         if not self.probes:
             return {}
-        oracle = (self.probe_oracle if self.comm.world_size > 1 else self.oracle).uncounted()
         context = ProbeContext(
-            step=step, params=params, previous_params=previous, state=state, oracle=oracle,
+            step=step, params=params, previous_params=previous, state=state, oracle=self.probe_oracle,
             problem=self.problem, method=self.method, backend=self.backend, hyperparameters=self.run.hyperparameters,
         )
         return {f"{probe_id}/{name}": float(value) for probe_id, probe in self.probes for name, value in probe(context).items()}
@@ -411,6 +461,10 @@ class _Runner:
             **{f"calls_{kind}": int(n) for kind, n in counts.items()},
             **self.timings,
             "wall_s": time.perf_counter() - self.started,
+            "clock_compiles": self.clock_compiles,
+            "clock_compile_s": self.clock_compile_s,
+            "program": None if self.program is None else self.program.mode,
+            "program_fallback": None if self.program is None else self.program.fallback,
             "peak_memory_bytes": peak,
             "target_metric": task.target.metric if task.target else None,
             "target_value": task.target.value if task.target else None,

@@ -31,6 +31,14 @@ Rules
   problems with ratio <= tau, for tau in [1, 4]; the score is the normalized area
   ``1/(4 - 1) * integral_1^4 rho(tau) dtau`` (AlgoPerf's benchmark score), computed exactly.
   Problems without a target are left out of profiles.
+- The clock (issue 8): ``timed_s``, ``time_to_target_s`` and the traces' ``time_s`` hold
+  everything the method does (``init``, every step, its ``output`` hook); compilation before the
+  clock (``compile_s``) and a declared offline phase (``offline_s``, e.g. training a learned
+  solver) are reported apart. A run whose clock caught compilations (``clock_compiles > 0``)
+  is *flagged*: it stays in every score (the compilation time counts against the method) and
+  the tables count such runs (``n_clock_compiled``, ``clock_compile_s``). A method's offline
+  cost is shown beside its score (median and max of ``offline_s`` over its runs). Stores
+  written before these columns existed read as unflagged, without offline cost.
 - ECDFs (COCO): 51 targets log-spaced from 1e2 to 1e-8 on suboptimality; for each solver, the
   fraction of (run, target) pairs whose target the run's best-so-far suboptimality has met,
   as a function of time (or step). Failed runs count in the denominator, and so does a
@@ -55,14 +63,22 @@ import numpy as np
 import polars as pl
 
 __all__ = [
+    "CLOCK_COLUMNS",
+    "CLOCK_FLAG",
+    "CLOCK_FLAG_HELP",
     "CONFIG_KEYS",
     "ECDF_TARGETS",
     "FAILED_STATUSES",
     "LABELS",
+    "OFFLINE",
+    "OFFLINE_HELP",
     "PROBLEM_KEYS",
     "SOLVER_KEYS",
     "TAU_MAX",
     "bootstrap_median_ci",
+    "clock_flag_text",
+    "has_clock_flags",
+    "has_offline",
     "convergence_bands",
     "display_tables",
     "ecdf",
@@ -70,6 +86,7 @@ __all__ = [
     "hardware_speedups",
     "medians",
     "metric_info",
+    "offline_text",
     "performance_profiles",
     "performance_ratios",
     "prepare",
@@ -81,7 +98,9 @@ __all__ = [
     "profile_steps",
     "report",
     "report_store",
+    "solver_costs",
     "task_table",
+    "with_clock_columns",
 ]
 
 #: Statuses that count as failures (infinite suboptimality and time-to-target).
@@ -122,16 +141,55 @@ LABELS: dict[str, str] = {
     "ecdf_area": "ECDF area ↑ [fraction]",
 }
 
+#: The run loop's timing columns beyond the original layout, with their types. A store written
+#: before them lacks them (read as null: no compilation in the clock, no offline phase).
+CLOCK_COLUMNS: dict[str, pl.DataType] = {
+    "compile_s": pl.Float64(),  # compilation before the clock (jax AOT compile, warm-up)
+    "offline_s": pl.Float64(),  # the method's declared offline phase, amortized; null when none
+    "init_s": pl.Float64(),  # method.init, on the clock (part of timed_s)
+    "output_s": pl.Float64(),  # the output hook, on the clock (part of timed_s)
+    "clock_compiles": pl.Int64(),  # compilations detected inside the timed region
+    "clock_compile_s": pl.Float64(),  # their seconds
+}
+#: Label of the flag of runs whose clock caught compilations.
+CLOCK_FLAG = "⚠ compiled in clock"
+#: What the flag means (captions and tooltips of the leaderboard, caption of ``harness report``).
+CLOCK_FLAG_HELP = (
+    "Compilation fell inside the timed region: its time counts against the method. "
+    "Flagged runs stay in the scores."
+)
+#: Label of a method's offline cost.
+OFFLINE = "offline [s]"
+#: What the offline cost is.
+OFFLINE_HELP = (
+    "The method's declared offline phase (e.g. training a learned solver), amortized over problems and "
+    "reported apart from the clock: median (max) of offline_s over its runs; — when it has none."
+)
+
 _INF = float("inf")
 
 
 # -- preparation ------------------------------------------------------------------------------
 
 
+def with_clock_columns(runs: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
+    """``runs`` with every column of :data:`CLOCK_COLUMNS`, typed; missing ones are null.
+
+    An older store lacks them (and may still hold ``warmup_s``, which is kept as it is).
+    """
+    lazy = runs.lazy()
+    names = set(lazy.collect_schema().names())
+    return lazy.with_columns(
+        pl.col(name).cast(dtype, strict=False) if name in names else pl.lit(None, dtype).alias(name)
+        for name, dtype in CLOCK_COLUMNS.items()
+    )
+
+
 def prepare(runs: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
     """Add the scored columns to ``runs``.
 
-    Added: ``failed`` and ``counted`` (not skipped), ``scored_suboptimality`` (infinite for a
+    Added: the :data:`CLOCK_COLUMNS` a store lacks (null), ``clock_compiled`` (the clock caught
+    a compilation), ``failed`` and ``counted`` (not skipped), ``scored_suboptimality`` (infinite for a
     failure, non-finite values infinite, null when a finished run measured none),
     ``scored_time_to_target_s`` and ``scored_steps_to_target`` (infinite unless reached).
 
@@ -141,7 +199,7 @@ def prepare(runs: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
         Runs as the store gives them (any subset of columns that includes the keys,
         ``status`` and ``time_to_target_s``; ``suboptimality`` may be absent).
     """
-    lazy = runs.lazy()
+    lazy = with_clock_columns(runs)
     names = lazy.collect_schema().names()
     defaults = {
         "suboptimality": pl.Float64,
@@ -159,6 +217,7 @@ def prepare(runs: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
     stt = pl.col("steps_to_target").cast(pl.Float64)
     return lazy.with_columns(
         failed.alias("failed"),
+        (pl.col("clock_compiles").fill_null(0) > 0).alias("clock_compiled"),
         (~pl.col("status").is_in(NOT_RUN_STATUSES)).alias("counted"),
         pl.when(failed).then(_INF).when(sub.is_null()).then(None).when(sub.is_finite()).then(sub).otherwise(_INF)
         .alias("scored_suboptimality"),
@@ -248,7 +307,9 @@ def medians(runs: pl.DataFrame | pl.LazyFrame, *, keys: Sequence[str] = CONFIG_K
         ``keys``, ``task_family``, ``method_family`` (when present), ``n_runs`` (not skipped),
         ``n_reached``, ``n_failed``, ``n_skipped``, ``failures`` (e.g. ``"diverged×2, error×1"``),
         ``has_target``, ``median_suboptimality``, ``median_time_to_target_s``,
-        ``median_steps_to_target``.
+        ``median_steps_to_target``, ``n_clock_compiled`` (runs whose clock caught a
+        compilation), ``clock_compile_s`` (those compilations' seconds, summed),
+        ``median_offline_s`` and ``max_offline_s`` (null when no run has an offline phase).
     """
     lazy = prepare(runs)
     names = lazy.collect_schema().names()
@@ -264,6 +325,7 @@ def medians(runs: pl.DataFrame | pl.LazyFrame, *, keys: Sequence[str] = CONFIG_K
         pl.col("scored_suboptimality").filter(counted).median().alias("median_suboptimality"),
         pl.col("scored_time_to_target_s").filter(counted).median().alias("median_time_to_target_s"),
         pl.col("scored_steps_to_target").filter(counted).median().alias("median_steps_to_target"),
+        *_cost_aggregates(),
     )
     failures = (
         lazy.filter(pl.col("failed"))
@@ -275,6 +337,54 @@ def medians(runs: pl.DataFrame | pl.LazyFrame, *, keys: Sequence[str] = CONFIG_K
     )
     joined = table.join(failures, on=list(keys), how="left", nulls_equal=True)
     return joined.with_columns(pl.col("failures").fill_null("")).sort(*keys, nulls_last=True).collect()
+
+
+def _cost_aggregates() -> list[pl.Expr]:
+    """Flagged-run counts and offline costs of a group of prepared runs (skipped ones left out)."""
+    flagged = pl.col("counted") & pl.col("clock_compiled")
+    offline = pl.col("offline_s").filter(pl.col("counted"))
+    return [
+        flagged.sum().cast(pl.Int64).alias("n_clock_compiled"),
+        pl.col("clock_compile_s").filter(flagged).fill_null(0.0).sum().alias("clock_compile_s"),
+        offline.median().alias("median_offline_s"),
+        offline.max().alias("max_offline_s"),
+    ]
+
+
+def solver_costs(runs: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
+    """Per solver: its flagged runs and its offline cost, the numbers shown beside its score.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``SOLVER_KEYS``, ``n_clock_compiled`` (runs whose clock caught a compilation),
+        ``clock_compile_s`` (their compilation seconds, summed), ``median_offline_s`` and
+        ``max_offline_s`` (over its runs; null when it has no offline phase).
+    """
+    return prepare(runs).group_by(*SOLVER_KEYS).agg(*_cost_aggregates()).sort(*SOLVER_KEYS).collect()
+
+
+def clock_flag_text(runs: pl.Expr | str, seconds: pl.Expr | str, *, unit: str = "run") -> pl.Expr:
+    """``"⚠ 3 runs, 0.42 s"`` where ``runs`` > 0, else ``""`` (``unit``: what is counted)."""
+    count = pl.col(runs) if isinstance(runs, str) else runs
+    secs = pl.col(seconds) if isinstance(seconds, str) else seconds
+    count = count.fill_null(0)
+    noun = pl.when(count == 1).then(pl.lit(unit)).otherwise(pl.lit(unit + "s"))
+    # Only flagged rows reach Python (the formatter skips nulls): cheap on 100,000 runs.
+    text = pl.format("⚠ {} {}, {} s", count, noun, _short(pl.when(count > 0).then(secs.fill_null(0.0))))
+    return pl.when(count > 0).then(text).otherwise(pl.lit(""))
+
+
+def offline_text(median: pl.Expr | str, maximum: pl.Expr | str) -> pl.Expr:
+    """``"12 (max 14)"`` seconds, or ``"—"`` when there is no offline phase."""
+    med = pl.col(median) if isinstance(median, str) else median
+    top = pl.col(maximum) if isinstance(maximum, str) else maximum
+    return pl.when(med.is_null()).then(pl.lit("—")).otherwise(pl.format("{} (max {})", _short(med), _short(top)))
+
+
+def _short(value: pl.Expr) -> pl.Expr:
+    """Seconds as text with 3 significant digits."""
+    return value.map_elements(lambda v: f"{v:.3g}", return_dtype=pl.String)
 
 
 def bootstrap_median_ci(
@@ -750,13 +860,14 @@ def report(
     -------
     dict[str, polars.DataFrame]
         ``"tasks"``: :func:`task_table` (one row per configuration, ranked within problems);
-        ``"scores"``: :func:`profile_scores` (one row per solver, best first);
+        ``"scores"``: :func:`profile_scores` (one row per solver, best first) with the
+        :func:`solver_costs` columns (flagged runs, offline cost);
         ``"profiles"``: rho at each of ``taus``, one column per tau (``rho@1.5``...);
         ``"ecdf"`` (with ``traces``): :func:`ecdf_summary`. Column labels: :data:`LABELS`.
     """
     tasks = task_table(runs, n_boot=n_boot)
     ratios = performance_ratios(tasks)
-    scores = profile_scores(ratios)
+    scores = profile_scores(ratios).join(solver_costs(runs), on=list(SOLVER_KEYS), how="left", nulls_equal=True)
     profiles = performance_profiles(ratios, taus=taus)
     wide = _wide_profiles(profiles, taus)
     tables = {"tasks": tasks, "scores": scores, "profiles": wide}
@@ -866,20 +977,22 @@ def hardware_speedups(runs: pl.DataFrame | pl.LazyFrame, *, baseline: str | None
     -------
     polars.DataFrame
         ``task``, ``task_params``, ``SOLVER_KEYS``, ``hyperparameters``, ``hardware``,
-        ``median_time_to_target_s``, ``median_time_per_step_s`` (timed seconds over steps 2..N
-        of runs that did not fail), ``speedup_time_to_target`` and ``speedup_per_step``
+        ``median_time_to_target_s``, ``median_time_per_step_s`` (timed seconds less ``init_s``
+        and ``output_s``, over the steps, of runs that did not fail; a run of an older store,
+        with ``warmup_s``: timed seconds over steps 2..N), ``speedup_time_to_target`` and ``speedup_per_step``
         (baseline's median over this profile's; null where either is missing). Empty when the
         runs hold fewer than two profiles.
     """
     lazy = prepare(runs).filter(pl.col("counted"))
     names = lazy.collect_schema().names()
+    lazy = lazy.with_columns(_per_step_ok(names))
     profiles = lazy.select("hardware").unique().collect()["hardware"].drop_nulls().sort().to_list()
     keys = ["task", "task_params", *SOLVER_KEYS, "hyperparameters"]
     if len(profiles) < 2:
         return pl.DataFrame(schema={k: pl.String for k in (*keys, "hardware")})
     if baseline is None:
         baseline = _baseline_profile(lazy, profiles, has_gpu="gpu" in names)
-    per_step = (pl.col("timed_s") / (pl.col("steps") - 1)).filter(~pl.col("failed") & (pl.col("steps") > 1))
+    per_step = _time_per_step(names).filter(~pl.col("failed") & pl.col("_per_step_ok"))
     table = lazy.group_by(*keys, "hardware").agg(
         pl.col("scored_time_to_target_s").median().alias("median_time_to_target_s"),
         per_step.median().alias("median_time_per_step_s"),
@@ -896,6 +1009,24 @@ def hardware_speedups(runs: pl.DataFrame | pl.LazyFrame, *, baseline: str | None
         (pl.col("_base_step") / pl.col("median_time_per_step_s")).alias("speedup_per_step"),
     )
     return joined.drop("_base_ttt", "_base_step").sort(*keys, "hardware", nulls_last=True)
+
+
+def _old_clock(names: Sequence[str]) -> pl.Expr:
+    """Runs stored under the old clock: ``timed_s`` held steps 2..N, the first step in ``warmup_s``."""
+    return pl.col("warmup_s").is_not_null() if "warmup_s" in names else pl.lit(False)
+
+
+def _time_per_step(names: Sequence[str]) -> pl.Expr:
+    """Timed seconds per step: the clock less ``init`` and ``output`` over every step (old
+    stores: ``timed_s`` over steps 2..N)."""
+    steps = pl.col("steps").cast(pl.Float64)
+    new = (pl.col("timed_s") - pl.col("init_s").fill_null(0.0) - pl.col("output_s").fill_null(0.0)) / steps
+    return pl.when(_old_clock(names)).then(pl.col("timed_s") / (steps - 1.0)).otherwise(new)
+
+
+def _per_step_ok(names: Sequence[str]) -> pl.Expr:
+    minimum = pl.when(_old_clock(names)).then(pl.lit(2)).otherwise(pl.lit(1))
+    return (pl.col("steps").fill_null(0) >= minimum).alias("_per_step_ok")
 
 
 def _baseline_profile(lazy: pl.LazyFrame, profiles: list[str], *, has_gpu: bool) -> str:
@@ -939,7 +1070,9 @@ def display_tables(tables: Mapping[str, pl.DataFrame]) -> dict[str, pl.DataFrame
     shown: dict[str, pl.DataFrame] = {}
     if "scores" in tables:
         scores = tables["scores"]
-        shown["scores"] = _texts(scores, ["rank", "method", "framework", "score", "solved", "wins", "n_problems"])
+        scores, extra = _cost_texts(scores)  # beside the score
+        shown["scores"] = _texts(scores, ["rank", "method", "framework", "score", *extra, "solved", "wins",
+                                          "n_problems"])
     if "profiles" in tables:
         shown["profiles"] = _texts(tables["profiles"], tables["profiles"].columns)
     if "tasks" in tables:
@@ -949,12 +1082,35 @@ def display_tables(tables: Mapping[str, pl.DataFrame]) -> dict[str, pl.DataFrame
             _interval("time_to_target_lo", "time_to_target_hi").alias("time CI [s]"),
             _interval("suboptimality_lo", "suboptimality_hi").alias("subopt. CI"),
         )
+        tasks, extra = _cost_texts(tasks)
         shown["tasks"] = _texts(tasks, ["problem", "rank", "stat_rank", "label", "median_time_to_target_s",
                                         "time CI [s]", "median_suboptimality", "subopt. CI", "unit", "tied_with",
-                                        "n_runs", "n_failed", "failures", "n_skipped"])
+                                        "n_runs", "n_failed", "failures", "n_skipped", *extra])
     if "ecdf" in tables:
         shown["ecdf"] = _texts(tables["ecdf"], ["method", "framework", "ecdf_final", "ecdf_area"])
     return shown
+
+
+def has_clock_flags(frame: pl.DataFrame) -> bool:
+    """Whether a table with ``n_clock_compiled`` counts any flagged run."""
+    return "n_clock_compiled" in frame.columns and bool((frame["n_clock_compiled"].fill_null(0) > 0).any())
+
+
+def has_offline(frame: pl.DataFrame) -> bool:
+    """Whether a table with ``median_offline_s`` holds any offline cost."""
+    return "median_offline_s" in frame.columns and frame["median_offline_s"].is_not_null().any()
+
+
+def _cost_texts(frame: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
+    """The flag and offline-cost text columns of ``frame``, each only when some row has one."""
+    extra = []
+    if has_clock_flags(frame):
+        frame = frame.with_columns(clock_flag_text("n_clock_compiled", "clock_compile_s").alias(CLOCK_FLAG))
+        extra.append(CLOCK_FLAG)
+    if has_offline(frame):
+        frame = frame.with_columns(offline_text("median_offline_s", "max_offline_s").alias(OFFLINE))
+        extra.append(OFFLINE)
+    return frame, extra
 
 
 def _texts(frame: pl.DataFrame, columns: Sequence[str]) -> pl.DataFrame:

@@ -221,6 +221,11 @@ class MethodImplementation(Spec):
     args: dict[str, str | tuple[str, ...]] = Field(default_factory=dict)
     fixed: dict[str, Scalar | tuple[Scalar, ...]] = Field(default_factory=dict)
     entry: str | None = None
+    jit: bool = Field(
+        default=False,
+        description="jax only: the entry's init, step and output are pure jax functions, so the backend "
+        "compiles each whole, ahead of time (library optax optimizers always are).",
+    )
 
     @model_validator(mode="after")
     def _one_kind(self) -> MethodImplementation:
@@ -270,11 +275,18 @@ class MethodSpec(Spec):
                             f"implementations.{framework}.args.{kwarg}: {hp!r} is not a hyperparameter "
                             f"(declared: {sorted(self.hyperparameters)})"
                         )
+            if impl.jit and (framework != "jax" or impl.entry is None):
+                raise ValueError(f"implementations.{framework}.jit: applies to a jax entry (optax optimizers are compiled anyway)")
             if impl.optimizer is not None and not impl.optimizer.startswith(
                 "torch.optim." if framework == "torch" else "optax."
             ):
                 raise ValueError(f"implementations.{framework}.optimizer: {impl.optimizer!r} is not a {framework} optimizer")
         return self
+
+    def is_pure(self, framework: str) -> bool:
+        """Whether the backend may compile this implementation's functions whole (see ``jit``)."""
+        impl = self.implementations[framework]
+        return framework == "jax" and (impl.optimizer is not None or impl.jit)
 
     def optimizer_kwargs(self, framework: str, hyperparameters: dict[str, Any]) -> dict[str, Any]:
         """Keyword arguments of the library optimizer of ``framework`` for these hyperparameters."""

@@ -71,7 +71,8 @@ def store_key() -> tuple[str, tuple[int, int, int, int]]:
 
 @st.cache_resource(max_entries=4, show_spinner=False)
 def _runs(store: str, fingerprint: tuple[int, ...]) -> pl.DataFrame:
-    return scan_runs(store).collect()
+    # An older store lacks the clock's newer columns: they read as null (unflagged, no offline phase).
+    return score.with_clock_columns(scan_runs(store)).collect()
 
 
 def runs() -> pl.DataFrame:
@@ -102,6 +103,7 @@ def _overview(store: str, fingerprint: tuple[int, ...], filters: Filters) -> dic
         pl.col("n_runs").sum(), pl.col("n_failed").sum(), pl.col("n_skipped").sum(),
     )
     scores = score.profile_scores(ratios).join(per_solver, on=list(score.SOLVER_KEYS), how="left")
+    scores = scores.join(score.solver_costs(frame), on=list(score.SOLVER_KEYS), how="left", nulls_equal=True)
     return {
         "medians": table,
         "ratios": ratios,
@@ -111,7 +113,8 @@ def _overview(store: str, fingerprint: tuple[int, ...], filters: Filters) -> dic
 
 
 def overview(filters: Filters) -> dict[str, pl.DataFrame]:
-    """Medians, ratios, scores and profiles of the filtered runs (no traces, no bootstrap)."""
+    """Medians, ratios, scores (with flagged runs and offline costs) and profiles of the
+    filtered runs (no traces, no bootstrap)."""
     return _overview(*store_key(), filters)
 
 
@@ -237,14 +240,61 @@ def empty_notice(frame: pl.DataFrame) -> bool:
     return False
 
 
-def number(label: str, *, fmt: str = "%.3g", help: str | None = None) -> Any:
-    """A read-only number column."""
-    return st.column_config.NumberColumn(label, format=fmt, help=help)
+def number(label: str, *, fmt: str = "%.3g", help: str | None = None, pinned: bool | None = None) -> Any:
+    """A read-only number column (``pinned``: stays in view when the table scrolls sideways)."""
+    return st.column_config.NumberColumn(label, format=fmt, help=help, pinned=pinned)
 
 
-def text(label: str, *, help: str | None = None) -> Any:
-    """A read-only text column."""
-    return st.column_config.TextColumn(label, help=help)
+def text(label: str, *, help: str | None = None, width: int | str | None = None, pinned: bool | None = None) -> Any:
+    """A read-only text column (``width`` in pixels, or small / medium / large)."""
+    return st.column_config.TextColumn(label, help=help, width=width, pinned=pinned)
+
+
+def cost_columns(frame: pl.DataFrame) -> tuple[pl.DataFrame, list[str], dict[str, Any]]:
+    """The flag and offline-cost columns of a table of aggregates (``n_clock_compiled``,
+    ``clock_compile_s``, ``median_offline_s``, ``max_offline_s``), each only when some row has one.
+
+    Returns the frame with ``clock_flag`` (``"⚠ 2 runs, 0.04 s"``) and ``offline``
+    (``"12 (max 14)"`` or ``"—"``) added, their names, and their column configuration.
+    """
+    names: list[str] = []
+    config: dict[str, Any] = {}
+    if score.has_clock_flags(frame):
+        frame = frame.with_columns(score.clock_flag_text("n_clock_compiled", "clock_compile_s").alias("clock_flag"))
+        names.append("clock_flag")
+        config["clock_flag"] = text(score.CLOCK_FLAG, help=score.CLOCK_FLAG_HELP, width=140)
+    if score.has_offline(frame):
+        frame = frame.with_columns(score.offline_text("median_offline_s", "max_offline_s").alias("offline"))
+        names.append("offline")
+        config["offline"] = text(score.OFFLINE, help=score.OFFLINE_HELP, width=110)
+    return frame, names, config
+
+
+def cost_notes(costs: Sequence[str]) -> None:
+    """Captions explaining the columns :func:`cost_columns` added (none: nothing)."""
+    if "clock_flag" in costs:
+        st.caption(f"{score.CLOCK_FLAG}: runs whose timed region caught compilations (runs, seconds). "
+                   + score.CLOCK_FLAG_HELP)
+    if "offline" in costs:
+        st.caption(f"{score.OFFLINE}: " + score.OFFLINE_HELP)
+
+
+def clock_flag_notice(runs: pl.DataFrame, *, where: str = "in view", methods: bool = True,
+                      skipped: bool = False) -> None:
+    """A warning naming how many runs ``runs`` holds whose clock caught compilations, and (with
+    ``methods``) of which methods; none: nothing. Of the runs that ran, unless ``skipped``."""
+    if "clock_compiles" not in runs.columns:
+        return
+    if not skipped and "status" in runs.columns:  # as the scores count runs (skipped ones never ran)
+        runs = runs.filter(~pl.col("status").is_in(score.NOT_RUN_STATUSES))
+    flagged = runs.filter(pl.col("clock_compiles").fill_null(0) > 0)
+    if flagged.is_empty():
+        return
+    seconds = float(flagged["clock_compile_s"].fill_null(0.0).sum())
+    names = "; " + escape_markdown(", ".join(sorted(flagged["method"].unique().to_list()))) if methods else ""
+    st.warning(f"Compiled in clock: {flagged.height} of {runs.height} runs {where} "
+               f"({int(flagged['clock_compiles'].sum())} compilations, {seconds:.3g} s{names}). "
+               f"{score.CLOCK_FLAG_HELP}", icon="⚠️")
 
 
 # -- charts -----------------------------------------------------------------------------------

@@ -20,6 +20,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 TESTS = Path(__file__).parent
 TEST_CATALOG = TESTS / "catalog"
+#: Methods as a submitter might write them: cheats (tests/test_cheats.py) and clock probes (tests/test_clock.py).
+SUBMISSIONS = TESTS / "submissions"
 
 
 @pytest.fixture(scope="session")
@@ -52,3 +54,12 @@ def builtin_catalog():
     from harness.catalog import Catalog
 
     return Catalog.load()
+
+
+@pytest.fixture(scope="session")
+def full_catalog():
+    """The built-in catalog plus the engine tests' toy catalog and the submitted clock and cheating methods."""
+    from harness.catalog import Catalog
+
+    return Catalog.load([TEST_CATALOG, SUBMISSIONS])
+

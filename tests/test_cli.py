@@ -44,8 +44,12 @@ def test_validate_broken_file_exits_nonzero_naming_file_line_field(tmp_path):
     (tmp_path / "methods" / "m.yaml").write_text("id: m\nname: M\nfamily: f\npaper: p\nrequires: [grad]\nlr: 3\n"
                                                  "implementations: {torch: {optimizer: torch.optim.SGD}}\n")
     out = harness("validate", "methods/m.yaml", cwd=tmp_path)
-    assert out.returncode == 1
+    assert out.returncode == 2  # bad input
     assert "methods/m.yaml:6:1: lr: unknown field" in out.stderr.splitlines()
+    bench = harness("bench", "--catalog", ".", "--store", "store", "--dry-run", cwd=tmp_path)
+    assert bench.returncode == 2 and "methods/m.yaml:6:1: lr: unknown field" in bench.stderr.splitlines()
+    assert harness("validate", "nowhere.yaml", cwd=tmp_path).returncode == 2
+    assert not (tmp_path / "store").exists()
 
 
 def test_schema_is_json_schema_of_every_kind():
@@ -76,6 +80,11 @@ def test_bench_rejects_bad_options_clearly(tmp_path):
     assert out.returncode == 2 and "--set nope: no task parameter or method hyperparameter" in out.stderr
     out = harness("bench", "--suite", "nope", "--catalog", str(TEST_CATALOG), "--store", str(tmp_path))
     assert out.returncode == 2 and "unknown suite 'nope'" in out.stderr
+    out = harness("bench", "--task", "nope", "--catalog", str(TEST_CATALOG), "--store", str(tmp_path))
+    assert out.returncode == 2 and "unknown task 'nope'" in out.stderr
+    out = harness("bench", "--suite", "toy", "--catalog", str(TEST_CATALOG), "--store", str(tmp_path), "--address", "x:1")
+    assert out.returncode == 2 and "--address applies to the ray executor" in out.stderr
+    assert harness("report", "--store", str(tmp_path / "none")).returncode == 2
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])

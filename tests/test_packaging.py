@@ -33,7 +33,8 @@ def test_wheel_ships_the_builtin_catalog_and_runs_from_it(tmp_path):
     )
     assert Path(probe.stdout.strip()) == site / "harness" / "_builtin"
     bench = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "bench", "--task", "logreg", "--method", "gd", "--framework", "torch",
+        [sys.executable, "-m", "harness.cli", "bench", "--suite", "quick", "--task", "logreg", "--method", "gd",
+         "--framework", "torch",
          "--seeds", "1", "--executor", "inline", "--store", str(tmp_path / "store")],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
     )

@@ -94,3 +94,40 @@ def test_a_hyperparameter_can_add_requirements(tmp_path, load_test_catalog):
     assert len(make_plan(catalog, suite="curv").runs) == 1  # the quadratic provides hessian
     plan = make_plan(catalog, suite="curv", overrides={"curvature": "fisher"})
     assert plan.runs == [] and [s.reason for s in plan.skipped] == ["the task does not provide fisher"]
+
+
+def test_runs_carry_their_identity_through_a_worker_round_trip(test_catalog):
+    run = make_plan(test_catalog, suite="toy").runs[0]
+    assert set(run.declarations) == {"task", "method", "hardware"}
+    assert set(run.code) == {"task/quadratic.py", "method/sleepy.py"}
+    again = RunSpec.model_validate(run.model_dump(mode="json"))  # what a worker rebuilds
+    assert again.run_id == run.run_id and again.code == run.code
+    assert RunSpec(**{**run.model_dump(), "code": {}}).run_id != run.run_id
+
+
+def test_an_adhoc_suite_pairs_tasks_and_methods_in_the_frameworks_both_implement(tmp_path, load_test_catalog):
+    from harness.plan import ADHOC_SEEDS, adhoc_suite
+
+    catalog = with_method_and_suite(
+        load_test_catalog, tmp_path,
+        method="id: torch-only\nname: T\nfamily: toy\npaper: p\nrequires: [grad]\n"
+               "implementations:\n  torch: {optimizer: torch.optim.SGD}\n",
+        suite="id: unused\nentries:\n  - tasks: [quadratic]\n    methods: [sleepy-gd]\n",
+    )
+    plan = make_plan(catalog, suite=adhoc_suite(catalog, tasks=["quadratic"], methods=["sleepy-gd", "torch-only"]))
+    assert plan.suite == "ad-hoc" and not plan.skipped
+    assert sorted({(r.method, r.framework) for r in plan.runs}) == [
+        ("sleepy-gd", "jax"), ("sleepy-gd", "torch"), ("torch-only", "torch")]
+    assert {r.seed for r in plan.runs} == set(range(ADHOC_SEEDS)) and {r.hardware for r in plan.runs} == {"cpu"}
+    with pytest.raises(KeyError, match="unknown method 'nope'"):
+        adhoc_suite(catalog, methods=["nope"])
+    every = make_plan(catalog, suite=adhoc_suite(catalog, tasks=["quadratic"], seeds=1))  # every method of the catalog
+    assert {r.method for r in every.runs} | {s.method for s in every.skipped} == set(catalog.methods)
+
+
+def test_an_empty_plan_says_why(test_catalog):
+    plan = make_plan(test_catalog, suite="toy", frameworks=["torch"], tasks=["quadratic"], methods=["sleepy-gd"])
+    assert plan.runs and not plan.unmatched
+    suite = SuiteSpec(id="two", entries=(SuiteEntry(tasks=("quadratic",), methods=("sleepy-gd",), frameworks=("jax",)),))
+    empty = make_plan(test_catalog, suite=suite, frameworks=["torch"])
+    assert empty.runs == [] and empty.why_empty() == "framework 'torch' is not in suite 'two' (it has: jax)"

@@ -12,13 +12,14 @@ from harness.run import DIVERGENCE_FACTOR, execute_run
 from harness.spec import Budget, SuiteEntry, SuiteSpec
 
 
-def run_one(catalog, *, framework="torch", hardware="cpu", seed=0, budget=None, grid=None, **hyperparameters):
+def run_one(catalog, *, framework="torch", hardware="cpu", seed=0, budget=None, grid=None, task="quadratic",
+            **hyperparameters):
     suite = SuiteSpec(
         id="t",
         seeds=(seed,),
         frameworks=(framework,),
         hardware=(hardware,),
-        entries=(SuiteEntry(tasks=("quadratic",), methods=("sleepy-gd",), grid=grid or {},
+        entries=(SuiteEntry(tasks=(task,), methods=("sleepy-gd",), grid=grid or {},
                             hyperparameters={"sleepy-gd": hyperparameters}, budget=budget),),
     )
     (run,) = make_plan(catalog, suite=suite).runs
@@ -27,22 +28,27 @@ def run_one(catalog, *, framework="torch", hardware="cpu", seed=0, budget=None, 
 
 def test_evaluation_time_is_not_timed(test_catalog):
     sleep = 0.05
-    result = run_one(test_catalog, sleep_s=sleep)
+    result = run_one(test_catalog, task="slow-quadratic", grid={"eval_sleep_s": (sleep,)})
     row, evaluations = result.row, len(result.trace)
     assert row["status"] == "reached_target"
     assert evaluations > 10
-    slept = (evaluations - 1) * sleep  # the hook is not called at step 0, before init
+    slept = evaluations * sleep  # step 0 included
     assert row["eval_s"] >= slept
-    assert row["timed_s"] + row["warmup_s"] < 0.5 * slept  # about 1% of it on a quiet machine
+    assert row["timed_s"] < 0.5 * slept  # about 1% of it on a quiet machine
     assert result.trace[-1]["time_s"] == pytest.approx(row["timed_s"])
 
 
-def test_step_time_is_timed_and_first_step_reported_apart(test_catalog):
-    sleep = 0.002
-    row = run_one(test_catalog, step_sleep_s=sleep, budget=Budget(steps=30)).row
+def test_init_every_step_and_output_are_on_the_clock(test_catalog):
+    init_sleep, step_sleep, output_sleep = 0.05, 0.002, 0.01
+    result = run_one(test_catalog, init_sleep_s=init_sleep, step_sleep_s=step_sleep, sleep_s=output_sleep,
+                     budget=Budget(steps=30))
+    row, trace = result.row, result.trace
+    outputs = len(trace) - 1  # not at step 0, before init
     assert row["steps"] == 30
-    assert row["timed_s"] >= 29 * sleep  # steps 2..30
-    assert sleep <= row["warmup_s"] < row["timed_s"]  # step 1 alone
+    assert row["init_s"] >= init_sleep and row["output_s"] >= outputs * output_sleep
+    assert row["timed_s"] >= init_sleep + 30 * step_sleep + outputs * output_sleep  # step 1 included
+    assert row["timed_s"] >= row["init_s"] + row["output_s"]
+    assert trace[1]["time_s"] >= init_sleep + 5 * step_sleep + output_sleep  # the clock at step 5
 
 
 def test_reached_target_records_time_and_steps_of_the_first_passing_evaluation(test_catalog):
@@ -116,9 +122,11 @@ def test_failures_are_recorded_not_raised(test_catalog):
 
 def test_rows_carry_ids_timings_and_fingerprint(test_catalog):
     row = run_one(test_catalog, budget=Budget(steps=5)).row
-    for column in ("run_id", "task", "method", "framework", "hardware", "seed", "setup_s", "init_s", "warmup_s",
-                   "timed_s", "eval_s", "wall_s", "host", "cpu", "versions", "started_at", "finished_at"):
+    for column in ("run_id", "task", "method", "framework", "hardware", "seed", "setup_s", "compile_s", "init_s",
+                   "output_s", "timed_s", "eval_s", "wall_s", "clock_compiles", "clock_compile_s", "program", "host",
+                   "cpu", "versions", "started_at", "finished_at"):
         assert row[column] is not None, column
     assert row["wall_s"] >= row["setup_s"] + row["timed_s"]
-    assert json.loads(row["hyperparameters"]) == {"lr": 0.1, "sleep_s": 0.0, "step_sleep_s": 0.0}
+    assert json.loads(row["hyperparameters"]) == {"lr": 0.1, "sleep_s": 0.0, "step_sleep_s": 0.0, "init_sleep_s": 0.0}
+    assert row["offline_s"] is None  # the method declares no offline phase
     assert row["peak_memory_bytes"] > 0

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 
+import polars as pl
 import pytest
 
 from harness.store import CorruptFileWarning, Store, read_runs
@@ -124,3 +125,58 @@ def test_a_run_compacted_meanwhile_counts_as_finished(tmp_path):
     store.write_run(row("r1"))
     assert compact(tmp_path) == 1 and not (tmp_path / "runs" / "r1.parquet").exists()
     assert not Store(tmp_path).claim("r1")
+
+
+def points(n: int) -> list[dict]:
+    return [{"step": s, "time_s": 0.1 * s, "oracle_calls": s} for s in range(n)]
+
+
+def test_a_rerun_replaces_the_stored_run_also_in_a_part_and_through_compactions(tmp_path):
+    from harness.store import compact, read_traces
+
+    store = Store(tmp_path)
+    store.write_run(row("r1", status="error", error="boom"), points(2))
+    store.write_run(row("r2"), points(3))
+    assert compact(tmp_path) == 2  # the old attempt lives in a part
+    store = Store(tmp_path)
+    assert not store.claim("r1")  # finished: a plain bench leaves it alone
+    assert store.claim("r1", replacing=0)
+    store.write_run(row("r1", status="completed"), points(5))
+    store.release("r1")
+    for step in ("loose beside a part", "two parts", "compacted again"):
+        runs = read_runs(tmp_path).sort("run_id")
+        assert runs.select("run_id", "status", "attempt").rows() == [("r1", "completed", 1), ("r2", "completed", 0)], step
+        assert read_traces(tmp_path, ["r1"])["step"].to_list() == list(range(5)), step  # the new trace alone
+        assert read_traces(tmp_path).height == 5 + 3, step
+        assert Store(tmp_path).finished_run_ids() == {"r1", "r2"}
+        compact(tmp_path)
+    assert not Store(tmp_path).claim("r1", replacing=0)  # another bench replaced attempt 0 already
+
+
+def test_a_newer_loose_attempt_wins_and_compaction_drops_the_older(tmp_path):
+    from harness.store import compact, read_traces
+
+    store = Store(tmp_path)
+    store.write_run(row("r1", status="timeout"), points(4))
+    store.write_run(row("r1", status="reached_target"), points(2))  # a second write is a new attempt
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["r1.1.parquet", "r1.parquet"]
+    assert read_runs(tmp_path).select("status", "attempt").rows() == [("reached_target", 1)]
+    assert read_traces(tmp_path)["step"].to_list() == [0, 1]
+    assert compact(tmp_path) == 1
+    assert [p.name.startswith("part-") for p in (tmp_path / "runs").iterdir()] == [True]
+    assert [p.name.startswith("part-") for p in (tmp_path / "traces").iterdir()] == [True]
+    assert read_runs(tmp_path).select("status", "attempt").rows() == [("reached_target", 1)]
+    assert read_traces(tmp_path)["step"].to_list() == [0, 1]
+
+
+def test_a_trace_being_written_is_neither_read_nor_removed(tmp_path):
+    from harness.store import compact, read_traces
+
+    store = Store(tmp_path)
+    store.write_run(row("r1"), points(2))
+    # A rerun has written its trace and not yet its row: readers keep showing attempt 0.
+    pl.DataFrame([{"run_id": "r1", **p} for p in points(7)]).write_parquet(tmp_path / "traces" / "r1.1.parquet")
+    assert read_traces(tmp_path)["step"].to_list() == [0, 1]
+    compact(tmp_path)
+    assert (tmp_path / "traces" / "r1.1.parquet").exists()
+    assert read_traces(tmp_path)["step"].to_list() == [0, 1]

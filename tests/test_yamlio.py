@@ -119,10 +119,10 @@ BROKEN = [
         "    hyperparameters: {sleepy-gd: {momentum: 0.9}}\n",
         [
             "suites/s.yaml:2:17: hardware.1: unknown hardware profile 'tpu' (known: cpu, cpu-ranks, gpu, multi-gpu)",
-            "suites/s.yaml:4:13: entries.0.tasks.0: unknown task 'nope' (known: quadratic)",
+            "suites/s.yaml:4:13: entries.0.tasks.0: unknown task 'nope' (known: quadratic, slow-quadratic)",
             "suites/s.yaml:5:26: entries.0.methods.1: unknown method 'nada' (known: sleepy-gd)",
             "suites/s.yaml:6:23: entries.0.hyperparameters.sleepy-gd: method 'sleepy-gd' has no hyperparameter "
-            "'momentum' (has ['lr', 'sleep_s', 'step_sleep_s'])",
+            "'momentum' (has ['init_sleep_s', 'lr', 'sleep_s', 'step_sleep_s'])",
         ],
     ),
     (

@@ -1,8 +1,20 @@
-"""The jax backend: 64-bit mode, jitted oracle derivatives, optax transformations."""
+"""The jax backend: 64-bit mode, jitted oracle derivatives, optax transformations, compiled programs.
+
+Compilation stays off the method's clock. A pure method (every optax transformation, and a
+module that declares ``jit: true``) becomes a :class:`JitProgram`: its ``init``, ``step`` and
+``output`` are each traced once, with the oracle's derivatives inlined, and compiled ahead of
+time (``jit(...).lower(...).compile()``) on the exact arguments the loop passes. Any other
+method runs eagerly (:class:`harness.program.EagerProgram`) after the oracle's jitted
+derivatives and the method's own primitives were compiled on a warm-up. Whatever still
+compiles on the clock is counted by :func:`compile_counter` (jax's compile events) and the
+run is flagged.
+"""
 
 from __future__ import annotations
 
 import os
+from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # measure what a run uses, not a 75% pool
@@ -14,10 +26,34 @@ jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
+from harness.api import OracleBudgetExceeded  # noqa: E402
 from harness.backends import peak_rss_bytes, reset_peak_rss  # noqa: E402
 from harness.oracle import CountingOracle  # noqa: E402
+from harness.program import EagerProgram  # noqa: E402
+from harness.sealed import OracleFacts, seal  # noqa: E402
 
-__all__ = ["Backend", "JaxOracle", "OptaxMethod"]
+__all__ = ["Backend", "JaxOracle", "JitProgram", "OptaxMethod", "compile_counter"]
+
+# Every compilation of this process, from jax's own monitoring events: a backend compile is
+# one compilation; tracing and lowering to MLIR add to its seconds.
+_COMPILES = {"count": 0, "seconds": 0.0}
+_COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+_COMPILE_STAGES = (_COMPILE_EVENT, "/jax/core/compile/jaxpr_trace_duration", "/jax/core/compile/jaxpr_to_mlir_module_duration")
+
+
+def _on_duration(event: str, seconds: float, **_: Any) -> None:
+    if event in _COMPILE_STAGES:
+        _COMPILES["seconds"] += seconds
+        if event == _COMPILE_EVENT:
+            _COMPILES["count"] += 1
+
+
+jax.monitoring.register_event_duration_secs_listener(_on_duration)
+
+
+def compile_counter() -> tuple[int, float]:
+    """Compilations so far in this process and their seconds (tracing and lowering included)."""
+    return _COMPILES["count"], _COMPILES["seconds"]
 
 
 class JaxOracle(CountingOracle):
@@ -70,24 +106,197 @@ class JaxOracle(CountingOracle):
 
 
 class OptaxMethod:
-    """Any optax ``GradientTransformation`` as a :class:`harness.api.Method`; the update is jitted."""
+    """Any optax ``GradientTransformation`` as a :class:`harness.api.Method` (pure: the backend jits it whole)."""
 
     def __init__(self, transformation: Any) -> None:
-        import optax
-
         self.transformation = transformation
-
-        def apply(params: jax.Array, state: Any, grad: jax.Array) -> tuple[jax.Array, Any]:
-            updates, state = transformation.update(grad, state, params)
-            return optax.apply_updates(params, updates), state
-
-        self._apply = jax.jit(apply)
 
     def init(self, params: jax.Array, oracle: Any) -> Any:
         return self.transformation.init(params)
 
     def step(self, params: jax.Array, state: Any, oracle: Any) -> tuple[jax.Array, Any]:
-        return self._apply(params, state, oracle.grad(params))
+        import optax
+
+        updates, state = self.transformation.update(oracle.grad(params), state, params)
+        return optax.apply_updates(params, updates), state
+
+
+class _Untraceable(Exception):
+    """A pure method's function cannot be compiled whole (the reason is its message)."""
+
+
+def _specs(tree: Any) -> Any:
+    """The (structure, shape, dtype, weak type) of a pytree of arrays or shape structs."""
+    leaves, treedef = jax.tree.flatten(tree)
+    return treedef, tuple((tuple(leaf.shape), str(leaf.dtype), bool(getattr(leaf, "weak_type", False))) for leaf in leaves)
+
+
+class JitProgram:
+    """A pure method compiled whole, ahead of time; counts are charged per call.
+
+    Each function (``init``, ``step``, ``output``) is traced once against a tracing view of
+    the oracle: the calls it makes are recorded then, and every execution charges them to
+    the run's counts (and its call budget, before it runs: a step that would pass the budget
+    does not run). Minibatches are drawn from the run's sampler outside the compiled code,
+    in the order an eager run draws them, and passed in. When the step's outputs differ in
+    type from its inputs (a Python number in the initial state becomes an array), a second
+    executable is compiled for steps 2..N, before the clock too.
+
+    An oracle call inside jax control flow (``lax.cond``, ``while_loop``, ``scan``, ``vmap``)
+    would execute a number of times that tracing cannot see: such a method, and any that
+    fails to trace, runs as an :class:`~harness.program.EagerProgram` instead, with the
+    reason in :attr:`fallback`.
+    """
+
+    def __init__(self, method: Any, oracle: JaxOracle, facts: OracleFacts, backend: Backend, *,
+                 needs: frozenset[str]) -> None:
+        self.method = method
+        self.needs = needs
+        self.inner = oracle
+        self.facts = facts
+        self.backend = backend
+        self.mode = "jit"
+        self.fallback: str | None = None
+        self._eager: EagerProgram | None = None
+        self._view = oracle.tracing_view()
+        self._top: Any = None
+        self._view._guard = self._guard
+        self._sealed_view = seal(self._view, facts)
+        self._first_step = True
+
+    # -- compilation, before the clock ------------------------------------------------------------
+
+    def compile(self, params: jax.Array) -> None:
+        try:
+            self._compile(params)
+        except Exception as exc:  # noqa: BLE001 - an untraceable method still runs, eagerly
+            self.fallback = str(exc) if isinstance(exc, _Untraceable) else f"{type(exc).__name__}: {exc}"
+            self.mode = "eager"
+            self._eager = EagerProgram(self.method, self.inner, self.facts, self.backend, fallback=self.fallback,
+                                       warm_oracle=lambda p: _warm_oracle(self.inner, p, self.backend, self.needs))
+            self._eager.compile(params)
+
+    def _guard(self) -> None:
+        from jax._src import core
+
+        if core.trace_ctx.trace is not self._top:
+            raise _Untraceable("an oracle call inside jax control flow (lax.cond, while_loop, scan, vmap) "
+                               "cannot be counted at trace time")
+
+    def _traced(self, fn: Callable[..., Any], name: str) -> Callable[..., Any]:
+        def traced(*args: Any) -> Any:
+            from jax._src import core
+
+            self._top = core.trace_ctx.trace
+            return fn(*args)
+
+        traced.__name__ = name
+        return traced
+
+    def _lower(self, fn: Callable[..., Any], name: str, *args: Any) -> tuple[Any, Counter[str], int]:
+        """Compile ``fn(*args, batches)``; return the executable, its oracle calls and minibatch draws."""
+        draws = 0
+        if self.facts.stochastic:
+            # A first, abstract trace counts the draws: the batches argument is shaped by them.
+            counter = {"n": 0}
+            size = self.inner.batch_size
+
+            def placeholder() -> Any:
+                counter["n"] += 1
+                return jnp.zeros(size, dtype=jnp.int64)
+
+            self._view.counts = Counter()
+            self._view._draw = placeholder
+            jax.make_jaxpr(self._traced(lambda *a: fn(*a[:-1]), name))(*args, None)
+            draws = counter["n"]
+        batches = jax.ShapeDtypeStruct((draws, self.inner.batch_size), jnp.int64) if draws else None
+        taken = {"n": 0}
+
+        def take(batch: Any) -> Callable[[], Any]:
+            def draw() -> Any:
+                taken["n"] += 1
+                return batch[taken["n"] - 1]
+            return draw
+
+        def with_batches(*a: Any) -> Any:
+            *rest, batch = a
+            self._view._draw = take(batch) if batch is not None else None
+            return fn(*rest)
+
+        self._view.counts = Counter()
+        compiled = jax.jit(self._traced(with_batches, name)).lower(*args, batches).compile()
+        return compiled, Counter(self._view.counts), draws
+
+    def _compile(self, params: jax.Array) -> None:
+        method, oracle = self.method, self._sealed_view
+        self._init, self._init_calls, self._init_draws = self._lower(lambda p: method.init(p, oracle), "init", params)
+        state = self._init.out_info
+        step = lambda p, s: method.step(p, s, oracle)  # noqa: E731
+        self._step, self._step_calls, self._step_draws = self._lower(step, "step", params, state)
+        out = self._step.out_info
+        self._step_rest = self._step
+        if _specs(out) != _specs((params, state)):
+            self._step_rest, calls, draws = self._lower(step, "step", *out)
+            if _specs(self._step_rest.out_info) != _specs(out) or calls != self._step_calls or draws != self._step_draws:
+                raise _Untraceable("the step's outputs change type from one step to the next")
+        self._output = None
+        output = getattr(method, "output", None)
+        if callable(output):
+            self._output, self._output_calls, self._output_draws = self._lower(output, "output", *self._step_rest.out_info)
+
+    # -- on the clock ------------------------------------------------------------------------------
+
+    def _charge(self, calls: Counter[str], draws: int) -> Any:
+        inner = self.inner
+        if inner.max_calls is not None and inner.total_calls + sum(calls.values()) > inner.max_calls:
+            raise OracleBudgetExceeded(f"oracle-call budget of {inner.max_calls} exhausted")
+        inner.counts.update(calls)
+        if not draws:
+            return None
+        batches = np.stack([inner.sample_indices() for _ in range(draws)])
+        return self.backend.asarray_int(batches)
+
+    def init(self, params: jax.Array) -> Any:
+        if self._eager is not None:
+            return self._eager.init(params)
+        return self._init(params, self._charge(self._init_calls, self._init_draws))
+
+    def step(self, params: jax.Array, state: Any) -> tuple[jax.Array, Any]:
+        if self._eager is not None:
+            return self._eager.step(params, state)
+        compiled = self._step if self._first_step else self._step_rest
+        self._first_step = False
+        return compiled(params, state, self._charge(self._step_calls, self._step_draws))
+
+    @property
+    def has_output(self) -> bool:
+        return callable(getattr(self.method, "output", None))
+
+    def output(self, params: jax.Array, state: Any) -> jax.Array:
+        if self._eager is not None:
+            return self._eager.output(params, state)
+        return self._output(params, state, self._charge(self._output_calls, self._output_draws))
+
+
+def _warm_oracle(oracle: JaxOracle, params: jax.Array, backend: Backend, needs: frozenset[str]) -> None:
+    """Compile the oracle's jitted derivatives that the method needs, on zeros, off the clock.
+
+    Harness calls on the real problem whose answers nobody sees: only the executables are kept.
+    """
+    zeros = backend.asarray(np.zeros(int(params.shape[0])))
+    view = oracle.uncounted()
+    warm = {"value": lambda: view.value(zeros), "grad": lambda: view.grad(zeros),
+            "value_and_grad": lambda: view.value_and_grad(zeros), "hvp": lambda: view.hvp(zeros, zeros),
+            "hessian": lambda: view.hessian(zeros), "gauss_newton": lambda: view.gauss_newton(zeros),
+            "fisher": lambda: view.fisher(zeros)}
+    for kind, call in warm.items():
+        if kind in oracle.capabilities and kind in needs:
+            try:
+                jax.block_until_ready(call())
+            except Exception:  # noqa: BLE001, S112 - a call the method never makes may fail here
+                continue
+    if oracle.stochastic and needs & {"grad", "value_and_grad"}:
+        jax.block_until_ready(oracle._batch_value_and_grad(zeros, np.arange(oracle.batch_size)))
 
 
 class Backend:
@@ -126,8 +335,25 @@ class Backend:
         stats = self._jax_device.memory_stats() or {}
         return stats.get("peak_bytes_in_use")
 
+    def asarray_int(self, value: Any) -> jax.Array:
+        """Integer indices on the run's device (minibatches passed into compiled steps)."""
+        return jax.device_put(jnp.asarray(np.asarray(value), dtype=jnp.int64), self._jax_device)
+
     def make_oracle(self, problem: Any, *, capabilities: frozenset[str], max_calls: int | None = None) -> JaxOracle:
         return JaxOracle(problem, capabilities=capabilities, max_calls=max_calls, seed=self.run_seed)
+
+    def make_program(self, method: Any, oracle: Any, facts: OracleFacts, *, pure: bool, needs: frozenset[str]) -> Any:
+        """A :class:`JitProgram` for a pure method on a one-process oracle, else an eager program.
+
+        ``needs``: the calls the method requires, whose derivatives an eager program compiles first.
+        """
+        if pure and isinstance(oracle, JaxOracle):
+            return JitProgram(method, oracle, facts, self, needs=needs)
+        warm = (lambda params: _warm_oracle(oracle, params, self, needs)) if isinstance(oracle, JaxOracle) else None
+        return EagerProgram(method, oracle, facts, self, warm_oracle=warm)
+
+    def compile_counter(self) -> tuple[int, float]:
+        return compile_counter()
 
     def library_method(self, optimizer: str, kwargs: dict[str, Any]) -> OptaxMethod:
         import optax

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import Any
 
 import numpy as np
@@ -10,6 +11,8 @@ import torch
 
 from harness.backends import peak_rss_bytes, reset_peak_rss
 from harness.oracle import CountingOracle
+from harness.program import EagerProgram
+from harness.sealed import OracleFacts
 
 __all__ = ["Backend", "TorchOptimMethod", "TorchOracle"]
 
@@ -176,6 +179,20 @@ class Backend:
 
     def make_oracle(self, problem: Any, *, capabilities: frozenset[str], max_calls: int | None = None) -> TorchOracle:
         return TorchOracle(problem, capabilities=capabilities, max_calls=max_calls, seed=self.run_seed)
+
+    def make_program(self, method: Any, oracle: Any, facts: OracleFacts, *, pure: bool,
+                     needs: frozenset[str]) -> EagerProgram:
+        """torch runs eagerly; a warm-up step against the decoy precedes the clock."""
+        return EagerProgram(method, oracle, facts, self)
+
+    def compile_counter(self) -> tuple[int, float]:
+        """Graphs compiled by ``torch.compile`` (TorchDynamo) so far in this process, and their seconds."""
+        if "torch._dynamo" not in sys.modules:  # nothing imported it: nothing was compiled
+            return 0, 0.0
+        from torch._dynamo import utils
+
+        seconds = sum(utils.compilation_time_metrics.get("_compile.compile_inner", ()))
+        return int(utils.counters["stats"]["unique_graphs"]), float(seconds)
 
     def library_method(self, optimizer: str, kwargs: dict[str, Any]) -> TorchOptimMethod:
         module, _, attr = optimizer.rpartition(".")

@@ -20,7 +20,7 @@ executes them (:mod:`harness.execute.ranks`).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Literal, Protocol
 
 if TYPE_CHECKING:
@@ -115,6 +115,7 @@ def drive(
     executor: Executor,
     *,
     on_result: Callable[[RunResult], None] | None = None,
+    replace: Mapping[str, int] | None = None,
 ) -> list[RunResult]:
     """Run the ``runs`` not yet in ``store``, writing each result the moment it arrives.
 
@@ -122,12 +123,19 @@ def drive(
     :meth:`~harness.store.Store.claim`): a run finished meanwhile, or held by another live
     bench process, is left alone, so processes sharing a store split the work and never
     write a run twice.
+
+    ``replace`` maps the ids of stored runs to run again (``--retry-failed``, ``--force``)
+    to the attempt each replaces; one that another bench replaced meanwhile is left alone.
     """
+    replace = dict(replace or {})
     done = store.finished_run_ids()
 
     def claimed() -> Iterator[RunSpec]:
         for run in runs:
-            if run.run_id not in done and store.claim(run.run_id):
+            if run.run_id in replace:
+                if store.claim(run.run_id, replacing=replace[run.run_id]):
+                    yield run
+            elif run.run_id not in done and store.claim(run.run_id):
                 yield run
 
     results = []

@@ -16,11 +16,19 @@ The driver watches every busy worker:
   exit code or signal, with the tail of the worker's output;
 
 and replaces every worker it killed or lost. The rest of the matrix goes on.
+
+A run that returns but leaves something running in its worker (a Python thread, a child
+process: see :func:`~harness.execute.worker.left_behind`) keeps its result, with what it left
+in the row's ``left_behind`` column, and its worker is replaced before the next run. Whenever
+the pool kills a worker (timeout, memory, replacement, shutdown) it kills the worker's whole
+tree (:func:`kill_tree`): its process group and every descendant, also those that left the
+group with ``setsid`` (the worker is a child subreaper, so they stay in its tree).
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import datetime as dt
 import os
 import signal
@@ -32,12 +40,20 @@ from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
 
-from harness.execute.worker import CatalogSource, default_grace, start_process, thread_env
+from harness.execute.worker import (
+    CatalogSource,
+    LeftBehind,
+    default_grace,
+    kill_tree,
+    live_descendants,
+    start_process,
+    thread_env,
+)
 from harness.plan import RunSpec
 from harness.run import RunResult, failed_result
 from harness.spec import HardwareProfile
 
-__all__ = ["LocalWorker", "PoolExecutor", "default_jobs", "gpu_count"]
+__all__ = ["LocalWorker", "PoolExecutor", "default_jobs", "gpu_count", "kill_tree"]
 
 _LOG_TAIL = 3000
 
@@ -94,6 +110,7 @@ class _Worker:
         self.deadline = float("inf")
         self.rss_limit: int | None = None
         self.log_offset = 0
+        self.server: int | None = None  # the process serving the runs: the keeper's child (``popen`` is the keeper)
 
     @property
     def busy(self) -> bool:
@@ -115,15 +132,27 @@ class _Worker:
         self.deadline = float("inf")
         self.rss_limit = None
 
+    def _exited(self) -> bool:
+        """Whether the worker has ended, without reaping it: while unreaped, its pid and group are still its own."""
+        if self.popen.returncode is not None:
+            return True
+        try:
+            return os.waitid(os.P_PID, self.popen.pid, os.WEXITED | os.WNOWAIT | os.WNOHANG) is not None
+        except ChildProcessError:
+            return True
+
     def alive(self) -> bool:
-        return self.popen.poll() is None
+        return not self._exited()
 
     def kill(self) -> int | None:
-        """SIGKILL the worker and everything it started (its ranks), and reap it."""
-        if self.popen.poll() is None:
-            try:
+        """SIGKILL the worker and everything it started (ranks, children, setsid'd ones too), and reap it."""
+        if self.popen.returncode is None:  # not reaped: the pid (and group id) cannot name another process
+            kill_tree(self.popen.pid)
+            # Descendants of a worker that died by itself were reparented away; those still in its
+            # group (no setsid) are found by the group id, which lives as long as one of them does.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.popen.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
+            with contextlib.suppress(OSError):
                 self.popen.kill()
         try:
             return self.popen.wait(timeout=30)
@@ -136,10 +165,13 @@ class _Worker:
         self.log.close()
 
     def exit_code(self) -> int | None:
-        try:
-            return self.popen.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            return None
+        """The exit code of a worker that is ending (``None`` if it is not within 10 s); what it left is killed."""
+        deadline = time.monotonic() + 10
+        while not self._exited():
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.01)
+        return self.kill()
 
     def log_tail(self) -> str:
         try:
@@ -239,6 +271,8 @@ class _Supervisor:
             if kind == "started":
                 profile = self.profile(run)
                 worker.started, worker.started_at = now, _now()
+                if len(message) > 2:
+                    worker.server = message[2]
                 grace = self.grace_s if self.grace_s is not None else default_grace(run.budget.seconds)
                 ranks_extra = self.rank_startup_s if profile.ranks > 1 else 0.0
                 worker.deadline = now + run.budget.seconds + grace + ranks_extra
@@ -248,6 +282,15 @@ class _Supervisor:
             if kind == "result":
                 result = RunResult(row=message[1], trace=message[2])
                 worker.finish()
+                left = message[3] if len(message) > 3 else None
+                if not left:
+                    # Seen from outside too: the worker's own look runs in the process the run had.
+                    processes = [p for p in live_descendants(worker.popen.pid) if p[0] != worker.server]
+                    left = LeftBehind(processes=tuple(processes)).describe() if processes else None
+                if left:
+                    # The run's result stands; its worker, running what the run left, does not serve another.
+                    result.row["left_behind"] = left
+                    return result, False
                 return result, True
             return self._failed(worker, "error", f"the worker could not start the run:\n{message[1]}", now), True
         if now >= worker.deadline:

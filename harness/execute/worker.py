@@ -4,11 +4,21 @@ A worker never receives a :class:`~harness.catalog.Catalog`: it gets a :class:`C
 (the roots and files to load) and a run as a plain dict, and rebuilds both, so a pool
 process, a Ray task on another machine and a torch.distributed rank all do the same thing.
 
-Run as ``python -m harness.execute.worker --fd N`` it is one process of the local pool
-(:mod:`harness.execute.pool`): it reads runs from the socket ``N`` and answers, per run,
-``("started", rss_bytes)`` then ``("result", row, trace)``, until the socket closes.
-The pool starts it with the thread variables of :func:`thread_env` already in its
-environment, so BLAS, OpenMP and XLA read them before they are first imported.
+Run as ``python -m harness.execute.worker --fd N`` it is one worker of the local pool
+(:mod:`harness.execute.pool`): two processes, a keeper (the one started, which runs no run's
+code: :func:`_keep`) and its child, the server, which reads runs from the socket ``N`` and
+answers, per run, ``("started", rss_bytes, server_pid)`` then ``("result", row, trace,
+left_behind)``, until the socket closes. The pool starts it with the thread variables of
+:func:`thread_env` already in its environment, so BLAS, OpenMP and XLA read them before they
+are first imported.
+
+Both processes are child subreapers (:func:`become_subreaper`): a process a run starts stays
+their descendant even after a double fork and ``setsid``, and even when the server dies, so
+the pool (or the keeper, when the server or the driver dies) finds and kills it. After each
+run the server looks for what the run left running (:func:`left_behind`: Python threads, live
+descendant processes) and names it in ``left_behind`` (``None`` when nothing); the pool then
+keeps the run's result and replaces the worker before the next run. Native threads are not
+counted: torch and XLA start pool threads lazily, at later honest runs too.
 """
 
 from __future__ import annotations
@@ -23,8 +33,10 @@ import importlib
 import os
 import signal
 import sys
+import threading
+import time
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -38,13 +50,19 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CatalogSource",
+    "LeftBehind",
     "address_space_bytes",
+    "become_subreaper",
     "default_grace",
     "die_with_parent",
     "execute_isolated",
+    "kill_tree",
+    "left_behind",
+    "live_descendants",
     "main",
     "memory_limit",
     "preload",
+    "python_threads",
     "rss_bytes",
     "start_process",
     "thread_env",
@@ -161,9 +179,9 @@ def preload(framework: str, *, threads: int | None) -> None:
             jax.jit(lambda x: x + 1)(jnp.zeros(1)).block_until_ready()
 
 
-def _status_kb(field: str) -> int | None:
+def _status_kb(field: str, pid: int | str = "self") -> int | None:
     try:
-        for line in Path("/proc/self/status").read_text().splitlines():
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024
     except (OSError, ValueError):
@@ -250,15 +268,206 @@ def start_process(
     return process, Connection(parent.detach())
 
 
-def die_with_parent(parent: int | None = None) -> None:
-    """Have the kernel SIGKILL this process when its parent dies (Linux), so no run outlives its bench."""
+def die_with_parent(parent: int | None = None, signum: int = signal.SIGKILL) -> None:
+    """Have the kernel send ``signum`` to this process when its parent dies (Linux): no run outlives its bench."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        libc.prctl(1, signum)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         return
     if parent is not None and os.getppid() != parent:  # the parent died before the prctl
         os._exit(1)
+
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def become_subreaper() -> bool:
+    """Make this process a child subreaper (Linux): orphaned descendants are reparented to it.
+
+    A run's double-forked, ``setsid`` child then stays in this process's tree, where
+    :func:`left_behind` and the pool's kill find it. ``False`` where the kernel has no such option.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def python_threads() -> dict[int, str]:
+    """The threads of this process that run Python code, but the calling one: ``{ident: name}``.
+
+    Both those :mod:`threading` knows and those started with ``_thread.start_new_thread``
+    (seen by their frames); native threads that never ran Python (BLAS, OpenMP, XLA pools) are not.
+    """
+    me = threading.get_ident()
+    known = {t.ident: t for t in threading.enumerate()}
+    found: dict[int, str] = {}
+    for ident in sys._current_frames():  # noqa: SLF001 - the only view of threads threading does not know
+        thread = known.get(ident)
+        if ident != me and not (thread is not None and isinstance(thread, threading._DummyThread)):  # noqa: SLF001
+            found[ident] = thread.name if thread is not None else f"thread {ident}"
+    for ident, thread in known.items():
+        dummy = isinstance(thread, threading._DummyThread)  # noqa: SLF001 - a native thread that once called in
+        if ident is not None and ident != me and thread.is_alive() and not dummy:
+            found[ident] = thread.name
+    return found
+
+
+def _idle_pool_thread(ident: int) -> bool:
+    """Whether thread ``ident`` is an idle :class:`~concurrent.futures.ThreadPoolExecutor` worker.
+
+    Its innermost Python frame is the pool's loop itself: it waits in the (C) queue for work, and
+    runs nothing. Libraries keep such pools between calls (torch.compile does), honest runs too.
+    """
+    frame = sys._current_frames().get(ident)  # noqa: SLF001
+    if frame is None:
+        return False
+    from concurrent.futures import thread as futures_thread
+
+    return frame.f_code is futures_thread._worker.__code__  # noqa: SLF001
+
+
+@dataclass(frozen=True)
+class LeftBehind:
+    """What a run left running in its worker: Python threads and live descendant processes."""
+
+    threads: tuple[str, ...] = ()
+    processes: tuple[tuple[int, str], ...] = ()  # (pid, name)
+
+    def __bool__(self) -> bool:
+        return bool(self.threads or self.processes)
+
+    def describe(self) -> str:
+        """For the run's row, e.g. ``"1 thread, 2 processes (threads: spin; processes: 812 sleep, 815 sleep)"``."""
+        counts, details = [], []
+        if self.threads:
+            counts.append(f"{len(self.threads)} thread{'s' * (len(self.threads) > 1)}")
+            details.append("threads: " + ", ".join(self.threads))
+        if self.processes:
+            counts.append(f"{len(self.processes)} process{'es' * (len(self.processes) > 1)}")
+            details.append("processes: " + ", ".join(f"{pid} {name}" for pid, name in self.processes))
+        return f"{', '.join(counts)} ({'; '.join(details)})"
+
+
+def _children(pid: int) -> list[int]:
+    """The children of ``pid``: from every thread's ``/proc`` list (orphans a subreaper adopts join any one)."""
+    found: list[int] = []
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for tid in tids:
+        with contextlib.suppress(OSError, ValueError):
+            found += map(int, Path(f"/proc/{pid}/task/{tid}/children").read_text().split())
+    return found
+
+
+def _state(pid: int) -> str | None:
+    """The state letter of process ``pid`` (``Z``: a zombie), or ``None`` when it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat[stat.rindex(")") + 2:][:1] or None
+
+
+def _name(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return "?"
+
+
+@functools.cache
+def _proc_children_listed() -> bool:
+    return Path(f"/proc/self/task/{os.getpid()}/children").exists()
+
+
+def live_descendants(root: int | None = None) -> list[tuple[int, str]]:
+    """The live descendants of process ``root`` (default: this one), as (pid, name).
+
+    Zombie children of this process are reaped on the way (orphans a subreaper adopted end as its
+    zombies); zombies are never counted.
+    """
+    me = os.getpid()
+    root = me if root is None else root
+    if _proc_children_listed():  # a walk of our own tree: no scan of every process on the host
+        found = []
+        frontier = [(root, child) for child in _children(root)]
+        while frontier:
+            parent, pid = frontier.pop()
+            state = _state(pid)
+            if state == "Z":
+                if parent == me:
+                    with contextlib.suppress(ChildProcessError, OSError):
+                        os.waitpid(pid, os.WNOHANG)
+            elif state is not None:
+                found.append((pid, _name(pid)))
+                frontier += [(pid, child) for child in _children(pid)]
+        return found
+    import psutil
+
+    found = []
+    with contextlib.suppress(psutil.Error):
+        for process in psutil.Process(root).children(recursive=True):
+            with contextlib.suppress(psutil.Error, ChildProcessError, OSError):
+                if process.status() != psutil.STATUS_ZOMBIE:
+                    found.append((process.pid, process.name()))
+                elif process.ppid() == me:
+                    os.waitpid(process.pid, os.WNOHANG)
+    return found
+
+
+def left_behind(threads_before: Iterable[int] = (), *, settle_s: float = 0.2) -> LeftBehind:
+    """What this process runs beyond ``threads_before``: Python threads, live descendant processes.
+
+    Idle thread-pool workers are not counted (see :func:`_idle_pool_thread`); dead children are
+    reaped. Whatever is found is looked at again for up to ``settle_s`` (a thread or process that
+    was ending when the run returned is not counted).
+    """
+    before = set(threads_before)
+    deadline = time.monotonic() + settle_s
+    while True:
+        threads = {i: n for i, n in python_threads().items() if i not in before and not _idle_pool_thread(i)}
+        processes = live_descendants()
+        if not (threads or processes) or time.monotonic() >= deadline:
+            return LeftBehind(tuple(sorted(threads.values())), tuple(processes))
+        time.sleep(0.02)
+
+
+def kill_tree(pid: int, *, root: bool = True, rounds: int = 100) -> list[int]:
+    """SIGKILL process ``pid`` (unless not ``root``) and every descendant, in whatever session or group.
+
+    Returns the pids it killed. The tree is frozen first (SIGSTOP, from the root down, until no
+    new descendant appears), so no process forks a new one, or dies and has its children
+    reparented out of reach, between the snapshot and the kill. ``pid`` must be a child of ours not yet reaped (a zombie still holds
+    its pid), or a process known to be alive: a reaped pid may name another process.
+    """
+    import psutil
+
+    try:
+        top = psutil.Process(pid)
+    except psutil.Error:
+        return []
+    frozen: dict[int, psutil.Process] = {}
+    for _ in range(rounds):
+        try:
+            tree = [top, *top.children(recursive=True)] if root else top.children(recursive=True)
+        except psutil.Error:
+            tree = [p for p in frozen.values() if p.is_running()]
+        new = [p for p in tree if p.pid not in frozen]
+        if not new:
+            break
+        for process in new:
+            with contextlib.suppress(psutil.Error):
+                process.send_signal(signal.SIGSTOP)  # psutil checks the pid still names this process
+            frozen[process.pid] = process
+    for process in frozen.values():
+        with contextlib.suppress(psutil.Error):
+            process.send_signal(signal.SIGKILL)
+    return list(frozen)
 
 
 def _no_core_files() -> None:
@@ -276,8 +485,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--parent", type=int, default=None, help="The driver's pid.")
     parser.add_argument("--cpus", default=None, help="Comma-separated cores to pin this worker to.")
     args = parser.parse_args(argv)
-    die_with_parent(args.parent)
+    die_with_parent(args.parent, signal.SIGTERM)
+    become_subreaper()
     _no_core_files()
+    server = os.fork()  # a bare fork, before anything is imported or any thread started
+    if server:
+        os.close(args.fd)  # the server's alone: the driver sees it close when the server dies
+        _keep(server)
+    die_with_parent(os.getppid())
     faulthandler.enable()  # a crash in native code leaves its Python stack in the worker's log
     if args.cpus:
         with contextlib.suppress(OSError, AttributeError):
@@ -294,6 +509,34 @@ def main(argv: Sequence[str] | None = None) -> None:
         return  # the driver is gone
 
 
+def _keep(server: int) -> None:
+    """The keeper: the parent of the server process, running no run's code; it never returns.
+
+    Both are child subreapers, so whatever a run starts stays in the keeper's tree even when the
+    server dies (``os._exit``, a crash). When the server ends, or when the driver dies (the
+    keeper's parent-death signal is SIGTERM), the keeper kills every descendant it has, then
+    exits as the server did (same code, same signal): the pool sees the server's end.
+    """
+
+    def terminate(signum: int, frame: Any) -> None:
+        kill_tree(os.getpid(), root=False)
+        os._exit(128 + signum)
+
+    import psutil  # noqa: F401 - imported now, not when the driver has died and the tree must go fast
+
+    signal.signal(signal.SIGTERM, terminate)
+    status = os.waitpid(server, 0)[1]
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    with contextlib.suppress(Exception):
+        kill_tree(os.getpid(), root=False)
+    code = os.waitstatus_to_exitcode(status)
+    if code < 0:
+        signal.signal(-code, signal.SIG_DFL)
+        os.kill(os.getpid(), -code)
+        time.sleep(1)
+    os._exit(code if code >= 0 else 1)
+
+
 def _serve(conn: Connection, source: CatalogSource, message: dict[str, Any]) -> None:
     from harness.plan import RunSpec
 
@@ -305,13 +548,17 @@ def _serve(conn: Connection, source: CatalogSource, message: dict[str, Any]) -> 
     except Exception:  # noqa: BLE001 - reported to the driver, which records the run as an error
         conn.send(("failed", traceback.format_exc()))
         return
-    conn.send(("started", rss_bytes()))
+    threads = python_threads()
+    rss, keeper = rss_bytes(), _status_kb("VmRSS", os.getppid())
+    # The baseline of the pool's resident-set watchdog, which sums the whole tree (keeper included).
+    conn.send(("started", rss + keeper if rss is not None and keeper is not None else rss, os.getpid()))
     result = execute_isolated(run, catalog)
     sys.stdout.flush()
     sys.stderr.flush()
-    if result.status == "oom":
+    left = left_behind(threads)
+    if result.status == "oom" and not left:
         _give_back_memory()  # what the run hoarded is garbage now: the next run's baseline stays low
-    conn.send(("result", result.row, result.trace))
+    conn.send(("result", result.row, result.trace, left.describe() if left else None))
 
 
 def _give_back_memory() -> None:

@@ -2,7 +2,8 @@
 
 A probe is built from its declared options and called with a :class:`ProbeContext`; it returns
 named values, stored in the trace as columns ``<probe id>/<name>`` (e.g. ``hessian-top/lambda_1``).
-It reads the task through ``context.oracle``, an uncounted view: probing costs no budget.
+It reads the task through ``context.oracle``, an uncounted oracle of the evaluation's own problem
+instance (never the method's): probing costs no budget and leaves the method's sampler untouched.
 
 Examples
 --------
@@ -32,7 +33,7 @@ class ProbeContext:
     params: Any
     previous_params: Any  # the iterate before the last step (None at step 0)
     state: Any
-    oracle: Any  # uncounted view of the run's oracle
+    oracle: Any  # uncounted oracle of the evaluation's problem
     problem: Any
     method: Any
     backend: Any

@@ -28,6 +28,7 @@ if not lbkit.empty_notice(runs):
     cols[2].metric("Tasks", f"{runs['task'].n_unique()}")
     cols[3].metric("Methods", f"{runs['method'].n_unique()}")
     cols[4].metric("Problems with a target", f"{ratios.select(score.PROBLEM_KEYS).unique().height}")
+    lbkit.clock_flag_notice(runs)
 
     st.subheader("Ranking by performance-profile score")
     if scores.is_empty():
@@ -38,12 +39,14 @@ if not lbkit.empty_notice(runs):
         shown = scores.with_columns(
             pl.col("method").replace_strict({m: d["name"] for m, d in names.items()}, default="").alias("name")
         )
+        shown, costs, cost_config = lbkit.cost_columns(shown)
         st.dataframe(
-            shown.select("rank", "method", "name", "framework", "method_family", "score", "solved", "wins",
+            shown.select("rank", "method", "name", "framework", "method_family", "score", *costs, "solved", "wins",
                          "n_problems", "n_runs", "n_failed", "n_skipped"),
             hide_index=True,
             key="overview_ranking",
             column_config={
+                **cost_config,
                 "rank": lbkit.number("rank", fmt="%d"),
                 "method": lbkit.text("method"),
                 "name": lbkit.text("name", help="The method's name in its declaration."),
@@ -59,6 +62,7 @@ if not lbkit.empty_notice(runs):
                 "n_skipped": lbkit.number("skipped", fmt="%d"),
             },
         )
+        lbkit.cost_notes(costs)
         st.subheader("Performance profiles")
         st.caption("ρ(τ): fraction of problems a method solves within τ times the best method's median "
                    "time-to-target. Failures and missing runs never reach the curve.")

@@ -8,17 +8,28 @@ import lbkit
 import polars as pl
 import streamlit as st
 
-COLUMNS = ["run_id", "task", "method", "framework", "hardware", "seed", "status", "error", "steps", "timed_s",
-           "time_to_target_s", "suboptimality", "peak_memory_bytes", "host", "cpu", "gpu", "git_commit",
-           "git_dirty", "started_at"]
+from harness import score
+
+#: The table's columns; ``clock_flag`` is added here (the flag of runs whose clock caught compilations).
+COLUMNS = ["run_id", "task", "method", "framework", "hardware", "seed", "status", "clock_flag", "error", "steps",
+           "timed_s", "time_to_target_s", "compile_s", "offline_s", "init_s", "output_s", "clock_compiles",
+           "clock_compile_s", "suboptimality", "peak_memory_bytes", "host", "cpu", "gpu", "git_commit", "git_dirty",
+           "started_at"]
+#: The clock's parts and what is kept off it (``warmup_s``: an older store's first step, shown when present).
+TIMINGS = ["setup_s", "compile_s", "offline_s", "init_s", "output_s", "timed_s", "clock_compiles", "clock_compile_s",
+           "eval_s", "wall_s"]
 ENVIRONMENT = ["host", "cpu", "gpu", "versions", "git_commit", "git_dirty", "started_at", "finished_at", "suite",
-               "task_params", "hyperparameters", "setup_s", "init_s", "warmup_s", "timed_s", "eval_s", "wall_s"]
+               "task_params", "hyperparameters", *TIMINGS]
 
 filters = lbkit.current_filters()
 runs = lbkit.filtered_runs(filters)
 st.title("Runs")
 
 if not lbkit.empty_notice(runs):
+    runs = runs.with_columns(
+        score.clock_flag_text("clock_compiles", "clock_compile_s", unit="compilation").alias("clock_flag")
+    )
+    lbkit.clock_flag_notice(runs, skipped=True)  # this page lists skipped runs too
     cols = st.columns(4)
     statuses = cols[0].multiselect("Status", sorted(runs["status"].drop_nulls().unique().to_list()),
                                    key="runs_status", placeholder="all")
@@ -26,7 +37,10 @@ if not lbkit.empty_notice(runs):
     methods = cols[2].multiselect("Method", sorted(runs["method"].unique().to_list()), key="runs_method",
                                   placeholder="all")
     needle = cols[3].text_input("Search run id or error text", key="runs_search")
-    shown = runs
+    flag_shown = bool((runs["clock_flag"] != "").any())  # the flag's column only where some run in view has it
+    only_flagged = st.checkbox(f"Only runs {score.CLOCK_FLAG}", key="runs_flagged",
+                               help=score.CLOCK_FLAG_HELP) if flag_shown else False
+    shown = runs.filter(pl.col("clock_flag") != "") if only_flagged else runs
     for column, values in (("status", statuses), ("task", tasks), ("method", methods)):
         if values:
             shown = shown.filter(pl.col(column).is_in(values))
@@ -36,11 +50,20 @@ if not lbkit.empty_notice(runs):
     shown = shown.sort("task", "method", "framework", "hardware", "seed")
     st.caption(f"{shown.height} of {runs.height} runs" + (f"; the first {lbkit.MAX_ROWS} are listed"
                                                            if shown.height > lbkit.MAX_ROWS else ""))
-    present = [c for c in COLUMNS if c in shown.columns]
+    present = [c for c in COLUMNS if c in shown.columns and (c != "clock_flag" or flag_shown)]
     st.dataframe(
         shown.head(lbkit.MAX_ROWS).select(present), hide_index=True, key="runs_table",
         column_config={
-            "timed_s": lbkit.number("timed ↓ [s]", fmt="%.4g"),
+            "run_id": lbkit.text("run_id", pinned=True),
+            "clock_flag": lbkit.text(score.CLOCK_FLAG, help=score.CLOCK_FLAG_HELP, width=180),
+            "timed_s": lbkit.number("timed ↓ [s]", fmt="%.4g",
+                                    help="The clock: init, every step and the output hook."),
+            "compile_s": lbkit.number("compile [s]", fmt="%.3g", help="Compilation before the clock (off it)."),
+            "offline_s": lbkit.number(score.OFFLINE, fmt="%.3g", help=score.OFFLINE_HELP),
+            "init_s": lbkit.number("init [s]", fmt="%.3g", help="method.init, on the clock (part of timed)."),
+            "output_s": lbkit.number("output [s]", fmt="%.3g", help="The output hook, on the clock (part of timed)."),
+            "clock_compiles": lbkit.number("compilations in clock", fmt="%d", help=score.CLOCK_FLAG_HELP),
+            "clock_compile_s": lbkit.number("their time [s]", fmt="%.3g"),
             "time_to_target_s": lbkit.number("time to target ↓ [s]", fmt="%.4g"),
             "suboptimality": lbkit.number("suboptimality ↓", fmt="%.3e"),
             "peak_memory_bytes": lbkit.number("peak memory ↓ [bytes]", fmt="%d"),
@@ -54,10 +77,32 @@ if not lbkit.empty_notice(runs):
         row = shown.filter(pl.col("run_id") == chosen).row(0, named=True)
         st.text(f"{row['task']} / {row['method']} / {row['framework']} / {row['hardware']} / seed {row['seed']}: "
                 f"{row['status']}")
+        if row.get("clock_flag"):
+            st.warning(f"{row['clock_compiles']} compilations inside the timed region "
+                       f"({row['clock_compile_s'] or 0.0:.3g} s of timed {row['timed_s'] or 0.0:.4g} s). "
+                       + score.CLOCK_FLAG_HELP, icon="⚠️")
         if row.get("error"):
             st.caption("Error")
             st.code(row["error"], language=None)
+        st.caption("Timing [s]: timed is the clock (init, every step, output; compilations caught inside it "
+                   "count); setup, compile, offline and eval are off it.")
+        timing = [k for k in TIMINGS if k in row]
+        if row.get("warmup_s") is not None:  # an older store: its first step, off its clock
+            timing.insert(timing.index("timed_s"), "warmup_s")
+        st.dataframe(
+            pl.DataFrame([{k: row[k] for k in timing}]), hide_index=True, key="runs_timing",
+            column_config={
+                **{k: lbkit.number(k.removesuffix("_s"), fmt="%.4g") for k in timing},
+                "clock_compiles": lbkit.number("compilations in clock", fmt="%d", help=score.CLOCK_FLAG_HELP),
+                "clock_compile_s": lbkit.number("their time", fmt="%.3g"),
+                "offline_s": lbkit.number("offline", fmt="%.4g", help=score.OFFLINE_HELP),
+                "warmup_s": lbkit.number("warmup (old store)", fmt="%.4g",
+                                         help="An older store's first step, kept off its clock."),
+            },
+        )
         environment = {k: row.get(k) for k in ENVIRONMENT if k in row}
+        if row.get("warmup_s") is not None:
+            environment["warmup_s"] = row["warmup_s"]
         for key in ("versions", "task_params", "hyperparameters"):
             try:
                 environment[key] = json.loads(environment[key]) if environment.get(key) else None

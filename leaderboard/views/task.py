@@ -29,14 +29,17 @@ if not lbkit.empty_notice(runs):
         pl.col("hyperparameters").map_elements(lbkit.hyper_text, return_dtype=pl.String),
     )
     sub = f" [{unit}]" if unit else ""
+    table, costs, cost_config = lbkit.cost_columns(table)
+    lbkit.clock_flag_notice(task_runs, where="of this task")
     st.dataframe(
         table.select("problem", "rank", "stat_rank", "label", "framework", "hyperparameters",
-                     "median_time_to_target_s", "time_to_target_lo", "time_to_target_hi",
+                     "median_time_to_target_s", *costs, "time_to_target_lo", "time_to_target_hi",
                      "median_suboptimality", "suboptimality_lo", "suboptimality_hi", "tied_with",
                      "n_runs", "n_reached", "n_failed", "failures", "n_skipped"),
         hide_index=True,
         key="task_ranking",
         column_config={
+            **cost_config,
             "problem": lbkit.text("problem"),
             "rank": lbkit.number("rank", fmt="%d"),
             "stat_rank": lbkit.number(score.LABELS["stat_rank"], fmt="%d"),
@@ -55,6 +58,7 @@ if not lbkit.empty_notice(runs):
             "n_skipped": lbkit.number("skipped", fmt="%d"),
         },
     )
+    lbkit.cost_notes(costs)
 
     traces = lbkit.task_traces(filters, task)
     problems = task_runs.select(score.PROBLEM_KEYS).unique().sort(score.PROBLEM_KEYS)

@@ -6,8 +6,8 @@ with ``D = diag(+-1)``. Flipping rows of a weight matrix flips the neurons' inco
 flipping columns their outgoing ones. The result is not the gradient of any function (it has a
 curl) unless no neuron is flipped, when it is gradient descent exactly.
 
-The method reads the problem's ``layout`` (``(name, shape)`` blocks of the flat vector) through
-``oracle.problem``; the hidden neurons are the rows of the first matrix and the columns of the
+The method reads the problem's ``layout`` (``(name, shape)`` blocks of the flat vector) from
+``oracle.layout``; the hidden neurons are the rows of the first matrix and the columns of the
 last one.
 """
 
@@ -86,7 +86,7 @@ class CurlDescent:
         self.flip_seed = int(flip_seed)
 
     def init(self, params: Any, oracle: Any) -> Any:
-        layout = getattr(oracle.problem, "layout", None) or (("params", (int(params.shape[0]),)),)
+        layout = oracle.layout or (("params", (int(params.shape[0]),)),)
         mask, _ = flip_mask(layout, fraction=self.flip_fraction, layer=self.flip_layer, seed=self.flip_seed)
         return like(mask, params)
 

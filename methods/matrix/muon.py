@@ -30,7 +30,8 @@ def newton_schulz(G: Any, steps: int = 5, coefficients: tuple[float, float, floa
     a, b, c = coefficients
     transposed = G.shape[0] > G.shape[1]
     X = G.T if transposed else G
-    X = X / max(float(xp.linalg.norm(X)), eps)  # Frobenius norm >= spectral norm: s <= 1
+    norm = xp.linalg.norm(X)
+    X = X / xp.where(norm > eps, norm, eps)  # Frobenius norm >= spectral norm: s <= 1; traceable (no float())
     for _ in range(steps):
         A = X @ X.T
         X = a * X + (b * A + c * (A @ A)) @ X
@@ -76,7 +77,7 @@ class Muon:
         self.blocks: list[tuple[slice, tuple[int, ...], bool]] = []
 
     def init(self, params: Any, oracle: Any) -> MuonState:
-        layout = getattr(oracle.problem, "layout", None) or (("params", (int(params.shape[0]),)),)
+        layout = oracle.layout or (("params", (int(params.shape[0]),)),)
         offset, self.blocks = 0, []
         for _, shape in layout:
             size = math.prod(shape)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.arrays import to_float64
+from harness.arrays import immutable, to_float64
 from harness.reference import Reference
 
 __all__ = ["NNLSJax", "NNLSTorch", "Reference", "load_data", "reference"]
@@ -29,10 +29,7 @@ def _load(m: int, d: int, noise: float, data_seed: int) -> tuple[np.ndarray, np.
     A = rng.standard_normal((m, d)) / np.sqrt(m)  # unit-norm columns on average
     x_true = rng.standard_normal(d)  # about half negative: the constraint is active there
     b = A @ x_true + noise * rng.standard_normal(m)
-    A, b = np.ascontiguousarray(A), np.ascontiguousarray(b)
-    A.setflags(write=False)
-    b.setflags(write=False)
-    return A, b
+    return immutable(A), immutable(b)
 
 
 def load_data(m: int = 200, d: int = 50, noise: float = 0.1, data_seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -49,8 +46,7 @@ def _reference(m: int, d: int, noise: float, data_seed: int) -> Reference:
 
     A, b = _load(m, d, noise, data_seed)
     x_star, residual = scipy.optimize.nnls(A, b)
-    x_star.setflags(write=False)
-    return Reference(x_star, float(residual**2))
+    return Reference(immutable(x_star), float(residual**2))
 
 
 def reference(m: int = 200, d: int = 50, noise: float = 0.1, data_seed: int = 0) -> Reference:

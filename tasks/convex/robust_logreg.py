@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import scipy.special
 
-from harness.arrays import namespace, normal_init, take, to_float64
+from harness.arrays import immutable, namespace, normal_init, take, to_float64
 from harness.datasets import BINARY_DATASETS, binary_classification, binary_key
 from harness.losses import CrossEntropyTerms, binary_logits, logistic_loss
 from harness.reference import Reference, optimum
@@ -65,8 +65,7 @@ def _load(dataset: str, n: int, d: int, data_seed: int, labels: str) -> tuple[np
     X, y = binary_classification(dataset, n, d, data_seed)
     if labels == "shuffled":
         # A stream apart from the data's: the features stay those of the real-label task.
-        y = np.random.default_rng([data_seed, 1]).permutation(y)
-        y.setflags(write=False)
+        y = immutable(np.random.default_rng([data_seed, 1]).permutation(y))
     return X, y
 
 

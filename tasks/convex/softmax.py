@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import scipy.special
 
-from harness.arrays import namespace, normal_init, softmax, take, to_float64
+from harness.arrays import immutable, namespace, normal_init, softmax, take, to_float64
 from harness.datasets import sklearn_dataset
 from harness.losses import CrossEntropyTerms
 from harness.reference import Reference, optimum
@@ -71,11 +71,7 @@ def _load(
         X = centers[labels] + rng.standard_normal((n, d))
     else:
         X, labels = sklearn_dataset("digits")  # standardized; blank border pixels are zeros
-    X = np.ascontiguousarray(X, dtype=np.float64)
-    labels = np.ascontiguousarray(labels, dtype=np.int64)
-    X.setflags(write=False)
-    labels.setflags(write=False)
-    return X, labels
+    return immutable(np.asarray(X, dtype=np.float64)), immutable(np.asarray(labels, dtype=np.int64))
 
 
 def load_data(

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import scipy.special
 
-from harness.arrays import take, to_float64
+from harness.arrays import immutable, take, to_float64
 from harness.losses import CrossEntropyTerms
 
 __all__ = ["ModAddJax", "ModAddTorch", "Split", "split"]
@@ -47,10 +47,7 @@ def _split(modulus: int, train_fraction: float, data_seed: int) -> Split:
     order = np.random.default_rng(data_seed).permutation(len(pairs))
     n_train = round(train_fraction * len(pairs))
     train, test = np.sort(order[:n_train]), np.sort(order[n_train:])
-    arrays = [np.ascontiguousarray(v) for v in (pairs[train], labels[train], pairs[test], labels[test])]
-    for v in arrays:
-        v.setflags(write=False)
-    return Split(*arrays)
+    return Split(*(immutable(v) for v in (pairs[train], labels[train], pairs[test], labels[test])))
 
 
 def split(modulus: int = 31, train_fraction: float = 0.3, data_seed: int = 0) -> Split:

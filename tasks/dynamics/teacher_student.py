@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from harness.arrays import namespace, take, to_float64
+from harness.arrays import immutable, namespace, take, to_float64
 
 __all__ = ["Data", "TeacherStudentJax", "TeacherStudentTorch", "forward", "load_data"]
 
@@ -55,10 +55,7 @@ def _load(n: int, n_test: int, d: int, teacher_hidden: int, noise: float, data_s
     X_test = rng.standard_normal((n_test, d)) * np.sqrt(0.5)
     y = forward(teacher_W, teacher_a, X) + noise * rng.standard_normal(n)
     y_test = forward(teacher_W, teacher_a, X_test)
-    arrays = [np.ascontiguousarray(v) for v in (X, y, X_test, y_test, teacher_W, teacher_a)]
-    for v in arrays:
-        v.setflags(write=False)
-    return Data(*arrays)
+    return Data(*(immutable(v) for v in (X, y, X_test, y_test, teacher_W, teacher_a)))
 
 
 def load_data(

@@ -40,6 +40,16 @@ def failures_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def legacy_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The small store as an older harness wrote it: ``warmup_s``, none of the clock's new columns."""
+    root = tmp_path_factory.mktemp("legacy")
+    (root / "runs").mkdir()
+    (root / "traces").mkdir()
+    storegen.build_store(root, legacy=True)
+    return root
+
+
+@pytest.fixture(scope="session")
 def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("empty")
     (root / "runs").mkdir()

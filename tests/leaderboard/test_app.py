@@ -310,3 +310,158 @@ def test_overview_suggests_compacting_a_large_uncompacted_store(app, small_store
     monkeypatch.setattr(lbkit, "COMPACT_HINT", 10)
     at = app(small_store)
     assert "69 runs are stored one file each" in at.warning[0].value
+
+
+# -- the clock: runs that compiled inside it, offline costs, older stores ---------------------
+
+
+def labels_of(at, key: str) -> dict:
+    """Column labels and help of the dataframe with ``key``."""
+    (element,) = [d for d in at.dataframe if d.proto.id and key in d.proto.id]
+    return json.loads(element.proto.columns)
+
+
+FLAGS = {("adam", "jax"): "⚠ 1 run, 0.04 s", ("gd", "jax"): "⚠ 1 run, 0.02 s",
+         ("lbfgs", "torch"): "⚠ 1 run, 0.015 s"}
+
+
+def test_overview_flags_runs_compiled_in_clock_and_shows_offline_cost(app, small_store) -> None:
+    at = app(small_store)
+    ranking = table(at, "rank", "method", "score", "clock_flag", "offline")
+    flags = {(m, f): v for m, f, v in zip(ranking["method"], ranking["framework"], ranking["clock_flag"])}
+    assert flags == {**{k: "" for k in flags}, **FLAGS}
+    offline = dict(zip(zip(ranking["method"], ranking["framework"]), ranking["offline"]))
+    assert offline.pop(("heavy-ball", "torch")) == "12 (max 14)"  # seeds 0, 1, 2: 10, 12, 14 s
+    assert set(offline.values()) == {"—"}
+    # Flagged runs stay in the scores: the same numbers as scoring every run.
+    expected = score.profile_scores(score.performance_ratios(score.medians(read_runs(small_store))))
+    assert ranking["score"].tolist() == pytest.approx(expected["score"].to_list())
+    assert ranking.set_index(["method", "framework"]).loc[("adam", "jax"), "n_runs"] == 3
+    columns = ranking.columns.tolist()
+    assert columns.index("clock_flag") == columns.index("score") + 1  # beside the score
+    spec = json.loads(at.dataframe[0].proto.columns)
+    assert spec["clock_flag"]["label"] == score.CLOCK_FLAG and "timed region" in spec["clock_flag"]["help"]
+    assert spec["offline"]["label"] == score.OFFLINE
+    (warning,) = at.warning
+    # Of the runs that ran (skipped ones did not), as the metrics above count them.
+    assert "3 of 66 runs" in warning.value and "timed region" in warning.value
+    captions = " ".join(c.value for c in at.caption)
+    assert score.CLOCK_FLAG_HELP in captions and score.OFFLINE_HELP in captions
+
+
+@pytest.mark.parametrize(("column", "value", "flag", "offline"), [
+    ("hardware", "gpu", False, True),  # no flagged run on the GPU
+    ("framework", "jax", True, False),  # heavy-ball (the offline method) ran with torch only
+])
+def test_overview_flag_and_offline_columns_only_when_present(app, small_store, column, value, flag, offline) -> None:
+    at = app(small_store)
+    at.sidebar.multiselect(key=f"filter_{column}").select(value).run()
+    assert not at.exception
+    ranking = table(at, "rank", "method", "score")
+    assert ("clock_flag" in ranking.columns) is flag and ("offline" in ranking.columns) is offline
+    assert bool(at.warning) is flag
+    captions = " ".join(c.value for c in at.caption)
+    assert (score.CLOCK_FLAG_HELP in captions) is flag and (score.OFFLINE_HELP in captions) is offline
+
+
+def test_task_page_flags_configurations_and_shows_offline_cost(app, small_store) -> None:
+    at = goto(app(small_store), "task")
+    ranking = table(at, "problem", "rank", "clock_flag", "offline")
+    cpu = ranking[ranking["problem"] == "logreg@cpu"].set_index("label")
+    assert cpu.loc["adam/jax", "clock_flag"] == FLAGS[("adam", "jax")]
+    assert cpu.loc["gd/jax", "clock_flag"] == FLAGS[("gd", "jax")]
+    assert cpu.loc["adam/torch", "clock_flag"] == "" and cpu.loc["heavy-ball/torch", "offline"] == "12 (max 14)"
+    assert cpu.loc["lbfgs/torch", "offline"] == "—"
+    assert "2 of 33 runs of this task" in at.warning[0].value
+    at.selectbox(key="task_choice").select("rastrigin").run()
+    ranking = table(at, "problem", "rank")
+    assert "clock_flag" not in ranking.columns and not at.warning
+    assert ranking.set_index("label").loc["heavy-ball", "offline"] == "12 (max 14)"
+
+
+def test_method_page_shows_score_flag_and_offline_cost(app, small_store) -> None:
+    at = goto(app(small_store), "method")
+    at.selectbox(key="method_choice").select("heavy-ball").run()
+    assert "Offline phase: median 12 s, max 14 s over 15 runs (reported apart from the clock, amortized over " \
+           "problems)." in texts(at)
+    scores = table(at, "rank", "framework", "score", "offline")
+    assert scores["offline"].tolist() == ["12 (max 14)"] and "clock_flag" not in scores.columns
+    assert not at.warning
+    at.selectbox(key="method_choice").select("adam").run()
+    assert not at.exception
+    assert not any(t.startswith("Offline phase") for t in texts(at))
+    scores = table(at, "rank", "framework", "score")
+    assert dict(zip(scores["framework"], scores["clock_flag"])) == {"torch": "", "jax": FLAGS[("adam", "jax")]}
+    assert "offline" not in scores.columns
+    assert "1 of 18 runs of this method" in at.warning[0].value
+    flagged = table(at, "clock_compiles", "clock_compile_s", "seed")
+    assert flagged[["framework", "seed", "clock_compiles", "clock_compile_s"]].values.tolist() == [["jax", 1, 2, 0.04]]
+    wins = table(at, "problem", "configurations", "clock_flag")  # the rows where it ranks carry the flag too
+    assert set(wins["clock_flag"]) <= {"", FLAGS[("adam", "jax")]}
+
+
+def test_runs_page_timing_columns_and_flag(app, small_store) -> None:
+    at = goto(app(small_store), "runs")
+    runs = table(at, "run_id", "status", "clock_flag")
+    assert {"compile_s", "offline_s", "output_s", "init_s", "clock_compiles", "clock_compile_s"} <= set(runs.columns)
+    assert "warmup_s" not in runs.columns
+    flagged = runs[runs["clock_flag"] != ""]
+    assert sorted(flagged["clock_flag"]) == ["⚠ 1 compilation, 0.02 s", "⚠ 2 compilations, 0.04 s",
+                                             "⚠ 3 compilations, 0.015 s"]
+    assert (flagged["clock_compiles"] > 0).all() and (runs.loc[runs["clock_flag"] == "", "clock_compiles"]
+                                                      .fillna(0) == 0).all()
+    assert runs[runs["method"] == "heavy-ball"]["offline_s"].notna().all()
+    assert runs[runs["method"] != "heavy-ball"]["offline_s"].isna().all()
+    assert set(runs[runs["framework"] == "jax"]["compile_s"]) == {0.3}
+    at.checkbox(key="runs_flagged").check().run()
+    only = table(at, "run_id", "status")
+    assert len(only) == 3
+    at.selectbox(key="runs_detail").select(only[only["seed"] == 1]["run_id"].iloc[0]).run()
+    assert "2 compilations inside the timed region (0.04 s" in at.warning[-1].value
+    environment = json.loads(next(c.value for c in at.code if c.language == "json"))
+    assert environment["clock_compiles"] == 2 and environment["compile_s"] == 0.3
+    timings = {"setup_s", "compile_s", "offline_s", "init_s", "output_s", "timed_s", "eval_s", "wall_s"}
+    assert timings <= set(environment)
+    assert "warmup_s" not in environment
+    assert environment["timed_s"] >= environment["init_s"] + environment["output_s"] + environment["clock_compile_s"]
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_an_older_store_without_the_new_timing_columns(app, legacy_store, page) -> None:
+    at = goto(app(legacy_store), page)
+    assert not at.warning  # nothing flagged
+    if page == "overview":
+        ranking = table(at, "rank", "method", "score")
+        assert "clock_flag" not in ranking.columns and "offline" not in ranking.columns
+        assert ranking.iloc[0]["method"] == "lbfgs"
+    elif page == "task":
+        ranking = table(at, "problem", "rank")
+        assert "clock_flag" not in ranking.columns and "offline" not in ranking.columns
+        speed = table(at, "speedup_per_step")  # timed_s over steps 2..N, as that store meant it
+        assert speed[speed["hardware"] == "gpu"]["speedup_per_step"].min() > 5
+    elif page == "method":
+        assert not any(t.startswith("Offline phase") for t in texts(at))
+        assert "clock_flag" not in table(at, "rank", "framework", "score").columns
+    elif page == "runs":
+        runs = table(at, "run_id", "status")
+        assert len(runs) == 66 and "clock_flag" not in runs.columns
+        assert runs["clock_compiles"].isna().all() and runs["offline_s"].isna().all()
+        environment = json.loads(next(c.value for c in at.code if c.language == "json"))
+        assert environment["warmup_s"] == 0.02 and environment["compile_s"] is None
+    else:
+        assert table(at, "ecdf_final", "ecdf_area")["ecdf_final"].max() > 0
+
+
+def test_a_store_of_old_and_new_runs(app, tmp_path) -> None:
+    from harness.store import Store
+
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "traces").mkdir()
+    storegen.build_store(tmp_path, seeds=(0, 1), legacy=True)
+    row, trace = storegen.simulate("logreg", "gd", seed=0, framework="jax")  # flagged
+    Store(tmp_path).write_run({**row, "run_id": "new-run"}, trace)
+    at = app(tmp_path)
+    ranking = table(at, "rank", "method", "score", "clock_flag")
+    assert ranking.set_index(["method", "framework"]).loc[("gd", "jax"), "clock_flag"] == "⚠ 1 run, 0.02 s"
+    assert "offline" not in ranking.columns
+    assert "1 of 43 runs" in at.warning[0].value

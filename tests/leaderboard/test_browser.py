@@ -154,3 +154,15 @@ def test_markup_in_a_method_name_is_shown_as_text(page, server, tmp_path) -> Non
     assert page.dialogs == []
     page.screenshot(path=str(screenshot_dir(tmp_path) / "leaderboard-method.png"), full_page=True)
 
+
+
+def test_runs_compiled_in_clock_are_flagged_in_the_browser(page, server, tmp_path) -> None:
+    page.goto(server)
+    page.get_by_text("Compiled in clock: 3 of 66 runs in view").wait_for()
+    wait_for_charts(page, 1)
+    page.locator("[data-testid='stSidebarNav'] a", has_text="Runs").click()
+    page.get_by_text("Only runs ⚠ compiled in clock").click()
+    page.get_by_text("3 of 69 runs").wait_for()
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(screenshot_dir(tmp_path) / "leaderboard-runs-flagged.png"), full_page=True)
+    assert page.dialogs == []

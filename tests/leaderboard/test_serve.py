@@ -100,3 +100,22 @@ def test_report_tables_print_store_texts_literally(tmp_path: Path) -> None:
         console.print(table)
     text = console.export_text()
     assert "[bold]gd[/bold]" in text and "logreg[d=20]@cpu" in text and "time to target ↓ [s]" in text
+
+
+def test_report_tables_flag_compiled_runs_and_show_offline_cost(small_store: Path, legacy_store: Path) -> None:
+    from rich.console import Console
+
+    def printed(store: Path) -> str:
+        console = Console(width=400, record=True)
+        for table in leaderboard.report_tables(store, n_boot=50, traces=False):
+            console.print(table)
+        return console.export_text()
+
+    text = printed(small_store)
+    lines = text.splitlines()
+    assert "⚠ compiled in clock" in text and "offline [s]" in text
+    assert any("adam" in line and "jax" in line and "⚠ 1 run, 0.04 s" in line for line in lines)
+    assert any("heavy-ball" in line and "12 (max 14)" in line for line in lines)
+    assert "Compilation fell inside the timed region: its time counts against the method." in text
+    old = printed(legacy_store)  # an older store: no new columns, nothing flagged, no offline cost
+    assert "⚠" not in old and "offline" not in old and "lbfgs" in old

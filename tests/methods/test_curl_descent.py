@@ -11,7 +11,7 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tasks"))
-from _content import backend, load_method, make_method, make_oracle, make_problem, run_method  # noqa: E402
+from _content import backend, load_method, make_method, make_oracle, make_problem, run_method, sealed  # noqa: E402
 
 
 
@@ -72,7 +72,7 @@ def test_the_flipped_field_is_not_a_gradient() -> None:
     """A gradient field has a symmetric Jacobian; with flipped neurons the update field has curl."""
     problem = make_problem("dynamics", "teacher-student", "torch", d=4, teacher_hidden=2, student_hidden=3, n=50)
     layout = problem.layout
-    oracle = backend("torch").make_oracle(problem, capabilities=frozenset({"grad"}))
+    oracle = sealed(backend("torch").make_oracle(problem, capabilities=frozenset({"grad"})), problem, "torch")
     method = make_method("bio", "curl-descent", "torch", lr=1.0, flip_fraction=1 / 3, flip_layer="hidden", flip_seed=0)
     mask = method.init(problem.init_params(0), oracle)
 

@@ -74,7 +74,7 @@ def test_no_multiclass_zero_inside_pi_over_delta(seed: int) -> None:
 @pytest.mark.parametrize("framework", ["torch", "jax"])
 def test_probe_on_binary_task_matches_numpy(framework: str) -> None:
     problem = make_problem("convex", "robust-logreg", framework, n=40)
-    oracle = make_oracle("convex", "robust-logreg", problem, framework)
+    oracle = make_oracle("convex", "robust-logreg", problem, framework, seal=False)
     previous = problem.init_params(0)
     params = previous - 2.0 * oracle.grad(previous)
     context = ProbeContext(step=1, params=params, previous_params=previous, state=None, oracle=oracle.uncounted(),

@@ -17,6 +17,7 @@ import numpy as np
 from harness.backends import make_backend
 from harness.catalog import Catalog, Entry, resolve_entry_point
 from harness.run import build_method
+from harness import sealed as sealing
 from harness.spec import MethodSpec, TaskSpec
 
 __all__ = [
@@ -80,10 +81,20 @@ def make_problem(family: str, task_id: str, framework: str, **overrides: Any) ->
     return _problem(family, task_id, framework, tuple(sorted(overrides.items())))
 
 
-def make_oracle(family: str, task_id: str, problem: Any, framework: str) -> Any:
-    """A fresh counting oracle with the task's declared capabilities."""
+def make_oracle(family: str, task_id: str, problem: Any, framework: str, *, seed: int = 0, seal: bool = True) -> Any:
+    """A fresh counting oracle with the task's declared capabilities.
+
+    Sealed as a method receives it; ``seal=False`` gives the harness's own (probes use its views).
+    """
     task, _ = load_task(family, task_id)
-    return backend(framework).make_oracle(problem, capabilities=frozenset(task.provides))
+    oracle = backend(framework).make_oracle(problem, capabilities=frozenset(task.provides))
+    return sealed(oracle, problem, framework, seed=seed) if seal else oracle
+
+
+def sealed(oracle: Any, problem: Any, framework: str, *, seed: int = 0) -> Any:
+    """``oracle`` as the harness hands it to a method: its calls and the run's facts, nothing else."""
+    facts = sealing.facts_of(problem, oracle, problem.init_params(seed), seed=seed, to_numpy=backend(framework).to_numpy)
+    return sealing.seal(oracle, facts)
 
 
 def make_method(family: str, method_id: str, framework: str, **overrides: Any) -> Any:

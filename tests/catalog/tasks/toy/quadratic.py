@@ -30,3 +30,17 @@ class QuadraticTorch(Quadratic):
 
 class QuadraticJax(Quadratic):
     pass
+
+
+class SlowQuadratic(Quadratic):
+    """The quadratic, whose evaluation sleeps: evaluation must stay off the method's clock."""
+
+    def __init__(self, *, backend, d: int = 10, kappa: float = 10.0, eval_sleep_s: float = 0.0) -> None:
+        super().__init__(backend=backend, d=d, kappa=kappa)
+        self.eval_sleep_s = eval_sleep_s
+
+    def evaluate(self, x) -> dict[str, float]:
+        import time
+
+        time.sleep(self.eval_sleep_s)
+        return super().evaluate(x)

@@ -1,7 +1,8 @@
 """Gradient descent, healthy or with an injected fault at one step (executor tests).
 
-``GD`` appends a line to the file named by ``$HARNESS_TEST_COUNTER`` when a run starts, so
-tests can count how many times each run was executed.
+``GD`` appends a line to the file named by ``$HARNESS_TEST_COUNTER`` when a run starts (not
+in the harness's warm-up against its decoy oracle), so tests can count how many times each
+run was executed.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ class GD:
 
     def init(self, params, oracle):
         counter = os.environ.get("HARNESS_TEST_COUNTER")
-        if counter:
-            # The run's identity: framework, data size and start point (the seed).
-            key = f"{type(params).__module__.split('.')[0]} {oracle.problem.n} {float(params.sum())!r}"
+        if counter and not oracle.warmup:
+            # The run's identity: framework, data (the objective at the start) and start point (the seed).
+            key = f"{type(params).__module__.split('.')[0]} {float(oracle.value(params))!r} {float(params.sum())!r}"
             with open(counter, "a") as handle:  # one short O_APPEND write: atomic between processes
                 handle.write(f"{os.getpid()} {key}\n")
         return 0

@@ -1,0 +1,303 @@
+"""What a method holds of its task: a sealed oracle, and a decoy to warm methods up on.
+
+A method is code from a submitter who wants to win. The oracle it receives
+(:func:`seal`) is a new object that exposes the calls the task declares and a few read-only
+facts (:class:`OracleFacts`), and nothing else: no problem object, no uncounted view, no
+switch that turns counting off, counts behind a read-only view. Every attribute assignment
+raises. The evaluation, ``f*`` and the target test use a problem instance of their own that
+the method never gets a reference to (:mod:`harness.run`).
+
+The seal closes every attribute-level door. It does not (cannot, inside one CPython
+process) hide objects from introspection (``gc.get_objects``, frame walking, ``__closure__``);
+a submission that goes there is not a method but an attack, and the cheating-method tests
+(``tests/test_cheats.py``) pin what each such trick still gets: an error or honest counting.
+
+:class:`DecoyOracle` answers every call with seeded noise of the right shapes and dtypes. The
+harness runs a copy of the method one step against it before the clock starts, so that lazy
+compilation (jax's per-primitive kernels) and first-call caches are paid off the clock, while
+no information about the problem reaches the method.
+
+Examples
+--------
+>>> import numpy as np
+>>> class Counted:
+...     capabilities = frozenset({"grad"})
+...     counts = {"grad": 0}
+...     def grad(self, x):
+...         self.counts["grad"] += 1
+...         return 2 * x
+>>> oracle = seal(Counted(), OracleFacts(dimension=2, seed=0))
+>>> oracle.grad(np.ones(2)).tolist(), dict(oracle.counts)
+([2.0, 2.0], {'grad': 1})
+>>> oracle.counting = False
+Traceback (most recent call last):
+...
+AttributeError: the oracle is sealed: 'counting' cannot be set
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["ORACLE_CALLS", "DecoyOracle", "OracleFacts", "WarmupAborted", "facts_of", "seal"]
+
+#: Every call an oracle may offer (a task provides a subset, named in its ``provides``).
+ORACLE_CALLS = (
+    "value",
+    "grad",
+    "value_and_grad",
+    "hvp",
+    "hessian",
+    "stochastic_grad",
+    "per_example_grads",
+    "jvp_logits",
+    "gauss_newton",
+    "fisher",
+)
+
+#: Decoy calls allowed in one warm-up: a method looping on noise is cut off here.
+DECOY_CALL_LIMIT = 200
+
+
+@dataclass(frozen=True)
+class OracleFacts:
+    """The read-only facts of a run that a method may know besides the oracle's answers.
+
+    Attributes
+    ----------
+    dimension
+        Length of the flat parameter vector.
+    seed
+        The run seed, for methods that draw random numbers of their own.
+    layout
+        ``((name, shape), ...)``: the blocks of the parameter vector, or ``None``.
+    n_samples
+        Terms of a finite-sum objective, or ``None``.
+    batch_size
+        Minibatch size of a stochastic oracle (0: full batch).
+    logits_shape
+        Shape ``(n, C)`` of the task's logits when it offers ``jvp_logits`` (the decoy needs it).
+    """
+
+    dimension: int
+    seed: int
+    layout: tuple[tuple[str, tuple[int, ...]], ...] | None = None
+    n_samples: int | None = None
+    batch_size: int = 0
+    logits_shape: tuple[int, ...] | None = None
+
+    @property
+    def stochastic(self) -> bool:
+        return bool(self.batch_size)
+
+
+def facts_of(problem: Any, oracle: Any, params: Any, *, seed: int, to_numpy: Callable[[Any], Any]) -> OracleFacts:
+    """The facts of a run: read off the problem and its oracle by the harness, before the method runs.
+
+    Parameters
+    ----------
+    problem
+        The task's problem (its ``layout`` and, when the oracle offers ``jvp_logits``, the shape
+        of its ``logits``).
+    oracle
+        The run's counting oracle (``n_samples``, ``batch_size``).
+    params
+        The initial parameter vector.
+    seed
+        The run seed.
+    to_numpy
+        The backend's array conversion.
+    """
+    layout = getattr(problem, "layout", None)
+    logits_shape = None
+    if "jvp_logits" in oracle.capabilities and callable(getattr(problem, "logits", None)):
+        logits_shape = tuple(to_numpy(problem.logits(params)).shape)
+    return OracleFacts(
+        dimension=int(params.shape[0]),
+        seed=int(seed),
+        layout=None if layout is None else tuple((str(name), tuple(map(int, shape))) for name, shape in layout),
+        n_samples=getattr(oracle, "n_samples", None),
+        batch_size=int(getattr(oracle, "batch_size", 0) or 0),
+        logits_shape=logits_shape,
+    )
+
+
+def seal(oracle: Any, facts: OracleFacts, *, warmup: bool = False) -> Any:
+    """The oracle a method receives: ``oracle``'s declared calls and ``facts``, nothing else.
+
+    Parameters
+    ----------
+    oracle
+        The harness's counting oracle (:class:`harness.oracle.CountingOracle`, or a rank's
+        sharded one): it keeps counting and enforcing the budget.
+    facts
+        What the method may read besides the answers.
+    warmup
+        Read by the method as ``oracle.warmup``: ``True`` on the decoy of the warm-up step
+        (whose answers are noise), so a method can skip side effects there (logs, files).
+    """
+    capabilities = frozenset(oracle.capabilities)
+    members: dict[str, Any] = {
+        "__slots__": (),
+        "__doc__": "A sealed oracle: the task's declared calls, counted; read-only facts.",
+        "capabilities": capabilities,
+        "counts": property(_counts_view(oracle)),
+        "total_calls": property(lambda self: sum(oracle.counts.values())),
+        "last_indices": property(lambda self: _read_only_copy(oracle.last_indices)),
+        "stochastic": facts.stochastic,
+        "warmup": warmup,
+        "__setattr__": _refuse_setattr,
+        "__delattr__": _refuse_setattr,
+        "__repr__": lambda self: f"<sealed oracle: {', '.join(sorted(capabilities))}>",
+    }
+    for name in ("dimension", "seed", "layout", "n_samples", "batch_size"):
+        members[name] = getattr(facts, name)
+    for name in ORACLE_CALLS:
+        members[name] = _call(oracle, name) if name in capabilities else _unavailable(name, capabilities)
+    if callable(getattr(oracle, "sample_indices", None)) and facts.n_samples is not None:
+        members["sample_indices"] = _call(oracle, "sample_indices")
+    return type("SealedOracle", (), members)()
+
+
+def _counts_view(oracle: Any) -> Callable[[Any], Mapping[str, int]]:
+    def counts(self: Any) -> Mapping[str, int]:
+        return types.MappingProxyType(oracle.counts)
+
+    return counts
+
+
+def _read_only_copy(indices: Any) -> Any:
+    if indices is None:
+        return None
+    if isinstance(indices, np.ndarray):
+        copy = indices.copy()
+        copy.setflags(write=False)
+        return copy
+    return indices  # a tracer inside a compiled step
+
+
+def _refuse_setattr(self: Any, name: str, value: Any = None) -> None:
+    raise AttributeError(f"the oracle is sealed: {name!r} cannot be set")
+
+
+def _call(oracle: Any, name: str) -> Any:
+    bound = getattr(oracle, name)
+
+    def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return bound(*args, **kwargs)
+
+    call.__name__ = name
+    call.__doc__ = getattr(bound, "__doc__", None)
+    return call
+
+
+def _unavailable(name: str, capabilities: frozenset[str]) -> Any:
+    def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"this task does not provide {name!r} (it provides {sorted(capabilities)})")
+
+    call.__name__ = name
+    return call
+
+
+class WarmupAborted(RuntimeError):
+    """The warm-up step against the decoy oracle went past :data:`DECOY_CALL_LIMIT` calls."""
+
+
+class DecoyOracle:
+    """Answers every declared call with seeded noise of the call's shape and dtype.
+
+    Noise carries no information about the problem: a method stepped against it compiles
+    and warms its caches, and learns nothing. Hessian-like answers are symmetric positive
+    definite, so that solves and Cholesky factorizations in a warm-up step succeed.
+
+    Parameters
+    ----------
+    backend
+        The run's backend (makes arrays of its framework, device and dtype).
+    capabilities
+        The task's declared calls.
+    facts
+        Dimensions of the answers.
+    """
+
+    def __init__(self, backend: Any, capabilities: frozenset[str], facts: OracleFacts) -> None:
+        self.backend = backend
+        self.capabilities = frozenset(capabilities)
+        self.facts = facts
+        self.counts: dict[str, int] = {}
+        self.seed = facts.seed
+        self.dimension = facts.dimension
+        self.layout = facts.layout
+        self.n_samples = facts.n_samples
+        self.batch_size = facts.batch_size
+        self.stochastic = facts.stochastic
+        self.last_indices: np.ndarray | None = None
+        self._rng = np.random.default_rng(0xDEC0)
+
+    @property
+    def total_calls(self) -> int:
+        return sum(self.counts.values())
+
+    def _answer(self, kind: str, *shape: int) -> Any:
+        if kind not in self.capabilities:
+            raise NotImplementedError(f"this task does not provide {kind!r}")
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+        if self.total_calls > DECOY_CALL_LIMIT:
+            raise WarmupAborted(f"more than {DECOY_CALL_LIMIT} oracle calls in one warm-up step")
+        return self.backend.asarray(0.1 * self._rng.standard_normal(shape))
+
+    def _spd(self, kind: str) -> Any:
+        d = self.facts.dimension
+        noise = self._answer(kind, d, d)
+        return noise @ noise.T / d + self.backend.asarray(np.eye(d))
+
+    def _rows(self, indices: Any) -> int:
+        if indices is not None:
+            return len(indices)
+        return self.facts.batch_size or self.facts.n_samples or 1
+
+    def value(self, params: Any) -> Any:
+        return 1.0 + abs(self._answer("value"))
+
+    def grad(self, params: Any) -> Any:
+        return self._answer("grad", self.facts.dimension)
+
+    def value_and_grad(self, params: Any) -> tuple[Any, Any]:
+        return 1.0 + abs(self._answer("value_and_grad")), self.backend.asarray(
+            0.1 * self._rng.standard_normal(self.facts.dimension))
+
+    def hvp(self, params: Any, vector: Any) -> Any:
+        return self._answer("hvp", self.facts.dimension)
+
+    def hessian(self, params: Any) -> Any:
+        return self._spd("hessian")
+
+    def gauss_newton(self, params: Any) -> Any:
+        return self._spd("gauss_newton")
+
+    def fisher(self, params: Any) -> Any:
+        return self._spd("fisher")
+
+    def stochastic_grad(self, params: Any) -> Any:
+        self.last_indices = self.sample_indices()
+        return self._answer("stochastic_grad", self.facts.dimension)
+
+    def sample_indices(self) -> np.ndarray:
+        n = self.facts.n_samples or 1
+        size = self.facts.batch_size or n
+        self.last_indices = np.sort(self._rng.choice(n, size=min(size, n), replace=False))
+        return self.last_indices
+
+    def per_example_grads(self, params: Any, indices: Any = None) -> Any:
+        return self._answer("per_example_grads", self._rows(indices), self.facts.dimension)
+
+    def jvp_logits(self, params: Any, vector: Any, indices: Any = None) -> tuple[Any, Any]:
+        classes = (self.facts.logits_shape or (1, 1))[-1]
+        rows = self._rows(indices) if indices is not None else (self.facts.logits_shape or (1, 1))[0]
+        return self._answer("jvp_logits", rows, classes), self.backend.asarray(
+            0.1 * self._rng.standard_normal((rows, classes)))
