@@ -4,7 +4,7 @@ Issue 8 found optax's adam compiling a second time at its second step, inside th
 so adam/jax ranked last on the overview. This script runs the quick suite's adam and gd jax runs
 with two harness source trees (by default the commit before the fix and the working tree),
 interleaved, and prints per problem the median time-to-target ratio adam / gd (both reached),
-and how many compilations fell on the clock. Ratios, not times: the machine is shared.
+the ratio of their clocks per step (every problem), and how many compilations fell on the clock. Ratios, not times: the machine is shared.
 
 Usage: ``python benchmarks/clock.py [--before DIR] [--after DIR] [--rounds 2]``; a DIR is a
 harness source tree (``git worktree add /tmp/before 1f367ff`` gives the one before the fix).
@@ -36,13 +36,15 @@ def bench(source: Path, store: Path) -> pl.DataFrame:
     runs = pl.concat([pl.read_parquet(f) for f in files], how="diagonal_relaxed")  # two schema versions
     if "clock_compiles" not in runs.columns:  # a harness before issue 8 did not count them
         runs = runs.with_columns(pl.lit(None, pl.Int64).alias("clock_compiles"))
-    return runs.select("task", "task_params", "method", "seed", "status", "time_to_target_s", "clock_compiles")
+    return runs.select("task", "task_params", "method", "seed", "status", "time_to_target_s", "timed_s", "steps",
+                       "clock_compiles")
 
 
 def ratios(runs: pl.DataFrame) -> pl.DataFrame:
     """Per problem: median time-to-target of adam and gd over seeds, their ratio, clock compilations."""
     per = runs.group_by("task", "task_params", "method").agg(
         pl.col("time_to_target_s").median().alias("ttt"),
+        (pl.col("timed_s") / pl.col("steps")).median().alias("per_step"),
         (pl.col("status") == "reached_target").sum().alias("reached"),
         pl.when(pl.col("clock_compiles").is_null().all()).then(None)
         .otherwise(pl.col("clock_compiles").sum()).alias("clock_compiles"),  # null: not recorded
@@ -53,6 +55,7 @@ def ratios(runs: pl.DataFrame) -> pl.DataFrame:
     label = pl.col("task") + pl.col("task_params").map_elements(
         lambda p: "[" + json.loads(p).get("dataset", "") + "]", return_dtype=pl.String)
     return both.select(label.alias("problem"), (pl.col("ttt") / pl.col("ttt_gd")).alias("adam/gd"),
+                       (pl.col("per_step") / pl.col("per_step_gd")).alias("clock per step adam/gd"),
                        "reached", "reached_gd", pl.col("clock_compiles").alias("adam clock compiles"))
 
 

@@ -44,21 +44,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ORACLE_CALLS", "DecoyOracle", "OracleFacts", "WarmupAborted", "facts_of", "seal"]
+from harness.spec import CAPABILITIES
 
-#: Every call an oracle may offer (a task provides a subset, named in its ``provides``).
-ORACLE_CALLS = (
-    "value",
-    "grad",
-    "value_and_grad",
-    "hvp",
-    "hessian",
-    "stochastic_grad",
-    "per_example_grads",
-    "jvp_logits",
-    "gauss_newton",
-    "fisher",
-)
+__all__ = ["DecoyOracle", "OracleFacts", "WarmupAborted", "facts_of", "seal"]
 
 #: Decoy calls allowed in one warm-up: a method looping on noise is cut off here.
 DECOY_CALL_LIMIT = 200
@@ -157,8 +145,9 @@ def seal(oracle: Any, facts: OracleFacts, *, warmup: bool = False) -> Any:
     }
     for name in ("dimension", "seed", "layout", "n_samples", "batch_size"):
         members[name] = getattr(facts, name)
-    for name in ORACLE_CALLS:
-        members[name] = _call(oracle, name) if name in capabilities else _unavailable(name, capabilities)
+    for name in CAPABILITIES:
+        offered = name in capabilities and callable(getattr(oracle, name, None))
+        members[name] = _call(oracle, name) if offered else _unavailable(name, capabilities)
     if callable(getattr(oracle, "sample_indices", None)) and facts.n_samples is not None:
         members["sample_indices"] = _call(oracle, "sample_indices")
     return type("SealedOracle", (), members)()
