@@ -1,3 +1,3 @@
 from harness.cli import main
 
-main()
+raise SystemExit(main())

@@ -36,7 +36,16 @@ from typing import Any, Generic, TypeVar
 from harness.spec import SPEC_TYPES, HardwareProfile, MethodSpec, Spec, SuiteSpec, TaskSpec
 from harness.yamlio import DeclarationError, Document, Issue, load, validate
 
-__all__ = ["KIND_DIRS", "Catalog", "Entry", "builtin_root", "implementation_digests", "kind_of", "resolve_entry_point"]
+__all__ = [
+    "KIND_DIRS",
+    "Catalog",
+    "Entry",
+    "builtin_root",
+    "check_implementations",
+    "implementation_digests",
+    "kind_of",
+    "resolve_entry_point",
+]
 
 T = TypeVar("T", bound=Spec)
 
@@ -426,3 +435,188 @@ _FINDER = _CatalogFinder()
 def _install_finder() -> None:
     if _FINDER not in sys.meta_path:
         sys.meta_path.insert(0, _FINDER)
+
+
+# --- Checking implementations: what `harness validate` imports, in a child process ----------
+
+#: Seconds the implementation check may take in all (imports of torch and jax included).
+CHECK_TIMEOUT_S = 180.0
+
+
+def check_implementations(catalog: Catalog, *, timeout: float = CHECK_TIMEOUT_S) -> list[Issue]:
+    """Import every task and method implementation as a run would, in one child process.
+
+    Checks that each module imports, that its attribute exists and is callable, and that it
+    accepts what a run passes: a problem class the task parameters (and ``backend``), a
+    method factory the hyperparameters, a library optimizer its ``args`` and ``fixed``
+    keywords (against the real signature). A module that crashes or hangs the child cannot
+    take the caller down: the check it was on is reported and the child restarted for the rest.
+
+    Returns
+    -------
+    list of Issue
+        Each at the YAML key it is about (the entry, the hyperparameter, the keyword).
+    """
+    import subprocess
+    import tempfile
+
+    checks, owners = _implementation_checks(catalog)
+    issues: list[Issue] = []
+    pending = list(range(len(checks)))
+    deadline = _monotonic() + timeout
+    while pending:
+        with tempfile.NamedTemporaryFile("w+", suffix=".jsonl", encoding="utf-8") as out:
+            request = json.dumps([dict(checks[i], index=i) for i in pending])
+            left = max(deadline - _monotonic(), 1.0)
+            try:
+                proc = subprocess.run(
+                    [sys.executable, "-c", "from harness.catalog import _check_child; _check_child()", out.name],
+                    input=request, capture_output=True, text=True, timeout=left, check=False,
+                )
+                ended = f"exit status {proc.returncode}" + _last_line(proc.stderr)
+            except subprocess.TimeoutExpired:
+                ended = f"still running after {timeout:.0f} s"
+            out.seek(0)
+            started: int | None = None
+            for line in out.read().splitlines():
+                record = json.loads(line)
+                if "started" in record:
+                    started = record["started"]
+                    continue
+                started = None
+                pending.remove(record["done"])
+                document = owners[record["done"]]
+                issues += [document.issue(tuple(loc), message) for loc, message in record["problems"]]
+        if started is None:
+            for i in pending:  # the child died between checks: report each, do not loop
+                issues.append(owners[i].issue(tuple(checks[i]["loc"]), f"not checked: the check process ended ({ended})"))
+            break
+        pending.remove(started)
+        issues.append(owners[started].issue(tuple(checks[started]["loc"]), f"importing {checks[started]['target']} ended the check process ({ended})"))
+        if "still running" in ended:
+            issues += [owners[i].issue(tuple(checks[i]["loc"]), "not checked: the time for the check ran out") for i in pending]
+            break
+    return sorted(issues)
+
+
+def _monotonic() -> float:
+    import time
+
+    return time.monotonic()
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    return f": {lines[-1][:300]}" if lines else ""
+
+
+def _implementation_checks(catalog: Catalog) -> tuple[list[dict[str, Any]], list[Document]]:
+    """One check per (declaration, framework): what to import and what it must accept."""
+    checks: list[dict[str, Any]] = []
+    owners: list[Document] = []
+    for entry in catalog.tasks.values():
+        for framework, target in entry.spec.implementations.items():
+            checks.append({
+                "kind": "task", "target": target, "relative_to": str(entry.path.parent),
+                "loc": ["implementations", framework], "fixed_kwargs": ["backend"],
+                "names": {name: ["parameters", name] for name in entry.spec.parameters},
+            })
+            owners.append(entry.document)
+    for entry in catalog.methods.values():
+        for framework, impl in entry.spec.implementations.items():
+            at = ["implementations", framework]
+            if impl.entry is not None:
+                check = {
+                    "kind": "method", "target": impl.entry, "relative_to": str(entry.path.parent),
+                    "loc": [*at, "entry"], "fixed_kwargs": [],
+                    "names": {name: ["hyperparameters", name] for name in entry.spec.hyperparameters},
+                }
+            else:
+                names = {kwarg: [*at, "args", kwarg] for kwarg in impl.args}
+                names |= {kwarg: [*at, "fixed", kwarg] for kwarg in impl.fixed}
+                check = {
+                    "kind": framework, "target": impl.optimizer, "relative_to": str(entry.path.parent),
+                    "loc": [*at, "optimizer"], "fixed_kwargs": ["params"] if framework == "torch" else [],
+                    "names": names,
+                }
+            checks.append(check)
+            owners.append(entry.document)
+    return checks, owners
+
+
+def _check_child() -> None:
+    """The child of :func:`check_implementations`: checks from stdin, one JSON line per event to ``argv[1]``."""
+    checks = json.loads(sys.stdin.read())
+    with open(sys.argv[1], "a", encoding="utf-8") as out:
+        for check in checks:
+            out.write(json.dumps({"started": check["index"]}) + "\n")
+            out.flush()
+            try:
+                problems = _check_one(check)
+            except BaseException as exc:  # noqa: BLE001 - a bad module may raise anything, SystemExit too
+                problems = [(check["loc"], f"checking {check['target']} raised {_describe(exc)}")]
+            out.write(json.dumps({"done": check["index"], "problems": problems}) + "\n")
+            out.flush()
+    os._exit(0)  # skip interpreter teardown: a module's atexit or thread must not change the outcome
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, SyntaxError):
+        return f"SyntaxError: {exc.msg} ({exc.filename}:{exc.lineno}:{exc.offset})"
+    return " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
+
+
+def _check_one(check: dict[str, Any]) -> list[tuple[list[Any], str]]:
+    import difflib
+    import inspect
+
+    loc, target = check["loc"], check["target"]
+    if check["kind"] in ("task", "method"):
+        module_name = target.partition(":")[0]
+        if module_name.endswith(".py") and not (Path(check["relative_to"]) / module_name).is_file():
+            return [(loc, f"{module_name}: no such file beside the YAML")]
+        try:
+            obj = resolve_entry_point(target, relative_to=Path(check["relative_to"]))
+        except ImportError as exc:
+            if isinstance(exc, ModuleNotFoundError) and exc.name == module_name:
+                return [(loc, f"no module named {module_name!r}")]
+            if str(exc).startswith(f"{target}: module"):  # the synthetic package's name says nothing to the user
+                return [(loc, f"{module_name} has no attribute {target.partition(':')[2]!r}")]
+            return [(loc, f"importing {module_name} raised {_describe(exc)}")]
+        except BaseException as exc:  # noqa: BLE001
+            return [(loc, f"importing {module_name} raised {_describe(exc)}")]
+    else:
+        module_name, _, attr = target.rpartition(".")
+        try:
+            module = importlib.import_module(module_name)
+        except BaseException as exc:  # noqa: BLE001 - torch or optax not installed, or broken
+            return [(loc, f"cannot import {module_name}: {_describe(exc)}")]
+        obj = getattr(module, attr, None)
+        if obj is None:
+            known = [n for n in dir(module) if not n.startswith("_")]
+            near = difflib.get_close_matches(attr, known, n=3)
+            return [(loc, f"{module_name} has no {attr!r}" + (f" (did you mean {', '.join(near)}?)" if near else ""))]
+    if not callable(obj):
+        return [(loc, f"{target} is not callable (it is a {type(obj).__name__})")]
+    try:
+        parameters = inspect.signature(obj).parameters
+    except (TypeError, ValueError):
+        return []  # a builtin without a signature: the run finds out
+    problems: list[tuple[list[Any], str]] = []
+    open_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    keywords = {n for n, p in parameters.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    given = set(check["names"]) | set(check["fixed_kwargs"])
+    for name, where in check["names"].items():
+        if name not in keywords and not open_kwargs:
+            near = difflib.get_close_matches(name, sorted(keywords), n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else f" (it accepts {', '.join(sorted(keywords)) or 'none'})"
+            problems.append((where, f"{target} has no keyword argument {name!r}{hint}"))
+    if check["kind"] == "task" and "backend" not in keywords and not open_kwargs:
+        problems.append((loc, f"{target} does not accept the keyword argument 'backend' that every problem is given"))
+    for name, p in parameters.items():
+        required = p.default is inspect.Parameter.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        if required and name not in given:
+            what = {"task": "a task parameter", "method": "a hyperparameter"}.get(check["kind"], "given in args or fixed")
+            problems.append((loc, f"{target} requires {name!r}, which is not {what}"))
+    return problems
+

@@ -4,12 +4,14 @@ Start-up stays light: ``--help``, ``validate``, ``list`` and ``schema`` import n
 nor jax (nor polars); each command imports what it needs when it runs.
 
 Exit status: 0 on success; 1 when a bench leaves a run of its plan in status error, timeout
-or oom; 2 for bad input (declaration errors, unknown ids, bad options), one line per error
-on stderr; 130 when interrupted.
+or oom; 2 for bad input (declaration errors, unknown ids, bad options, a --store that is no
+store); 3 when the store cannot be written (a full disk, a read-only store); each error one
+line on stderr, never a traceback; 130 when interrupted.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
 from pathlib import Path
@@ -27,8 +29,9 @@ app = typer.Typer(
 
 DEFAULT_STORE = Path("harness-store")
 
-#: Exit statuses: a run of the plan ended in error, timeout or oom; the input was wrong.
-RUNS_FAILED, BAD_INPUT = 1, 2
+#: Exit statuses: a run of the plan ended in error, timeout or oom; the input was wrong; the
+#: store could not be written.
+RUNS_FAILED, BAD_INPUT, STORE_UNWRITABLE = 1, 2, 3
 
 CatalogOpt = Annotated[
     Optional[list[Path]],
@@ -72,8 +75,15 @@ def _fail(message: str) -> typer.Exit:
 def validate(
     paths: Annotated[Optional[list[Path]], typer.Argument(help="Files or catalog roots; default: the built-in catalog.")] = None,
     catalog: CatalogOpt = None,
+    imports: Annotated[bool, typer.Option("--imports/--no-imports", help="Also import every implementation (in a child process) and check what it accepts.")] = True,
 ) -> None:
-    """Check declarations: every error is printed as path:line:col: field: message."""
+    """Check declarations: every error is printed as path:line:col: field: message.
+
+    After the YAML, every task and method implementation is imported in a child process (a
+    module that crashes or hangs cannot take this command down) and checked against its
+    declaration: the factory exists and accepts the declared parameters, a library optimizer
+    exists and accepts its keywords.
+    """
     roots = list(catalog or [])
     files: list[Path] = []
     for path in paths or []:
@@ -87,8 +97,22 @@ def validate(
             typer.echo(f"{path}: no such file or directory", err=True)
             raise typer.Exit(BAD_INPUT)
     loaded = _load_catalog(roots, files)
+    if imports:
+        _check_implementations(loaded)
     counts = {kind: len(getattr(loaded, kind)) for kind in ("tasks", "methods", "hardware", "suites")}
     typer.echo("ok: " + ", ".join(f"{n} {kind}" for kind, n in counts.items()))
+
+
+def _check_implementations(loaded) -> None:  # noqa: ANN001 - a Catalog, imported lazily
+    """``validate``'s second stage: the implementations, checked in a child process; exit 2 on a problem."""
+    from harness.catalog import check_implementations
+
+    issues = check_implementations(loaded)
+    for issue in issues:
+        typer.echo(str(issue), err=True)
+    if issues:
+        typer.echo(f"{len(issues)} error(s) in the implementations", err=True)
+        raise typer.Exit(BAD_INPUT)
 
 
 @app.command("list")
@@ -197,26 +221,86 @@ def bench(
         raise _fail(str(exc.args[0] if exc.args else exc)) from None
     if not plan.runs:
         raise _fail(f"no runs to do: {plan.why_empty()}")
+    from harness.execute import check_executor, make_executor
+
+    try:
+        check_executor(executor, address=address)  # a dry run refuses what the bench would
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    _check_store_path(store)
+    _plain_warnings()
     if dry_run:
         _run_plan(plan, None, store, retry_failed=retry_failed, force=force)
         return
-    from harness.execute import make_executor
-
+    opened = _open_store(store)  # before any worker starts
     try:
         runner = make_executor(executor, jobs=jobs, address=address, catalog_roots=catalog or (), grace_s=grace, pin=pin)
     except ValueError as exc:
         raise _fail(str(exc)) from None
-    _run_plan(plan, runner, store, retry_failed=retry_failed, force=force)
+    _run_plan(plan, runner, store, retry_failed=retry_failed, force=force, opened=opened)
+
+
+def _check_store_path(store: Path) -> None:
+    """Refuse a ``--store`` that cannot be a store directory, before anything is created."""
+    for path in (store, *store.parents):
+        if path.exists():
+            if not path.is_dir():
+                raise _fail(f"--store {store}: not a directory" if path == store else
+                            f"--store {store}: {path} is not a directory")
+            if path == store and (store / "runs").exists() and not (store / "runs").is_dir():
+                raise _fail(f"--store {store}: not a store ({store / 'runs'} is not a directory)")
+            return
+
+
+def _open_store(store_dir: Path):  # noqa: ANN202 - harness.store is imported lazily
+    """The store, created when missing and checked writable: a one-line error (exit 3) when it is not."""
+    from harness.store import Store, StoreFullError
+
+    try:
+        opened = Store(store_dir)
+        opened.check_writable()
+    except StoreFullError:
+        raise _store_error(f"no space left in {store_dir}: nothing was run") from None
+    except OSError as exc:
+        raise _store_error(f"cannot write the store {store_dir}: {_os_reason(exc)}") from None
+    return opened
+
+
+def _os_reason(exc: OSError) -> str:
+    return exc.strerror or " ".join(str(exc).split())
+
+
+def _store_error(message: str) -> typer.Exit:
+    """Print ``error: message`` on stderr; raise the result (exit status 3: the store cannot be written)."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(STORE_UNWRITABLE)
+
+
+def _plain_warnings() -> None:
+    """Show the store's warnings (damaged files) as one ``warning: ...`` line each on stderr."""
+    import warnings
+
+    from harness.store import CorruptFileWarning
+
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+        if issubclass(category, CorruptFileWarning):
+            typer.echo(f"warning: {message}", err=True)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
 
 
 def _stored(store_dir: Path, run_ids: set[str]) -> dict[str, dict]:
     """The newest stored attempt of each of ``run_ids`` that the store holds (read only: no directory is created)."""
     import polars as pl
 
-    from harness.store import scan_runs
+    from harness.store import read_runs
 
     columns = ("run_id", "attempt", "status", "error", "task", "method", "framework", "seed")
-    frame = scan_runs(store_dir).select(columns).filter(pl.col("run_id").is_in(sorted(run_ids))).collect()
+    frame = read_runs(store_dir, columns).filter(pl.col("run_id").is_in(sorted(run_ids)))
     return {row["run_id"]: row for row in frame.iter_rows(named=True)}
 
 
@@ -224,8 +308,14 @@ def _last_line(text: str | None) -> str:
     return ((text or "").strip().splitlines() or [""])[-1]
 
 
-def _run_plan(plan, runner, store_dir: Path, *, retry_failed: bool, force: bool) -> None:  # noqa: ANN001
-    """Run what ``plan`` still needs (``runner`` ``None``: print it only), then exit with the plan's status."""
+def _run_plan(plan, runner, store_dir: Path, *, retry_failed: bool, force: bool, opened=None) -> None:  # noqa: ANN001
+    """Run what ``plan`` still needs (``runner`` ``None``: print it only), then exit with the plan's status.
+
+    ``opened`` is the :class:`~harness.store.Store` of ``store_dir`` when the bench opened it
+    already. Damaged runs are moved aside first and run again, also where an older attempt
+    is stored (a repair must not leave that attempt's error as the run's result). A disk
+    that fills stops the bench (exit 3), every run stored so far kept.
+    """
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.text import Text
@@ -238,14 +328,23 @@ def _run_plan(plan, runner, store_dir: Path, *, retry_failed: bool, force: bool)
     for skip in plan.skipped:
         console.print(f"[dim]skipped {escape(skip.task)} x {escape(skip.method)} ({skip.framework}): {escape(skip.reason)}[/dim]")
     ids = {r.run_id for r in plan.runs}
+    moved = {}
+    if runner is not None:
+        from harness.store import Store
+
+        store = opened if opened is not None else Store(store_dir)
+        try:
+            moved = store.repair()
+        except OSError as exc:
+            raise _store_error(f"cannot repair the store {store_dir}: {_os_reason(exc)}") from None
     stored = _stored(store_dir, ids)
     again = {
         r.run_id: stored[r.run_id]["attempt"]
         for r in plan.runs
-        if r.run_id in stored and (force or (retry_failed and stored[r.run_id]["status"] in ERROR_STATUSES))
+        if r.run_id in stored and (force or r.run_id in moved or (retry_failed and stored[r.run_id]["status"] in ERROR_STATUSES))
     }
     todo = [r for r in plan.runs if r.run_id not in stored or r.run_id in again]
-    why = "--force" if force else "--retry-failed"
+    why = "--force" if force else "--retry-failed" if retry_failed else "damaged"
     console.print(
         f"suite [bold]{escape(plan.suite)}[/bold]: {len(plan.runs)} runs, {len(stored)} already in {escape(str(store_dir))}, "
         f"{len(todo)} to run" + (f" ({len(again)} of them again: {why})" if again else "")
@@ -255,9 +354,8 @@ def _run_plan(plan, runner, store_dir: Path, *, retry_failed: bool, force: bool)
         return
 
     from harness.execute import drive
-    from harness.store import Store
+    from harness.store import StoreFullError
 
-    store = Store(store_dir)
     failures = 0
     with Progress(
         TextColumn("[progress.description]{task.description}"),
@@ -288,6 +386,15 @@ def _run_plan(plan, runner, store_dir: Path, *, retry_failed: bool, force: bool)
             kept = len(store.finished_run_ids() & ids)
             console.print(f"interrupted: {kept} of {len(plan.runs)} runs are stored in {store_dir}; run the same command again to finish the rest")
             raise typer.Exit(130) from None
+        except StoreFullError:
+            progress.stop()
+            raise _store_error(f"no space left in {store_dir}: {len(_stored(store_dir, ids))} runs kept, rerun to finish") from None
+        except OSError as exc:
+            if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+                raise
+            progress.stop()
+            raise _store_error(f"cannot write the store {store_dir} ({_os_reason(exc)}): "
+                               f"{len(_stored(store_dir, ids))} runs kept, rerun to finish") from None
     if len(results) < len(todo):
         console.print(f"{len(todo) - len(results)} run(s) were taken by another bench sharing {store_dir}")
     _print_report(store_dir, run_ids=ids, console=console)
@@ -333,6 +440,7 @@ def report(
     from harness.leaderboard import report_tables
 
     _require_store(store)
+    _plain_warnings()
     console = _console()
     for table in report_tables(store, traces=traces):
         console.print(table)
@@ -355,18 +463,29 @@ def leaderboard(
 
 @app.command()
 def compact(store: StoreOpt = DEFAULT_STORE) -> None:
-    """Merge the per-run files of a store into part files (large stores open much faster)."""
+    """Merge the per-run files and parts of a store into one part file (large stores open much faster)."""
+    from harness.store import StoreFullError
     from harness.store import compact as compact_store
 
     _require_store(store)
-    compact_store(store)
-    typer.echo(f"compacted {store}")
+    _plain_warnings()
+    try:
+        merged = compact_store(store)
+    except StoreFullError:
+        raise _store_error(f"no space left in {store}: nothing was compacted, the store is as it was") from None
+    except OSError as exc:
+        raise _store_error(f"cannot write the store {store}: {_os_reason(exc)}") from None
+    typer.echo(f"compacted {store}: {merged} per-run file(s) merged")
 
 
 def _require_store(store: Path) -> None:
+    """Refuse (exit 2, one line) a ``--store`` of a read-only command that is no store."""
+    if not store.exists():
+        raise _fail(f"--store {store}: no such directory; run `harness bench --store {store}` first")
+    if not store.is_dir():
+        raise _fail(f"--store {store}: not a directory")
     if not (store / "runs").is_dir():
-        typer.echo(f"{store}: not a store (no runs/ directory); run `harness bench --store {store}` first", err=True)
-        raise typer.Exit(BAD_INPUT)
+        raise _fail(f"--store {store}: not a store (no runs/ directory); run `harness bench --store {store}` first")
 
 
 def _print_report(store_dir: Path, *, run_ids: set[str] | None, console) -> None:  # noqa: ANN001
@@ -425,9 +544,28 @@ def _fmt(value: float | None, pattern: str) -> str:
     return "-" if value is None else pattern.format(value)
 
 
-def main() -> None:
-    """Console-script entry point."""
-    app()
+def main() -> int:
+    """Console-script entry point; returns the exit status.
+
+    A usage error (an unknown option, a value out of range) is one ``error:`` line on stderr
+    with exit status 2, as every other bad input, not click's framed message.
+    """
+    try:
+        status = app(standalone_mode=False)
+    except typer.TyperException as exc:  # click's usage errors among them
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            exc.show()  # the help text, as typer prints it
+            return BAD_INPUT
+        ctx = getattr(exc, "ctx", None)
+        where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        typer.echo(f"error: {' '.join(exc.format_message().split())}{where}", err=True)
+        return exc.exit_code
+    except typer.Abort:
+        typer.echo("interrupted", err=True)
+        return 130
+    except BrokenPipeError:  # `harness report | head`: the reader has what it wanted
+        return 1
+    return status if isinstance(status, int) else 0
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ import json
 import math
 import time
 import traceback
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -177,18 +178,20 @@ def build_method(method: MethodSpec, framework: str, hyperparameters: dict[str, 
     return factory(**hyperparameters)
 
 
-def execute_run(run: RunSpec, catalog: Catalog, *, comm: Collective | None = None) -> RunResult:
+def execute_run(run: RunSpec, catalog: Catalog, *, comm: Collective | None = None,
+                on_point: Callable[[dict[str, Any]], None] | None = None) -> RunResult:
     """Execute ``run`` and return its row and trace; never raises for run failures.
 
     A one-rank run executes in this process. A multi-rank run (``ranks > 1`` in its hardware
     profile) starts its ranks as child processes of this one, unless ``comm`` says this
-    process already is one of them.
+    process already is one of them. ``on_point`` is called with each trace point as it is
+    recorded (one-rank runs): a worker streams them, so a run that dies keeps its trace so far.
     """
     if comm is None and catalog.hardware[run.hardware].spec.ranks > 1:
         from harness.execute.ranks import execute_ranks
 
         return execute_ranks(run, catalog)
-    return _Runner(run, catalog, comm=comm).execute()
+    return _Runner(run, catalog, comm=comm, on_point=on_point).execute()
 
 
 def failed_result(
@@ -200,6 +203,7 @@ def failed_result(
     wall_s: float = 0.0,
     started_at: str | None = None,
     environment: dict[str, Any] | None = None,
+    trace: Sequence[dict[str, Any]] = (),
 ) -> RunResult:
     """The row of a run that left no result of its own (killed, crashed, never started).
 
@@ -214,21 +218,33 @@ def failed_result(
     environment
         The fingerprint columns to record; default: this process's host (the executor's,
         which for a local worker is the run's host too).
+    trace
+        The trace points the run recorded before it ended (as a worker streamed them): kept,
+        and its last point gives the row's steps, oracle calls, clock and metrics.
     """
     runner = _Runner(run, catalog)
     runner.started = time.perf_counter() - wall_s
     runner.started_at = started_at or _now()
+    runner.trace = [dict(point) for point in trace]
+    if runner.trace:
+        last = runner.trace[-1]
+        runner.steps = int(last["step"])
+        runner.timings["timed_s"] = float(last["time_s"])
+        runner.final = {m.id: float(last[m.id]) for m in runner.task.metrics if last.get(m.id) is not None}
+        runner.counts = {key[len("calls_"):]: int(n) for key, n in last.items() if key.startswith("calls_")}
     row = runner._row(status, error)
     if environment is not None:
         row.update(environment)
-    return RunResult(row=row)
+    return RunResult(row=row, trace=runner.trace)
 
 
 class _Runner:
-    def __init__(self, run: RunSpec, catalog: Catalog, *, comm: Collective | None = None) -> None:
+    def __init__(self, run: RunSpec, catalog: Catalog, *, comm: Collective | None = None,
+                 on_point: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.run = run
         self.catalog = catalog
         self.comm: Collective = comm or _Solo()
+        self.on_point = on_point
         self.task: TaskSpec = catalog.tasks[run.task].spec
         self.method_spec: MethodSpec = catalog.methods[run.method].spec
         self.profile: HardwareProfile = catalog.hardware[run.hardware].spec
@@ -244,6 +260,7 @@ class _Runner:
         self.final: dict[str, float] = {}
         self.reached: tuple[float, int] | None = None
         self.oracle: Any = None
+        self.counts: dict[str, int] = {}  # the oracle's counts, when there is no oracle (failed_result)
         self.backend: Any = None
         self.f_star: float | None = None
         self.initial_objective: float | None = None
@@ -402,6 +419,8 @@ class _Runner:
                     **probed,
                 }
             )
+            if self.on_point is not None:
+                self.on_point(self.trace[-1])
         finally:
             self.timings["eval_s"] += time.perf_counter() - t0
 
@@ -434,7 +453,7 @@ class _Runner:
 
     def _row(self, status: str, error: str | None) -> dict[str, Any]:
         run, task = self.run, self.task
-        counts = dict(self.oracle.counts) if self.oracle is not None else {}
+        counts = dict(self.oracle.counts) if self.oracle is not None else self.counts
         peak = None
         if self.backend is not None:
             try:

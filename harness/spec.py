@@ -12,22 +12,30 @@ True
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
+    AllowInfNan,
     BaseModel,
     ConfigDict,
     Field,
-    NonNegativeInt,
-    PositiveFloat,
-    PositiveInt,
+    PlainValidator,
+    Strict,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
 
 __all__ = [
     "CAPABILITIES",
+    "INT64_MAX",
+    "MAX_SECONDS",
     "Budget",
+    "LocatedError",
     "Capability",
     "Evaluation",
     "Framework",
@@ -39,16 +47,106 @@ __all__ = [
     "Parameter",
     "ProbeRef",
     "Scalar",
+    "ScalarType",
     "Spec",
     "SuiteEntry",
     "SuiteSpec",
     "Target",
     "TaskSpec",
     "SPEC_TYPES",
+    "check_value",
+    "type_of",
 ]
 
+#: What the store's integer columns hold (Parquet int64): seeds, sizes and integer values.
+INT64_MAX = 2**63 - 1
+INT64_MIN = -(2**63)
+#: The longest time budget: a timer must fire (an infinite budget never kills a hung run).
+MAX_SECONDS = 7 * 24 * 3600.0
+
+ScalarType = Literal["bool", "int", "float", "str"]
+_TYPE_NAMES = {"bool": "a boolean", "int": "an integer", "float": "a number", "str": "a string"}
+
+
+class LocatedError(ValueError):
+    """A validator's error about one key below the model it checks (``loc`` relative to it).
+
+    pydantic places a model validator's error at the model itself; :mod:`harness.yamlio`
+    appends ``loc``, so the message points at the key it is about.
+    """
+
+    def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
+
+
+def type_of(value: Any) -> str:
+    """The :data:`ScalarType` name of a scalar (``bool`` is not an ``int`` here)."""
+    return {bool: "bool", int: "int", float: "float", str: "str"}.get(type(value), type(value).__name__)
+
+
+def check_value(value: Any, kind: str, choices: tuple[Any, ...] | None = None) -> Any:
+    """``value`` as a value of type ``kind`` (an int is a float's too), or ``ValueError``.
+
+    No conversion between kinds but int to float: ``true`` is not 1, ``"off"`` is not
+    false, ``"1"`` is not 1. Numbers are finite and integers fit in int64, as the store keeps
+    them; with ``choices``, the value is one of them (of the same type: 1 is not ``true``).
+
+    Examples
+    --------
+    >>> check_value(1, "float")
+    1.0
+    >>> check_value("fast", "float")
+    Traceback (most recent call last):
+    ValueError: expected a number, got 'fast'
+    """
+    if kind == "float" and type(value) is int:
+        if abs(value) > 2**1023:
+            raise ValueError(f"{value} is too large for a float")
+        value = float(value)
+    if type_of(value) != kind:
+        raise ValueError(f"expected {_TYPE_NAMES.get(kind, kind)}, got {value!r}")
+    if kind == "float" and not math.isfinite(value):
+        raise ValueError(f"expected a finite number, got {value!r}")
+    if kind == "int" and not INT64_MIN <= value <= INT64_MAX:
+        raise ValueError(f"{value} does not fit in int64 (at most {INT64_MAX})")
+    if choices is not None and not any(type(c) is type(value) and c == value for c in choices):
+        raise ValueError(f"{value!r} is not one of {list(choices)}")
+    return value
+
+
+def _scalar(value: Any) -> bool | int | float | str:
+    if type(value) not in (bool, int, float, str):
+        raise ValueError(f"expected a scalar (boolean, integer, number or string), got {type_of(value)}")
+    return check_value(value, type_of(value))
+
+
+#: A YAML scalar: bool, int (int64), finite float or str, never converted into another kind.
+Scalar = Annotated[
+    Union[bool, int, float, str],
+    PlainValidator(_scalar),
+    WithJsonSchema({"type": ["boolean", "integer", "number", "string"]}),
+]
+def _scalar_or_tuple(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return tuple(_scalar(item) for item in value)
+    return _scalar(value)
+
+
+#: A constant optimizer argument: a scalar or a list of them (one error, not one per union member).
+FixedValue = Annotated[
+    Union[bool, int, float, str, tuple[Union[bool, int, float, str], ...]],
+    PlainValidator(_scalar_or_tuple),
+    WithJsonSchema({"anyOf": [{"type": ["boolean", "integer", "number", "string"]}, {"type": "array"}]}),
+]
+#: A count or size: a positive int64.
+Count = Annotated[StrictInt, Field(ge=1, le=INT64_MAX)]
+Seed = Annotated[StrictInt, Field(ge=0, le=INT64_MAX)]
+FiniteFloat = Annotated[float, Strict(), AllowInfNan(False)]
+Text = StrictStr
+
 Id = Annotated[
-    str,
+    StrictStr,
     Field(
         pattern=r"^[a-z0-9][a-z0-9_.-]*$",
         min_length=1,
@@ -56,7 +154,6 @@ Id = Annotated[
         description="Stable lower-case id: letters, digits, '-', '_' and '.'.",
     ),
 ]
-Scalar = Union[bool, int, float, str]
 Framework = Literal["torch", "jax"]
 Kind = Literal["task", "method", "hardware", "suite"]
 
@@ -96,34 +193,57 @@ class Metric(Spec):
     """A measured quantity; its unit and direction are part of its declaration."""
 
     id: Id
-    unit: str = Field(min_length=1, description="Unit shown beside values, e.g. 'nats', 'fraction'.")
-    lower_is_better: bool
-    description: str = ""
+    unit: Text = Field(min_length=1, description="Unit shown beside values, e.g. 'nats', 'fraction'.")
+    lower_is_better: StrictBool
+    description: Text = ""
 
 
 class Parameter(Spec):
-    """A task parameter with its default and, optionally, the values it accepts."""
+    """A task parameter with its default and, optionally, its type and the values it accepts.
+
+    Its type is ``type``, or else the type of ``default``: every value given for it (a suite's
+    grid, ``--set``) has that type (an integer is also a float).
+    """
 
     default: Scalar
-    choices: tuple[Scalar, ...] | None = None
-    description: str = ""
+    type: ScalarType | None = Field(default=None, description="The values' type; default: the default's type.")
+    choices: tuple[Scalar, ...] | None = Field(default=None, min_length=1)
+    description: Text = ""
+
+    @property
+    def kind(self) -> str:
+        """The type every value of this parameter has."""
+        return self.type or type_of(self.default)
+
+    def check(self, value: Any) -> Scalar:
+        """``value`` as a value of this parameter (see :func:`check_value`), or ``ValueError``."""
+        return check_value(value, self.kind, self.choices)
 
     @model_validator(mode="after")
-    def _default_is_a_choice(self) -> Parameter:
-        if self.choices is not None and self.default not in self.choices:
-            raise ValueError(f"default {self.default!r} is not one of choices {list(self.choices)}")
+    def _default_is_a_value(self) -> Parameter:
+        for i, choice in enumerate(self.choices or ()):
+            try:
+                check_value(choice, self.kind)
+            except ValueError as exc:
+                raise LocatedError(("choices", i), str(exc)) from None
+        try:
+            self.check(self.default)
+        except ValueError as exc:
+            if self.choices is not None and type_of(self.default) == self.kind:
+                raise LocatedError(("default",), f"default {self.default!r} is not one of choices {list(self.choices)}") from None
+            raise LocatedError(("default",), str(exc)) from None
         return self
 
 
 class Budget(Spec):
     """When a run stops: the first limit reached ends it."""
 
-    steps: PositiveInt = Field(description="Maximum number of method steps.")
-    oracle_calls: PositiveInt | None = Field(
+    steps: Count = Field(description="Maximum number of method steps.")
+    oracle_calls: Count | None = Field(
         default=None, description="Maximum total oracle calls (all kinds added)."
     )
-    seconds: PositiveFloat = Field(
-        default=300.0, description="Wall-clock limit of the whole run, setup included."
+    seconds: FiniteFloat = Field(
+        default=300.0, gt=0, le=MAX_SECONDS, description="Wall-clock limit of the whole run, setup included."
     )
 
 
@@ -131,13 +251,13 @@ class Target(Spec):
     """A run reaches its target when `metric` first passes `value` (in its better direction)."""
 
     metric: Id
-    value: float
+    value: FiniteFloat
 
 
 class Evaluation(Spec):
     """Evaluation cadence: the clock pauses while metrics and probes are computed."""
 
-    every: PositiveInt = Field(default=1, description="Evaluate every this many steps.")
+    every: Count = Field(default=1, description="Evaluate every this many steps.")
 
 
 class ProbeRef(Spec):
@@ -155,13 +275,13 @@ class TaskSpec(Spec):
     """
 
     id: Id
-    name: str = Field(min_length=1)
+    name: Text = Field(min_length=1)
     family: Id
-    paper: str = Field(min_length=1, description="The source this task is drawn from.")
-    description: str = ""
-    notes: str = ""
+    paper: Text = Field(min_length=1, description="The source this task is drawn from.")
+    description: Text = ""
+    notes: Text = ""
     parameters: dict[Id, Parameter] = Field(default_factory=dict)
-    implementations: dict[Framework, str] = Field(min_length=1)
+    implementations: dict[Framework, Text] = Field(min_length=1)
     provides: tuple[Capability, ...] = Field(min_length=1)
     metrics: tuple[Metric, ...] = Field(min_length=1)
     target: Target | None = None
@@ -174,18 +294,19 @@ class TaskSpec(Spec):
     @classmethod
     def _entry_points(cls, value: dict[str, str]) -> dict[str, str]:
         for framework, entry in value.items():
-            _check_entry_point(entry, where=framework)
+            _check_entry_point(entry, loc=(framework,))
         return value
 
     @model_validator(mode="after")
     def _consistent(self) -> TaskSpec:
         ids = [m.id for m in self.metrics]
-        if len(set(ids)) != len(ids):
-            raise ValueError(f"metric ids repeat: {ids}")
+        for i, metric_id in enumerate(ids):
+            if metric_id in ids[:i]:
+                raise LocatedError(("metrics", i, "id"), f"metric {metric_id!r} is declared twice")
         if "objective" not in ids:
-            raise ValueError("every task declares an 'objective' metric")
+            raise LocatedError(("metrics",), "every task declares an 'objective' metric")
         if self.target is not None and self.target.metric not in ids:
-            raise ValueError(f"target metric {self.target.metric!r} is not among metrics {ids}")
+            raise LocatedError(("target", "metric"), f"target metric {self.target.metric!r} is not among metrics {ids}")
         return self
 
     def metric(self, metric_id: str) -> Metric:
@@ -196,15 +317,21 @@ class TaskSpec(Spec):
         raise KeyError(metric_id)
 
     def resolve_parameters(self, overrides: dict[str, Any] | None = None) -> dict[str, Scalar]:
-        """Defaults updated by ``overrides``; unknown names and values outside choices raise."""
-        values = {name: p.default for name, p in self.parameters.items()}
+        """Defaults updated by ``overrides``, each of its parameter's type (an int becomes a float's).
+
+        Raises
+        ------
+        ValueError
+            For an unknown name, a value of another type, or one outside the choices.
+        """
+        values = {name: p.check(p.default) for name, p in self.parameters.items()}
         for name, value in (overrides or {}).items():
             if name not in self.parameters:
                 raise ValueError(f"task {self.id!r} has no parameter {name!r} (has {sorted(self.parameters)})")
-            choices = self.parameters[name].choices
-            if choices is not None and value not in choices:
-                raise ValueError(f"task {self.id!r} parameter {name!r}: {value!r} is not one of {list(choices)}")
-            values[name] = value
+            try:
+                values[name] = self.parameters[name].check(value)
+            except ValueError as exc:
+                raise ValueError(f"task {self.id!r} parameter {name!r}: {exc}") from None
         return values
 
 
@@ -217,11 +344,11 @@ class MethodImplementation(Spec):
     hyperparameters as keyword arguments.
     """
 
-    optimizer: str | None = Field(default=None, pattern=r"^(torch\.optim|optax)\.[A-Za-z_][A-Za-z0-9_]*$")
-    args: dict[str, str | tuple[str, ...]] = Field(default_factory=dict)
-    fixed: dict[str, Scalar | tuple[Scalar, ...]] = Field(default_factory=dict)
-    entry: str | None = None
-    jit: bool = Field(
+    optimizer: Text | None = Field(default=None, pattern=r"^(torch\.optim|optax)\.[A-Za-z_][A-Za-z0-9_]*$")
+    args: dict[Text, Text | tuple[Text, ...]] = Field(default_factory=dict)
+    fixed: dict[Text, FixedValue] = Field(default_factory=dict)
+    entry: Text | None = None
+    jit: StrictBool = Field(
         default=False,
         description="jax only: the entry's init, step and output are pure jax functions, so the backend "
         "compiles each whole, ahead of time (library optax optimizers always are).",
@@ -233,8 +360,8 @@ class MethodImplementation(Spec):
             raise ValueError("give exactly one of 'optimizer' (a library optimizer) or 'entry' (module:attr)")
         if self.entry is not None:
             if self.args or self.fixed:
-                raise ValueError("'args' and 'fixed' apply to 'optimizer' only; an entry gets every hyperparameter")
-            _check_entry_point(self.entry, where="entry")
+                raise LocatedError(("args" if self.args else "fixed",), "'args' and 'fixed' apply to 'optimizer' only; an entry gets every hyperparameter")
+            _check_entry_point(self.entry, loc=("entry",))
         return self
 
 
@@ -242,18 +369,33 @@ class MethodSpec(Spec):
     """A method: an update rule with hyperparameters, in one or more frameworks."""
 
     id: Id
-    name: str = Field(min_length=1)
+    name: Text = Field(min_length=1)
     family: Id
-    paper: str = Field(min_length=1, description="The source, or 'baseline' with the library named.")
-    description: str = ""
-    notes: str = ""
+    paper: Text = Field(min_length=1, description="The source, or 'baseline' with the library named.")
+    description: Text = ""
+    notes: Text = ""
     requires: tuple[Capability, ...] = Field(min_length=1)
-    requires_when: dict[str, dict[str, tuple[Capability, ...]]] = Field(
+    requires_when: dict[Text, dict[Text, tuple[Capability, ...]]] = Field(
         default_factory=dict,
         description="Hyperparameter -> value -> capabilities that value adds to 'requires'.",
     )
-    hyperparameters: dict[str, Scalar] = Field(default_factory=dict)
+    hyperparameters: dict[Text, Scalar] = Field(
+        default_factory=dict, description="Hyperparameter -> its default; every value given for it has the default's type."
+    )
+    # Both only restrict what a run may be given; the resolved values are in the run id, so
+    # they are left out of model_dump (and thus of run ids).
+    types: dict[Text, ScalarType] = Field(
+        default_factory=dict, exclude=True, description="Hyperparameter -> its type, when not its default's (e.g. float for 1)."
+    )
+    choices: dict[Text, tuple[Scalar, ...]] = Field(
+        default_factory=dict, exclude=True, description="Hyperparameter -> the only values it accepts."
+    )
     implementations: dict[Framework, MethodImplementation] = Field(min_length=1)
+
+    def check_hyperparameter(self, name: str, value: Any) -> Scalar:
+        """``value`` as a value of hyperparameter ``name``: its type and choices, else ``ValueError``."""
+        kind = self.types.get(name) or type_of(self.hyperparameters[name])
+        return check_value(value, kind, self.choices.get(name))
 
     def requirements(self, hyperparameters: dict[str, Any]) -> frozenset[str]:
         """What the oracle must provide for these hyperparameters: ``requires`` plus ``requires_when``'s."""
@@ -264,23 +406,39 @@ class MethodSpec(Spec):
 
     @model_validator(mode="after")
     def _args_name_hyperparameters(self) -> MethodSpec:
-        for name in self.requires_when:
-            if name not in self.hyperparameters:
-                raise ValueError(f"requires_when.{name}: not a hyperparameter (declared: {sorted(self.hyperparameters)})")
+        declared = sorted(self.hyperparameters)
+        for field in ("requires_when", "types", "choices"):
+            for name in getattr(self, field):
+                if name not in self.hyperparameters:
+                    raise LocatedError((field, name), f"not a hyperparameter (declared: {declared})")
+        for name, choices in self.choices.items():
+            for i, choice in enumerate(choices):
+                try:
+                    self.check_hyperparameter(name, choice)  # its type; a choice is one of choices
+                except ValueError as exc:
+                    raise LocatedError(("choices", name, i), str(exc)) from None
+        for name, value in self.hyperparameters.items():
+            try:
+                self.check_hyperparameter(name, value)
+            except ValueError as exc:
+                raise LocatedError(("hyperparameters", name), str(exc)) from None
+        for name, by_value in self.requires_when.items():
+            for value in by_value:
+                allowed = self.choices.get(name)
+                if allowed is not None and value not in map(str, allowed):
+                    raise LocatedError(("requires_when", name, value), f"not one of choices {list(allowed)}")
         for framework, impl in self.implementations.items():
+            at = ("implementations", framework)
             for kwarg, names in impl.args.items():
                 for hp in (names,) if isinstance(names, str) else names:
                     if hp not in self.hyperparameters:
-                        raise ValueError(
-                            f"implementations.{framework}.args.{kwarg}: {hp!r} is not a hyperparameter "
-                            f"(declared: {sorted(self.hyperparameters)})"
-                        )
+                        raise LocatedError((*at, "args", kwarg), f"{hp!r} is not a hyperparameter (declared: {declared})")
             if impl.jit and (framework != "jax" or impl.entry is None):
-                raise ValueError(f"implementations.{framework}.jit: applies to a jax entry (optax optimizers are compiled anyway)")
+                raise LocatedError((*at, "jit"), "applies to a jax entry (optax optimizers are compiled anyway)")
             if impl.optimizer is not None and not impl.optimizer.startswith(
                 "torch.optim." if framework == "torch" else "optax."
             ):
-                raise ValueError(f"implementations.{framework}.optimizer: {impl.optimizer!r} is not a {framework} optimizer")
+                raise LocatedError((*at, "optimizer"), f"{impl.optimizer!r} is not a {framework} optimizer")
         return self
 
     def is_pure(self, framework: str) -> bool:
@@ -298,12 +456,21 @@ class MethodSpec(Spec):
         return kwargs | dict(impl.fixed)
 
     def resolve_hyperparameters(self, overrides: dict[str, Any] | None = None) -> dict[str, Scalar]:
-        """Declared hyperparameters updated by ``overrides``; unknown names raise."""
-        values = dict(self.hyperparameters)
+        """Declared hyperparameters updated by ``overrides``, each of its declared type.
+
+        Raises
+        ------
+        ValueError
+            For an unknown name, a value of another type, or one outside its choices.
+        """
+        values = {name: self.check_hyperparameter(name, v) for name, v in self.hyperparameters.items()}
         for name, value in (overrides or {}).items():
             if name not in values:
                 raise ValueError(f"method {self.id!r} has no hyperparameter {name!r} (has {sorted(values)})")
-            values[name] = value
+            try:
+                values[name] = self.check_hyperparameter(name, value)
+            except ValueError as exc:
+                raise ValueError(f"method {self.id!r} hyperparameter {name!r}: {exc}") from None
         return values
 
 
@@ -311,21 +478,21 @@ class HardwareProfile(Spec):
     """Where a run executes: device kind, device count, ranks and threads."""
 
     id: Id
-    name: str = Field(min_length=1)
-    description: str = ""
+    name: Text = Field(min_length=1)
+    description: Text = ""
     device: Literal["cpu", "cuda"]
-    devices: PositiveInt = 1
-    ranks: PositiveInt = Field(default=1, description="torch.distributed ranks of one run.")
+    devices: Count = 1
+    ranks: Count = Field(default=1, description="torch.distributed ranks of one run.")
     dist_backend: Literal["gloo", "nccl"] | None = None
-    threads: PositiveInt | None = Field(default=1, description="Intra-op threads per rank; null leaves the default.")
-    memory_limit_mb: PositiveInt | None = None
+    threads: Count | None = Field(default=1, description="Intra-op threads per rank; null leaves the default.")
+    memory_limit_mb: Count | None = None
 
     @model_validator(mode="after")
     def _ranks_need_a_backend(self) -> HardwareProfile:
         if self.ranks > 1 and self.dist_backend is None:
-            raise ValueError("a profile with ranks > 1 names its dist_backend (gloo or nccl)")
+            raise LocatedError(("ranks",), "a profile with ranks > 1 names its dist_backend (gloo or nccl)")
         if self.dist_backend == "nccl" and self.device != "cuda":
-            raise ValueError("nccl needs device: cuda")
+            raise LocatedError(("dist_backend",), "nccl needs device: cuda")
         return self
 
 
@@ -337,7 +504,7 @@ class SuiteEntry(Spec):
     grid: dict[Id, tuple[Scalar, ...]] = Field(
         default_factory=dict, description="Task parameter -> values; the product is taken."
     )
-    hyperparameters: dict[Id, dict[str, Scalar]] = Field(
+    hyperparameters: dict[Id, dict[Text, Scalar]] = Field(
         default_factory=dict, description="Method id -> hyperparameter overrides for this entry."
     )
     frameworks: tuple[Framework, ...] | None = Field(default=None, description="Overrides the suite's frameworks.")
@@ -348,10 +515,10 @@ class SuiteEntry(Spec):
     def _overrides_name_listed_methods(self) -> SuiteEntry:
         for method_id in self.hyperparameters:
             if method_id not in self.methods:
-                raise ValueError(f"hyperparameters.{method_id}: method is not listed in this entry's methods")
+                raise LocatedError(("hyperparameters", method_id), "method is not listed in this entry's methods")
         for name, values in self.grid.items():
             if not values:
-                raise ValueError(f"grid.{name}: give at least one value")
+                raise LocatedError(("grid", name), "give at least one value")
         return self
 
 
@@ -359,8 +526,8 @@ class SuiteSpec(Spec):
     """A named matrix: entries x frameworks x hardware profiles x seeds."""
 
     id: Id
-    description: str = ""
-    seeds: tuple[NonNegativeInt, ...] = Field(default=(0,), min_length=1)
+    description: Text = ""
+    seeds: tuple[Seed, ...] = Field(default=(0,), min_length=1)
     frameworks: tuple[Framework, ...] = Field(default=("torch",), min_length=1)
     hardware: tuple[Id, ...] = Field(default=("cpu",), min_length=1)
     entries: tuple[SuiteEntry, ...] = Field(min_length=1)
@@ -374,7 +541,7 @@ SPEC_TYPES: dict[str, type[Spec]] = {
 }
 
 
-def _check_entry_point(entry: str, *, where: str) -> None:
+def _check_entry_point(entry: str, *, loc: tuple[str, ...]) -> None:
     module, sep, attr = entry.partition(":")
     if not sep or not module or not attr.isidentifier():
-        raise ValueError(f"{where}: {entry!r} is not 'module:attr' (a module path or a file.py beside the YAML)")
+        raise LocatedError(loc, f"{entry!r} is not 'module:attr' (a module path or a file.py beside the YAML)")

@@ -8,21 +8,30 @@ Layout of a store directory::
     runs/<run_id>.<n>.parquet   attempt n >= 1 of a run that was run again (and its trace)
     runs/part-<name>.parquet  many runs, merged by :func:`compact` (large stores read fast)
     traces/part-<name>.parquet  their traces (trusted only beside the runs part of that name)
+    damaged/runs/, damaged/traces/  files :meth:`Store.repair` moved aside (their runs are rerun)
 
 A run is written the moment it ends, atomically (temporary file, fsync, rename), traces
-first: a run whose ``runs/`` file exists is finished, whatever happened to the process
-afterwards. ``harness bench`` skips the run ids already present, so an interrupted bench
-resumes without redoing or losing a finished run. Any Parquet tool reads the files;
-``schema_version`` names the layout.
+first, each file with the permissions the user's umask gives. A run is finished when its
+``runs/`` file and its ``traces/`` file both read back whole, with the expected columns and
+types, whatever happened to the process afterwards. ``harness bench`` skips the run ids
+already present, so an interrupted bench resumes without redoing or losing a finished run.
+Any Parquet tool reads the files; ``schema_version`` names the layout. A write that finds
+the disk full raises :class:`StoreFullError` and leaves no file of its run behind.
 
 Several ``harness bench`` processes may share one store. Before a run starts, its driver
 claims it: ``claims/<run_id>`` is created and locked (``flock``) by that process, holding
 its pid and host for people to read. A run claimed by a live process is left to it; the
 kernel drops the lock of a process that dies, so its claims are taken over by the next
-bench without any guessing about pids. A claim is granted only if the run is not finished
-yet, checked under the lock, so no run is written twice. A truncated or corrupt per-run
-runs file is named in a :class:`CorruptFileWarning` and does not count as finished: the
-next bench runs it again and replaces the file.
+bench without any guessing about pids, and :meth:`Store.clean_claims` removes the files of
+such claims. A claim is granted only if the run is not finished yet, checked under the lock,
+so no run is written twice.
+
+Damage is named, never papered over. Readers skip a file that is truncated, garbled, or
+holds a column of another type than the layout's (a numeric column stored as strings, say),
+with a :class:`CorruptFileWarning`; they never change a column's type to fit such a file.
+:meth:`Store.repair` (run by every bench) moves the per-run pair of such a run, and a part
+pair whose footer or schema is unreadable, into ``damaged/`` (nothing is deleted), so
+those runs count as unfinished and are run again.
 
 A run can be run again (``harness bench --retry-failed`` or ``--force``): the new result is
 attempt ``n + 1`` of the run (the ``attempt`` column), written beside the old one under a
@@ -30,10 +39,11 @@ name of its own, so no file is ever rewritten while a reader or a compaction may
 Readers see one row per run id, its newest attempt, and that attempt's trace alone, wherever
 each attempt lives (per-run files, parts); a compaction keeps the newest and drops the rest.
 
-:func:`compact` merges the per-run files into a part pair (traces part, then runs part, each
-atomic; only then are the per-run files removed). Readers take a run from its part when a
-part holds it (at the same attempt) and from its per-run file otherwise, so a run is read
-exactly once, even while a compaction runs or after one was interrupted. :func:`scan_runs`
+:func:`compact` merges the per-run files and the parts into one part pair (traces part, then
+runs part, each atomic; only then are the merged files removed), so parts never
+accumulate. Readers take a run from the newest part that holds it (at the same attempt) and
+from its per-run file otherwise, so a run is read exactly once, even while a compaction runs
+or after one was interrupted. :func:`scan_runs`
 and :func:`scan_traces` give lazy frames for large stores.
 
 Examples
@@ -44,6 +54,7 @@ Examples
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -52,7 +63,7 @@ import tempfile
 import time
 import uuid
 import warnings
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,6 +78,7 @@ __all__ = [
     "TRACE_COLUMNS",
     "CorruptFileWarning",
     "Store",
+    "StoreFullError",
     "compact",
     "read_runs",
     "read_traces",
@@ -84,6 +96,9 @@ ERROR_STATUSES: tuple[str, ...] = ("error", "timeout", "oom")
 
 #: File-name prefix of the merged files written by :func:`compact`.
 PART_PREFIX = "part-"
+
+#: Where :meth:`Store.repair` moves damaged files (``damaged/runs``, ``damaged/traces``).
+DAMAGED_DIR = "damaged"
 
 #: Columns every runs file has, with their types; each declared metric adds one Float64
 #: column of its final value, each oracle call kind a ``calls_<kind>`` Int64 column.
@@ -148,6 +163,10 @@ class CorruptFileWarning(UserWarning):
     """A Parquet file of the store could not be read; it is named and skipped."""
 
 
+class StoreFullError(OSError):
+    """A write found no space left on the store's device (nothing half-written is left)."""
+
+
 class Store:
     """A store directory. Writes are atomic per run; reads never see a partial run.
 
@@ -166,11 +185,145 @@ class Store:
         self._claims: dict[str, int] = {}  # run id -> fd of its locked claim file
         self._next: dict[str, int] = {}  # run id -> the attempt its claim will write
         self._part_attempts: dict[str, dict[str, int]] = {}  # runs part name -> {run id: attempt}
+        self._sound: set[tuple[str, int, int, int]] = set()  # files read back whole (they never change)
+
+    def check_writable(self) -> None:
+        """Write, sync and remove a small file in each directory of the store.
+
+        Raises
+        ------
+        StoreFullError
+            When the disk is full.
+        OSError
+            When the store is read only or not this user's to write.
+        """
+        for directory in (self.runs_dir, self.traces_dir, self.root / "claims"):
+            directory.mkdir(exist_ok=True)
+            fd, tmp = _full_is_store_full(tempfile.mkstemp, None, ".probe.", str(directory))
+            try:
+                _full_is_store_full(os.write, fd, b"\0" * 4096)  # a block: what an empty file does not need
+                _full_is_store_full(os.fsync, fd)
+            finally:
+                os.close(fd)
+                os.unlink(tmp)
 
     def finished_run_ids(self) -> set[str]:
-        """Ids of every run with an intact runs file or in a runs part (finished, in any status)."""
-        snapshot = _snapshot(self.root)
-        return {r for r, path in snapshot.run_files.items() if _intact(path, warn=True)} | snapshot.part_ids
+        """Ids of every finished run (in any status): a per-run pair that reads back whole, or a part's.
+
+        Damaged runs are moved aside first (:meth:`repair`) and do not count.
+        """
+        self.repair()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CorruptFileWarning)  # repair named them
+            snapshot = _snapshot(self.root)
+        whole = {r for r, p in snapshot.run_files.items() if self._pair_problem(p, snapshot.trace_files.get(r)) is None}
+        return whole | snapshot.part_ids
+
+    def repair(self) -> dict[str, str]:
+        """Move the files of damaged runs into ``damaged/`` (nothing is deleted) so that they are run again.
+
+        A per-run pair is damaged when its runs row or its trace does not read back whole with
+        the layout's columns and types (or its trace is missing); a part pair when the footer
+        or schema of either file is unreadable, or its traces part is missing. Each is named in
+        a :class:`CorruptFileWarning`. Serialized with :func:`compact`.
+
+        Returns
+        -------
+        dict
+            ``{run id: what was wrong}`` of the runs whose newest attempt was moved aside (an
+            older attempt, where one is stored, is then the newest).
+        """
+        moved: dict[str, str] = {}
+        with _exclusive(self.root / ".compact.lock"):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", CorruptFileWarning)  # named below, with what is done
+                snapshot = _snapshot(self.root)
+            for run_id, path in sorted(snapshot.run_files.items()):
+                why = self._pair_problem(path, snapshot.trace_files.get(run_id))
+                if why is not None:
+                    self._set_aside(self.traces_dir / path.name, path)
+                    warnings.warn(f"{path}: {why}; moved to {self.root / DAMAGED_DIR}, its run will be run again",
+                                  CorruptFileWarning, stacklevel=2)
+                    moved[run_id] = why
+            for part in sorted(_entries(self.runs_dir, parts=True)):
+                why = _part_problem(part, self.traces_dir / part.name)
+                if why is not None:
+                    try:
+                        ids = _part_attempts(part)
+                    except Exception:  # noqa: BLE001 - unreadable: its run ids are unknown
+                        ids = {}
+                    self._set_aside(self.traces_dir / part.name, part)
+                    self._part_attempts.pop(part.name, None)
+                    warnings.warn(f"{part}: {why}; moved to {self.root / DAMAGED_DIR}, its {len(ids) or 'unknown'} "
+                                  "run(s) will be run again", CorruptFileWarning, stacklevel=2)
+                    moved.update(dict.fromkeys(ids, why))
+        return moved
+
+    def _set_aside(self, *paths: Path) -> None:
+        """Move ``paths`` (traces first: a runs file never outlives its trace) into ``damaged/<dir>/``."""
+        for path in paths:
+            target_dir = self.root / DAMAGED_DIR / path.parent.name
+            target_dir.mkdir(parents=True, exist_ok=True)
+            target = target_dir / path.name
+            if target.exists():
+                target = target_dir / f"{path.name}.{time.time_ns()}"
+            try:
+                os.rename(path, target)
+            except FileNotFoundError:
+                continue  # never written, or another bench moved it already
+        _fsync_dir(self.traces_dir)
+        _fsync_dir(self.runs_dir)
+
+    def _pair_problem(self, runs_path: Path, trace_path: Path | None) -> str | None:
+        """What is wrong with the per-run pair (``None``: it reads back whole; a file that vanished is no damage)."""
+        run_id = _loose_key(runs_path)[0]
+        if trace_path is None:
+            trace_path = self.traces_dir / runs_path.name
+        for path, columns, label in ((runs_path, RUN_COLUMNS, ""), (trace_path, TRACE_COLUMNS, "its trace: ")):
+            try:
+                stat = os.stat(path)
+            except FileNotFoundError:
+                if path is runs_path:
+                    return None
+                return "its traces file is missing"
+            key = (str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+            if key in self._sound:
+                continue
+            try:
+                why = _file_problem(path, columns, run_id, runs=path is runs_path)
+            except FileNotFoundError:
+                return None  # a compaction took it meanwhile
+            if why is not None:
+                return label + why
+            self._sound.add(key)
+        return None
+
+    def clean_claims(self) -> int:
+        """Remove the claim files of processes that died (nobody holds their lock); returns how many."""
+        directory = self.root / "claims"
+        removed = 0
+        try:
+            names = os.listdir(directory)
+        except FileNotFoundError:
+            return 0
+        for name in names:
+            if name in self._claims:
+                continue
+            path = directory / name
+            try:
+                fd = os.open(path, os.O_RDWR)
+            except OSError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                    path.unlink()  # under the lock: a claimer that opened it retries (see claim)
+                    removed += 1
+            except OSError:
+                pass  # held by a live process, or removed meanwhile
+            finally:
+                os.close(fd)
+        return removed
 
     def claim(self, run_id: str, *, replacing: int | None = None) -> bool:
         """Claim ``run_id`` for this process; ``False`` when it is finished or a live process holds it.
@@ -181,6 +334,11 @@ class Store:
 
         Release the claim with :meth:`release` once the run is written (or abandoned); a
         process that dies releases its claims with it.
+
+        Raises
+        ------
+        StoreFullError
+            When the claim file cannot be written for want of space.
         """
         claims = self._claims
         if run_id in claims:
@@ -189,7 +347,7 @@ class Store:
         directory.mkdir(exist_ok=True)
         path = directory / run_id
         while True:
-            fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+            fd = _full_is_store_full(os.open, path, os.O_CREAT | os.O_RDWR, 0o666)  # the umask decides
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
@@ -202,12 +360,16 @@ class Store:
             if same:
                 break
             os.close(fd)  # locked a claim its holder had just removed: take the current one
-        newest, intact = self._newest(run_id)
-        if intact and (replacing is None or newest != replacing):
-            os.close(fd)
-            return False
-        os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()} host {socket.gethostname()} since {time.time():.3f}\n".encode())
+        try:
+            newest, intact = self._newest(run_id)
+            if intact and (replacing is None or newest != replacing):
+                self._drop_claim(path, fd)
+                return False
+            os.ftruncate(fd, 0)
+            _full_is_store_full(os.write, fd, f"pid {os.getpid()} host {socket.gethostname()} since {time.time():.3f}\n".encode())
+        except BaseException:
+            self._drop_claim(path, fd)
+            raise
         claims[run_id] = fd
         self._next[run_id] = _next_attempt(newest, intact)
         return True
@@ -216,9 +378,11 @@ class Store:
         """Give up this process's claim on ``run_id`` (no-op when it holds none)."""
         self._next.pop(run_id, None)
         fd = self._claims.pop(run_id, None)
-        if fd is None:
-            return
-        path = self.root / "claims" / run_id
+        if fd is not None:
+            self._drop_claim(self.root / "claims" / run_id, fd)
+
+    @staticmethod
+    def _drop_claim(path: Path, fd: int) -> None:
         try:
             if os.stat(path).st_ino == os.fstat(fd).st_ino:
                 path.unlink()  # under the lock: nobody else holds this file
@@ -232,18 +396,33 @@ class Store:
             self.release(run_id)
 
     def _newest(self, run_id: str) -> tuple[int | None, bool]:
-        """The newest stored attempt of ``run_id`` (``None``: none) and whether it is intact.
+        """The newest stored attempt of ``run_id`` (``None``: none) and whether it is whole.
 
         One listing of ``runs/``, not a store scan: parts never change once written, so
-        their run ids are read once per process.
+        their run ids are read once per process. A damaged newest per-run pair is moved aside
+        (see :meth:`repair`) and the attempt before it is the newest.
         """
-        newest: tuple[int, bool] | None = None
-        for path in _entries(self.runs_dir, parts=False):
-            key = _loose_key(path)
-            if key[0] == run_id and (newest is None or key[1] > newest[0]):
-                newest = (key[1], False)
-        if newest is not None:
-            newest = (newest[0], _intact(self.runs_dir / _file_name(run_id, newest[0]), warn=False))
+        while True:
+            newest: tuple[int, bool] | None = None
+            for path in _entries(self.runs_dir, parts=False):
+                key = _loose_key(path)
+                if key[0] == run_id and (newest is None or key[1] > newest[0]):
+                    newest = (key[1], False)
+            if newest is not None:
+                path = self.runs_dir / _file_name(run_id, newest[0])
+                why = self._pair_problem(path, None) if path.exists() else "gone"
+                if why is not None and why != "gone":
+                    with _exclusive(self.root / ".compact.lock"):
+                        # Again under the lock: a compaction removes a merged run's trace before its row.
+                        why = self._pair_problem(path, None)
+                        if why is not None:
+                            self._set_aside(self.traces_dir / path.name, path)
+                    if why is not None:
+                        warnings.warn(f"{path}: {why}; moved to {self.root / DAMAGED_DIR}, its run will be run again",
+                                      CorruptFileWarning, stacklevel=3)
+                    continue
+                newest = (newest[0], why is None)
+            break
         for part in _entries(self.runs_dir, parts=True):
             if part.name not in self._part_attempts:
                 try:
@@ -255,11 +434,21 @@ class Store:
                 newest = (attempt, True)
         return (None, False) if newest is None else newest
 
+    def newest_attempt(self, run_id: str) -> int | None:
+        """The newest whole attempt of ``run_id`` that the store holds (``None``: none)."""
+        newest, whole = self._newest(run_id)
+        return newest if whole else None
+
     def write_run(self, row: Mapping[str, Any], trace: Sequence[Mapping[str, Any]] = ()) -> None:
         """Write one finished run: its trace, then its row (which marks it finished).
 
         A run already stored gets a new attempt beside the old one (readers then see this
-        one alone); a truncated or corrupt file of the newest attempt is replaced.
+        one alone).
+
+        Raises
+        ------
+        StoreFullError
+            When the disk is full; neither file of the run is left behind.
         """
         run_id = row["run_id"]
         attempt = self._next.pop(run_id, None)
@@ -267,9 +456,13 @@ class Store:
             attempt = _next_attempt(*self._newest(run_id))
         name = _file_name(run_id, attempt)
         trace_frame = _frame([{"run_id": run_id, **point} for point in trace], TRACE_COLUMNS)
-        _atomic_write(trace_frame, self.traces_dir / name)
         run_frame = _frame([{"schema_version": SCHEMA_VERSION, **row, "attempt": attempt}], RUN_COLUMNS)
-        _atomic_write(run_frame, self.runs_dir / name)
+        _atomic_write(trace_frame, self.traces_dir / name)
+        try:
+            _atomic_write(run_frame, self.runs_dir / name)
+        except BaseException:
+            (self.traces_dir / name).unlink(missing_ok=True)  # a trace without its row is half a run
+            raise
 
 
 def _next_attempt(newest: int | None, intact: bool) -> int:
@@ -298,36 +491,50 @@ def _part_attempts(part: Path) -> dict[str, int]:
     return dict.fromkeys(pl.read_parquet(part, columns=["run_id"])["run_id"].to_list(), 0)
 
 
-def read_runs(store: str | os.PathLike[str]) -> pl.DataFrame:
+def read_runs(store: str | os.PathLike[str], columns: Sequence[str] | None = None) -> pl.DataFrame:
     """Every run of ``store`` as one frame (metric columns missing in a run are null).
+
+    ``columns``: only these (on a compacted store only they are read). Unlike collecting
+    :func:`scan_runs`, this reads again when a compaction removed a part meanwhile.
 
     Examples
     --------
     >>> read_runs("harness-store").group_by("method").agg(pl.col("suboptimality").median())  # doctest: +SKIP
     """
-    return scan_runs(store).collect()
+
+    def scan() -> tuple[pl.LazyFrame, _Snapshot]:
+        lazy, snapshot = _scan_runs(Path(store))
+        return (lazy if columns is None else lazy.select(columns)), snapshot
+
+    return _collect(scan)
 
 
 def read_traces(store: str | os.PathLike[str], run_ids: Iterable[str] | None = None) -> pl.DataFrame:
     """The evaluation points of ``store``'s runs (of ``run_ids`` only, when given)."""
-    return scan_traces(store, run_ids).collect()
+    return _collect(lambda: _scan_traces(Path(store), run_ids))
+
+
+def _collect(scan: Callable[[], tuple[pl.LazyFrame, _Snapshot]]) -> pl.DataFrame:
+    """Collect a scan, again when a compaction removed a part it read from (it merged it into a new one)."""
+    for attempt in range(_RETRIES):
+        lazy, snapshot = scan()
+        try:
+            return lazy.collect()
+        except Exception:
+            gone = any(not p.exists() for p, _ in snapshot.run_parts + snapshot.trace_parts)
+            if not gone or attempt == _RETRIES - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def scan_runs(store: str | os.PathLike[str]) -> pl.LazyFrame:
     """Every run of ``store`` as a lazy frame: parts are scanned, per-run files read.
 
     Select the columns you need before collecting: on a compacted store only those are read.
-    Each run appears once: its newest attempt.
+    Each run appears once: its newest attempt. Columns have the layout's types: a file that
+    holds another is skipped with a :class:`CorruptFileWarning`.
     """
-    for _ in range(_RETRIES):
-        snapshot = _snapshot(Path(store))
-        loose, complete = _read_files(list(snapshot.run_files.values()))
-        if complete:
-            break
-    parts = [_only(pl.scan_parquet(p), keep) for p, keep in snapshot.run_parts]
-    frames = [pl.LazyFrame(schema=dict(RUN_COLUMNS)), *parts, loose.lazy()]
-    lazy = pl.concat(frames, how="diagonal_relaxed")
-    return lazy.with_columns(pl.col("attempt").fill_null(0))  # runs stored before attempts existed
+    return _scan_runs(Path(store))[0]
 
 
 def scan_traces(store: str | os.PathLike[str], run_ids: Iterable[str] | None = None) -> pl.LazyFrame:
@@ -335,32 +542,88 @@ def scan_traces(store: str | os.PathLike[str], run_ids: Iterable[str] | None = N
 
     A run's points are those of its newest attempt.
     """
-    wanted = None if run_ids is None else set(run_ids)
+    return _scan_traces(Path(store), run_ids)[0]
+
+
+def _scan_runs(root: Path, snapshot: _Snapshot | None = None) -> tuple[pl.LazyFrame, _Snapshot]:
     for _ in range(_RETRIES):
-        snapshot = _snapshot(Path(store))
-        files = snapshot.trace_files if wanted is None else {r: p for r, p in snapshot.trace_files.items() if r in wanted}
-        loose, complete = _read_files(list(files.values()))
+        snapshot = snapshot or _snapshot(root)
+        loose, complete = _read_files(snapshot.run_files, RUN_COLUMNS, runs=True)
         if complete:
             break
+        snapshot = None
+    assert snapshot is not None
+    parts = [_part_scan(p, RUN_COLUMNS, keep) for p, keep in snapshot.run_parts]
+    lazy = _concat([pl.LazyFrame(schema=dict(RUN_COLUMNS)), *parts, loose.lazy()])
+    return lazy.with_columns(pl.col("attempt").fill_null(0)), snapshot  # runs stored before attempts existed
+
+
+def _scan_traces(root: Path, run_ids: Iterable[str] | None, snapshot: _Snapshot | None = None) -> tuple[pl.LazyFrame, _Snapshot]:
+    wanted = None if run_ids is None else set(run_ids)
+    for _ in range(_RETRIES):
+        snapshot = snapshot or _snapshot(root)
+        files = snapshot.trace_files if wanted is None else {r: p for r, p in snapshot.trace_files.items() if r in wanted}
+        loose, complete = _read_files(files, TRACE_COLUMNS, runs=False)
+        if complete:
+            break
+        snapshot = None
+    assert snapshot is not None
     parts = []
     for path, keep in snapshot.trace_parts:
         if wanted is not None:
             keep = wanted if keep is None else keep & wanted
-        parts.append(_only(pl.scan_parquet(path), keep))
-    return pl.concat([pl.LazyFrame(schema=dict(TRACE_COLUMNS)), *parts, loose.lazy()], how="diagonal_relaxed")
+        parts.append(_part_scan(path, TRACE_COLUMNS, keep))
+    return _concat([pl.LazyFrame(schema=dict(TRACE_COLUMNS)), *parts, loose.lazy()]), snapshot
 
 
-def _only(frame: pl.LazyFrame, run_ids: frozenset[str] | set[str] | None) -> pl.LazyFrame:
+def _part_scan(path: Path, columns: Mapping[str, pl.DataType], run_ids: frozenset[str] | set[str] | None) -> pl.LazyFrame:
+    """A part, lazily, with the layout's column types.
+
+    Parts written before readers checked types may hold numbers as strings (the bug of an
+    older compaction): such columns are cast back, named in a warning, and the next
+    :func:`compact` rewrites them.
+    """
+    frame = pl.scan_parquet(path)
+    try:
+        schema = pl.read_parquet_schema(path)
+    except FileNotFoundError:
+        schema = {}  # removed by a compaction: the collect notices and the reader retries
+    casts = {c: columns[c] for c, t in schema.items() if c in columns and t != columns[c] and t != pl.Null()}
+    strings = [c for c, t in schema.items() if c not in columns and t == pl.String()]
+    if strings:  # extra columns are metrics and oracle calls, numbers; only a damaged part has strings
+        values = pl.read_parquet(path, columns=strings)
+        casts.update({c: pl.Float64() for c in strings if _numeric_strings(values.get_column(c))})
+    if casts:
+        warnings.warn(f"{path}: column(s) {', '.join(sorted(casts))} not of the layout's type; read as "
+                      "the layout's types (`harness compact` rewrites the part)", CorruptFileWarning, stacklevel=4)
+        frame = frame.with_columns(pl.col(c).cast(t, strict=False) for c, t in casts.items())
     return frame if run_ids is None else frame.filter(pl.col("run_id").is_in(sorted(run_ids)))
 
 
-def compact(store: str | os.PathLike[str], *, min_runs: int = 1) -> int:
-    """Merge the per-run files of ``store`` into one runs part and one traces part.
+def _concat(frames: list[pl.LazyFrame]) -> pl.LazyFrame:
+    """Stack frames; an extra (metric) column numeric in one source is cast to Float64 in the others.
 
-    Crash-safe: the traces part is written first, then the runs part (each atomically), and
-    only then are the merged per-run files removed. Readers trust a traces part only beside
-    its runs part and skip per-run files of runs that a part holds at the same attempt, so at
-    every moment each run is read exactly once. Per-run files no reader takes (leftovers of an
+    Left to ``diagonal_relaxed``, one source with a column of strings would turn that
+    column into strings for every row.
+    """
+    schemas = [f.collect_schema() for f in frames]
+    numeric = {c for s in schemas for c, t in s.items() if t.is_numeric()}
+    fixed = []
+    for frame, schema in zip(frames, schemas):
+        casts = [pl.col(c).cast(pl.Float64(), strict=False) for c, t in schema.items() if c in numeric and t == pl.String()]
+        fixed.append(frame.with_columns(casts) if casts else frame)
+    return pl.concat(fixed, how="diagonal_relaxed")
+
+
+def compact(store: str | os.PathLike[str], *, min_runs: int = 1) -> int:
+    """Merge the per-run files and the parts of ``store`` into one runs part and one traces part.
+
+    Damaged files are moved aside first (:meth:`Store.repair`). Crash-safe: the new traces
+    part is written first, then the new runs part (each atomically), and only then are the
+    merged files removed: old parts, then per-run files. Readers take each run from the
+    newest part that holds its attempt, trust a traces part only beside its runs part, and
+    skip per-run files of runs that a part holds at the same attempt, so at every moment
+    each run is read exactly once. Per-run files no reader takes (leftovers of an
     interrupted compaction, attempts a newer one replaced) are removed here. Concurrent
     compactions are serialized by a lock file; ``harness bench`` may keep writing: its files
     have names of their own, and only files read here are removed.
@@ -370,46 +633,58 @@ def compact(store: str | os.PathLike[str], *, min_runs: int = 1) -> int:
     store
         The store directory.
     min_runs
-        Merge only when at least this many per-run files are waiting.
+        Merge only when at least this many per-run files are waiting (or parts to merge).
 
     Returns
     -------
     int
-        The number of runs merged.
+        The number of per-run files merged.
+
+    Raises
+    ------
+    StoreFullError
+        When the disk is full; the store is left as it was.
     """
     root = Path(store)
-    Store(root)
+    Store(root).repair()
     with _exclusive(root / ".compact.lock"):
         snapshot = _snapshot(root)
         _remove_leftovers(root, snapshot)
-        if len(snapshot.run_files) < min_runs or not snapshot.run_files:
+        old_parts = [p for p, _ in snapshot.run_parts]
+        waiting = len(snapshot.run_files)
+        if len(old_parts) < 2 and (waiting == 0 or waiting < min_runs):
             return 0
-        runs, _ = _read_files([snapshot.run_files[r] for r in sorted(snapshot.run_files)])
+        runs = _scan_runs(root, snapshot)[0].collect()
         if runs.is_empty():
             return 0
         ids = set(runs.get_column("run_id").to_list())
-        traces, broken = _read_traces_of({r: snapshot.trace_files.get(r) for r in ids})
-        ids -= broken
-        runs = runs.filter(pl.col("run_id").is_in(sorted(ids)))
-        if runs.is_empty():
-            return 0
-        attempts = {r: _loose_key(snapshot.run_files[r])[1] for r in ids}
+        traces = _scan_traces(root, ids, snapshot)[0].collect()
+        loose = {r: p for r, p in snapshot.run_files.items() if r in ids}
+        attempts = {r: _loose_key(p)[1] for r, p in loose.items()}
         runs = runs.with_columns(  # the file name is the truth for files written before the column
-            pl.col("run_id").replace_strict(attempts, return_dtype=pl.Int64()).alias("attempt")
+            pl.when(pl.col("run_id").is_in(sorted(attempts)))
+            .then(pl.col("run_id").replace_strict(attempts, default=None, return_dtype=pl.Int64()))
+            .otherwise(pl.col("attempt"))
+            .alias("attempt")
         )
-        traces = traces.filter(pl.col("run_id").is_in(sorted(ids)))
         name = f"{PART_PREFIX}{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
         _atomic_write(traces, root / "traces" / name)
-        _atomic_write(runs, root / "runs" / name)
-        for run_id in sorted(ids):
-            trace = snapshot.trace_files.get(run_id)
-            if trace is not None:
-                trace.unlink(missing_ok=True)
-        for run_id in sorted(ids):
-            snapshot.run_files[run_id].unlink(missing_ok=True)
+        try:
+            _atomic_write(runs, root / "runs" / name)
+        except BaseException:
+            (root / "traces" / name).unlink(missing_ok=True)
+            raise
+        for part in old_parts:  # runs parts first: a traces part alone is a leftover, never read
+            part.unlink(missing_ok=True)
+        for part in old_parts:
+            (root / "traces" / part.name).unlink(missing_ok=True)
+        for run_id in sorted(loose):
+            (root / "traces" / loose[run_id].name).unlink(missing_ok=True)
+        for run_id in sorted(loose):
+            loose[run_id].unlink(missing_ok=True)
         _fsync_dir(root / "traces")
         _fsync_dir(root / "runs")
-        return len(ids)
+        return len(loose)
 
 
 _RETRIES = 5
@@ -495,27 +770,65 @@ def _snapshot(root: Path) -> _Snapshot:
     )
 
 
-def _intact(path: Path, *, warn: bool) -> bool:
-    """Whether ``path`` is a whole Parquet file: magic bytes at both ends, a footer that fits.
-
-    Reads 12 bytes: cheap enough for every file of a large store, and it catches what an
-    interrupted copy or a full disk leaves (a truncated file). Bit rot inside a file that
-    keeps its footer shows when the file is read (:func:`read_runs` names and skips it).
-    """
+def _file_problem(path: Path, columns: Mapping[str, pl.DataType], run_id: str, *, runs: bool) -> str | None:
+    """What is wrong with a per-run file (``None``: nothing); raises ``FileNotFoundError`` when it vanished."""
     try:
-        with open(path, "rb") as handle:
-            head = handle.read(4)
-            size = handle.seek(0, os.SEEK_END)
-            if size >= 12:
-                handle.seek(size - 8)
-                tail = handle.read(8)
+        frame = pl.read_parquet(path)
     except FileNotFoundError:
-        return False
-    ok = size >= 12 and head == b"PAR1" and tail[4:] == b"PAR1" and int.from_bytes(tail[:4], "little") + 12 <= size
-    if not ok and warn:
-        warnings.warn(f"{path}: truncated or corrupt Parquet file; its run does not count as finished and will "
-                      "be run again", CorruptFileWarning, stacklevel=3)
-    return ok
+        raise
+    except Exception as exc:  # noqa: BLE001 - polars raises several error types for bad files
+        return f"unreadable Parquet file ({_one_line(exc)})"
+    return _frame_problem(frame, columns, run_id, runs=runs)
+
+
+def _frame_problem(frame: pl.DataFrame, columns: Mapping[str, pl.DataType], run_id: str, *, runs: bool) -> str | None:
+    """What in a per-run file's frame departs from the layout (``None``: nothing).
+
+    Numbers of another width pass (they are cast); a number stored as a string, a string
+    column of numbers, or rows of another run do not.
+    """
+    if runs and frame.height != 1:
+        return f"{frame.height} rows, not 1"
+    required = ("run_id", "status") if runs else tuple(TRACE_COLUMNS)
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        return f"no {', '.join(missing)} column"
+    for name, dtype in frame.schema.items():
+        expected = columns.get(name)
+        if dtype == pl.Null():
+            continue
+        if expected is not None and dtype != expected and not (dtype.is_numeric() and expected.is_numeric()):
+            return f"column {name} is {dtype}, not {expected}"
+        if expected is None and dtype == pl.String() and _numeric_strings(frame.get_column(name)):
+            return f"column {name} holds numbers stored as strings"
+    if frame.height and frame.get_column("run_id").unique().to_list() != [run_id]:
+        return f"rows of another run than {run_id}"
+    return None
+
+
+def _numeric_strings(column: pl.Series) -> bool:
+    values = column.drop_nulls()
+    return len(values) > 0 and values.str.strip_chars().cast(pl.Float64(), strict=False).null_count() == 0
+
+
+def _part_problem(runs_part: Path, traces_part: Path) -> str | None:
+    """What is wrong with a part pair, from the footers (``None``: nothing, or it vanished)."""
+    if not runs_part.exists():
+        return None
+    for path, label in ((runs_part, ""), (traces_part, "its traces part: ")):
+        try:
+            schema = pl.read_parquet_schema(path)
+        except FileNotFoundError:
+            return None if path is runs_part else "its traces part is missing"
+        except Exception as exc:  # noqa: BLE001
+            return f"{label}unreadable Parquet file ({_one_line(exc)})"
+        if "run_id" not in schema:
+            return f"{label}no run_id column"
+    return None
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _entries(directory: Path, *, parts: bool) -> list[Path]:
@@ -527,37 +840,42 @@ def _entries(directory: Path, *, parts: bool) -> list[Path]:
     return [directory / n for n in names if n.startswith(PART_PREFIX) == parts]
 
 
-def _read_files(paths: Sequence[Path]) -> tuple[pl.DataFrame, bool]:
-    """Read per-run files; ``complete`` is false when one vanished (a compaction moved it)."""
-    frames: list[pl.DataFrame] = []
+def _read_files(files: Mapping[str, Path], columns: Mapping[str, pl.DataType], *, runs: bool) -> tuple[pl.DataFrame, bool]:
+    """Read per-run files (run id -> file), in the layout's types.
+
+    A file that departs from the layout is named and skipped, and so is one whose extra
+    column holds strings where other files hold numbers. ``complete`` is false when a file
+    vanished (a compaction moved it).
+    """
+    frames: list[tuple[Path, pl.DataFrame]] = []
     complete = True
-    for path in paths:
+    for run_id, path in sorted(files.items()):
         try:
-            frames.append(pl.read_parquet(path))
+            frame = pl.read_parquet(path)
         except FileNotFoundError:
             complete = False
+            continue
         except Exception as exc:  # noqa: BLE001 - polars raises several error types for bad files
-            warnings.warn(f"{path}: unreadable Parquet file skipped ({exc})", CorruptFileWarning, stacklevel=4)
-    if not frames:
+            why = f"unreadable Parquet file ({_one_line(exc)})"
+        else:
+            why = _frame_problem(frame, columns, run_id, runs=runs)
+        if why is not None:
+            warnings.warn(f"{path}: {why}; skipped", CorruptFileWarning, stacklevel=5)
+            continue
+        casts = [pl.col(c).cast(columns[c]) for c, t in frame.schema.items() if c in columns and t != columns[c]]
+        frames.append((path, frame.with_columns(casts) if casts else frame))
+    numeric = {c for _, f in frames for c, t in f.schema.items() if t.is_numeric()}
+    kept = []
+    for path, frame in frames:
+        clash = sorted(c for c, t in frame.schema.items() if c in numeric and t == pl.String())
+        if clash:
+            warnings.warn(f"{path}: column(s) {', '.join(clash)} hold strings where other runs hold numbers; skipped",
+                          CorruptFileWarning, stacklevel=5)
+        else:
+            kept.append(frame)
+    if not kept:
         return pl.DataFrame(), complete
-    return pl.concat(frames, how="diagonal_relaxed"), complete
-
-
-def _read_traces_of(files: Mapping[str, Path | None]) -> tuple[pl.DataFrame, set[str]]:
-    """The per-run traces ``files`` (run id -> file) and the ids whose traces file exists but is unreadable."""
-    frames = [pl.DataFrame(schema=dict(TRACE_COLUMNS))]
-    broken: set[str] = set()
-    for run_id, path in sorted(files.items()):
-        if path is None:
-            continue
-        try:
-            frames.append(pl.read_parquet(path))
-        except FileNotFoundError:
-            continue
-        except Exception as exc:  # noqa: BLE001
-            warnings.warn(f"{path}: unreadable, run {run_id} left uncompacted ({exc})", CorruptFileWarning, stacklevel=3)
-            broken.add(run_id)
-    return pl.concat(frames, how="diagonal_relaxed"), broken
+    return pl.concat(kept, how="diagonal_relaxed"), complete
 
 
 def _remove_leftovers(root: Path, snapshot: _Snapshot) -> None:
@@ -593,16 +911,50 @@ def _infer_dtype(rows: list[dict[str, Any]], key: str) -> pl.DataType:
     return pl.String()
 
 
+def _is_full(exc: BaseException) -> bool:
+    """Whether ``exc`` says the device is full (polars wraps the OS error in a text of its own)."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return isinstance(exc, pl.exceptions.PolarsError) and ("os error 28" in str(exc) or "os error 122" in str(exc))
+
+
+def _full_is_store_full(call: Callable[..., Any], *args: Any) -> Any:
+    """``call(*args)``, with a full disk raised as :class:`StoreFullError`."""
+    try:
+        return call(*args)
+    except OSError as exc:
+        if _is_full(exc):
+            raise StoreFullError(exc.errno, f"no space left on the device ({exc.strerror})") from exc
+        raise
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it (``os.umask`` sets it, racing other threads)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _atomic_write(frame: pl.DataFrame, path: Path) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # as open() would create it; mkstemp makes 0600
         with os.fdopen(fd, "wb") as handle:
             frame.write_parquet(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if _is_full(exc):
+            raise StoreFullError(errno.ENOSPC, f"no space left on the device writing {path}") from exc
         raise
     _fsync_dir(path.parent)
 

@@ -16,7 +16,6 @@ Examples
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,10 +23,9 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-__all__ = ["DeclarationError", "Document", "Issue", "load", "parse_text", "validate"]
+__all__ = ["MAX_BYTES", "MAX_DEPTH", "MAX_EXPANDED", "DeclarationError", "Document", "Issue", "load", "parse_text", "validate"]
 
 Loc = tuple[str | int, ...]
 
@@ -78,65 +76,216 @@ class Document:
         return Issue(self.path, line, col, ".".join(str(part) for part in loc), message)
 
 
-def _yaml() -> YAML:
-    yaml = YAML(typ="rt")  # round-trip mode keeps line marks; YAML 1.2 semantics
-    yaml.allow_duplicate_keys = False
-    return yaml
+#: Limits that keep a hostile file cheap to reject: bytes read, nesting depth, and the size of
+#: the data once aliases are expanded (a container counts 1, a scalar 1 plus its length), which
+#: stops an alias bomb before it is built, and bounds what validation walks.
+MAX_BYTES = 64 * 1024
+MAX_DEPTH = 32
+MAX_EXPANDED = 256 * 1024
+
+_MERGE = "<<"
+_STR = "tag:yaml.org,2002:str"  # `!!str 1.0`: the one tag kept, a way to write a string
+
+
+class _Stop(Exception):
+    """A problem after which the rest of the stream is not worth reading."""
+
+    def __init__(self, line: int, col: int, message: str) -> None:
+        super().__init__(message)
+        self.line, self.col, self.message = line, col, message
+
+
+@dataclass
+class _Frame:
+    """An open mapping or sequence while the event stream is read."""
+
+    loc: Loc
+    data: dict[str, Any] | list[Any]
+    anchor: str | None
+    weight: int = 1
+    key: str | None = None  # a mapping's key whose value comes next
+    dropped: bool = False  # the pending key was rejected: its value is read and dropped
 
 
 def parse_text(text: str, *, path: str) -> Document:
-    """Parse YAML text; syntax errors and duplicate keys raise :class:`DeclarationError`."""
+    """Parse YAML text into plain data with positions; every problem raises :class:`DeclarationError`.
+
+    Data only: no tags, no merge keys (``<<``), one document, scalar keys. Aliases are
+    expanded (sharing their anchor's objects), within :data:`MAX_EXPANDED`; nesting stops at
+    :data:`MAX_DEPTH`. The events are read one by one and the tree is built without recursion,
+    so neither a deep nor an aliased file can exhaust the stack or the memory.
+    """
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_BYTES:
+        raise DeclarationError([Issue(path, 1, 1, "", _too_big(size))])
+    issues: list[Issue] = []
+    document = Document(path=path, data=None)
+    document.marks[()] = (1, 1)
     try:
-        node = _yaml().load(text)
+        _build(text, document, issues)
+    except _Stop as stop:
+        issues.append(Issue(path, stop.line, stop.col, "", stop.message))
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
         message = "; ".join(str(part) for part in (exc.context, exc.problem) if part)
-        duplicate = re.search(r'duplicate key "([^"]*)"', message)
-        if duplicate:
-            message = f"duplicate key {duplicate.group(1)!r}"
-        raise DeclarationError([Issue(path, line, col, "", message or "invalid YAML")]) from None
+        issues.append(Issue(path, line, col, "", message or "invalid YAML"))
     except YAMLError as exc:
-        raise DeclarationError([Issue(path, 1, 1, "", f"invalid YAML: {exc}")]) from None
-    document = Document(path=path, data=None)
-    document.marks[()] = (1, 1)
-    document.data = _plain(node, (), document.marks)
+        issues.append(Issue(path, 1, 1, "", f"invalid YAML: {_one_line(str(exc))}"))
+    if issues:
+        raise DeclarationError(issues)
     return document
 
 
-def _plain(node: Any, loc: Loc, marks: dict[Loc, tuple[int, int]]) -> Any:
-    """Convert ruamel's commented containers to plain ones, recording positions."""
-    if isinstance(node, CommentedMap):
-        out = {}
-        for key, value in node.items():
-            line, col = node.lc.key(key)
-            marks[(*loc, str(key))] = (line + 1, col + 1)
-            out[str(key)] = _plain(value, (*loc, str(key)), marks)
-        return out
-    if isinstance(node, CommentedSeq):
-        out_list = []
-        for index, value in enumerate(node):
-            line, col = node.lc.item(index)
-            marks[(*loc, index)] = (line + 1, col + 1)
-            out_list.append(_plain(value, (*loc, index), marks))
-        return out_list
-    if node is None or isinstance(node, (bool, int, float, str)):
-        # ruamel's scalar subclasses (ScalarFloat, ...) become the plain builtins.
-        return node if node is None or type(node) in (bool, int, float, str) else _builtin(node)
-    return str(node)
+def _too_big(size: int) -> str:
+    return f"file too large: {size} bytes (a declaration is at most {MAX_BYTES} bytes)"
 
 
-def _builtin(value: Any) -> Any:
-    for kind in (bool, int, float, str):
-        if isinstance(value, kind):
-            return kind(value)
-    return value
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _build(text: str, document: Document, issues: list[Issue]) -> None:
+    """Read the event stream of ``text`` into ``document`` (data and marks), collecting issues."""
+    yaml = YAML(typ="safe", pure=True)  # YAML 1.2 resolution of plain scalars
+    resolver = yaml.resolver
+    anchors: dict[str, tuple[Any, int]] = {}
+    stack: list[_Frame] = []
+    documents = 0
+    path = document.path
+
+    def issue(mark: Any, message: str, loc: Loc = ()) -> None:
+        issues.append(Issue(path, mark.line + 1, mark.column + 1, ".".join(map(str, loc)), message))
+
+    def place(value: Any, weight: int) -> None:
+        """Put a finished node into its parent (or make it the document)."""
+        if not stack:
+            document.data = value
+            return
+        parent = stack[-1]
+        parent.weight += weight
+        if parent.weight > MAX_EXPANDED:
+            child = (*parent.loc, len(parent.data) if isinstance(parent.data, list) else parent.key)
+            line, col = document.position(child)
+            raise _Stop(line, col, f"the data grows past {MAX_EXPANDED} bytes once aliases are expanded")
+        if isinstance(parent.data, list):
+            parent.data.append(value)
+        else:
+            if not parent.dropped:
+                parent.data[parent.key] = value
+            parent.key, parent.dropped = None, False
+
+    def open_loc(event: Any) -> Loc | None:
+        """The location of the node that ``event`` starts; ``None`` when it is a mapping key."""
+        if not stack:
+            return ()
+        parent = stack[-1]
+        mark = (event.start_mark.line + 1, event.start_mark.column + 1)
+        if isinstance(parent.data, list):
+            loc = (*parent.loc, len(parent.data))
+            document.marks.setdefault(loc, mark)
+            return loc
+        if parent.key is None and not parent.dropped:
+            return None
+        return (*parent.loc, parent.key) if not parent.dropped else (*parent.loc, "<dropped>")
+
+    for event in yaml.parse(text):
+        name = type(event).__name__
+        if name == "DocumentStartEvent":
+            documents += 1
+            if documents > 1:
+                issue(event.start_mark, "a declaration is one YAML document: remove the second '---'")
+                return
+            continue
+        if name not in ("ScalarEvent", "AliasEvent", "MappingStartEvent", "SequenceStartEvent", "MappingEndEvent", "SequenceEndEvent"):
+            continue
+        if name in ("MappingEndEvent", "SequenceEndEvent"):
+            frame = stack.pop()
+            if frame.anchor is not None:
+                anchors[frame.anchor] = (frame.data, frame.weight)
+            place(frame.data, frame.weight)
+            continue
+        loc = open_loc(event)
+        if loc is None:  # a mapping key
+            parent = stack[-1]
+            if name != "ScalarEvent":
+                mark = event.start_mark
+                raise _Stop(mark.line + 1, mark.column + 1, "a key must be a plain scalar (no alias, mapping or sequence)")
+            key = event.value
+            if event.tag is not None:
+                issue(event.start_mark, f"tag {event.tag!s} is not supported: a declaration is plain data", (*parent.loc, key))
+                parent.dropped = True
+            elif key == _MERGE and event.style is None:
+                issue(event.start_mark, "merge keys (<<) are not supported: write the keys out", parent.loc)
+                parent.dropped = True
+            elif key in parent.data:
+                issue(event.start_mark, f"duplicate key {key!r}", parent.loc)
+                parent.dropped = True
+            else:
+                parent.key = key
+                document.marks[(*parent.loc, key)] = (event.start_mark.line + 1, event.start_mark.column + 1)
+            if event.anchor is not None:
+                issue(event.start_mark, "an anchor on a key is not supported", parent.loc)
+            continue
+        if name != "AliasEvent" and event.tag is not None and not (name == "ScalarEvent" and str(event.tag) == _STR):
+            issue(event.start_mark, f"tag {event.tag!s} is not supported: a declaration is plain data", loc)
+        if name == "AliasEvent":
+            if event.anchor not in anchors:
+                issue(event.start_mark, f"alias *{event.anchor} names no anchor defined before it", loc)
+                place(None, 1)
+            else:
+                place(*anchors[event.anchor])
+        elif name == "ScalarEvent":
+            value = _scalar(event, resolver, issue, loc)
+            weight = 1 + len(event.value)
+            if event.anchor is not None:
+                anchors[event.anchor] = (value, weight)
+            place(value, weight)
+        else:
+            if len(stack) >= MAX_DEPTH:
+                raise _Stop(event.start_mark.line + 1, event.start_mark.column + 1, f"nested deeper than {MAX_DEPTH} levels")
+            container: dict[str, Any] | list[Any] = {} if name == "MappingStartEvent" else []
+            stack.append(_Frame(loc=loc, data=container, anchor=event.anchor))
+
+
+_FLOATS = {".inf": float("inf"), "+.inf": float("inf"), "-.inf": float("-inf"), ".nan": float("nan")}
+
+
+def _scalar(event: Any, resolver: Any, issue: Any, loc: Loc) -> Any:
+    """The builtin value of a scalar event under YAML 1.2's core schema."""
+    from ruamel.yaml.nodes import ScalarNode
+
+    if event.style is not None or event.tag is not None:  # quoted or block: always a string
+        return event.value
+    tag = str(resolver.resolve(ScalarNode, event.value, (True, False))).rpartition(":")[2]
+    text = event.value
+    try:
+        if tag == "null":
+            return None
+        if tag == "bool":
+            return text.lower() == "true"
+        if tag == "int":
+            digits = text.replace("_", "")
+            sign, body = (digits[0], digits[1:]) if digits[:1] in "+-" else ("", digits)
+            base = {"0x": 16, "0o": 8, "0b": 2}.get(body[:2].lower(), 10)
+            value = int(body[2:] if base != 10 else body, base)
+            return -value if sign == "-" else value
+        if tag == "float":
+            special = _FLOATS.get(text.lower())
+            return special if special is not None else float(text.replace("_", ""))
+    except ValueError:  # only an int of more digits than Python converts
+        issue(event.start_mark, f"{tag} {text[:20]!r}... has too many digits", loc)
+        return None
+    return text
 
 
 def load(path: str | os.PathLike[str], *, display: str | None = None) -> Document:
     """Read and parse the YAML file at ``path``; ``display`` is the path shown in errors."""
     shown = display or str(path)
     try:
+        size = os.stat(path).st_size
+        if size > MAX_BYTES:  # before reading: a huge file costs nothing
+            raise DeclarationError([Issue(shown, 1, 1, "", _too_big(size))])
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise DeclarationError([Issue(shown, 1, 1, "", f"cannot read: {exc}")]) from None
@@ -157,10 +306,12 @@ def validate(document: Document, model: type[BaseModel]) -> BaseModel:
 def _issues(document: Document, exc: ValidationError) -> list[Issue]:
     issues = []
     errors = exc.errors(include_url=False)
-    located = [(_data_loc(document, e["loc"]), e) for e in errors]
+    located = [(_data_loc(document, (*e["loc"], *_extra_loc(e))), e) for e in errors]
+    # Every proper prefix of a located error: a set, so many errors stay linear.
+    parents = {loc[:n] for loc, _ in located for n in range(len(loc))}
     for loc, error in located:
         # A container is "too short" only because an item failed: report the item alone.
-        if error["type"] == "too_short" and any(len(other) > len(loc) and other[: len(loc)] == loc for other, _ in located):
+        if error["type"] == "too_short" and loc in parents:
             continue
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
@@ -169,6 +320,12 @@ def _issues(document: Document, exc: ValidationError) -> list[Issue]:
             message = "required field is missing"
         issues.append(document.issue(loc, message))
     return sorted(set(issues))
+
+
+def _extra_loc(error: Any) -> Loc:
+    """The key below the failing model that a validator named (``harness.spec.LocatedError``)."""
+    cause = (error.get("ctx") or {}).get("error")
+    return tuple(getattr(cause, "loc", ()))
 
 
 def _data_loc(document: Document, loc: Sequence[str | int]) -> Loc:

@@ -272,3 +272,45 @@ def test_a_plan_of_no_runs_is_bad_input_that_says_why(root: Path, tmp_path: Path
     assert out.exit_code == 2
     assert "every pair is skipped: quadratic x cg (torch): the task does not provide matvec" in out.output
     assert not store.exists()
+
+
+KILLER_PY = FLAKY_PY.replace("from pathlib import Path\n", "import os\nimport signal\nfrom pathlib import Path\n").replace(
+    '            raise RuntimeError("flaky: the FAIL file is there")',
+    "            os.kill(os.getpid(), signal.SIGKILL)  # as the OOM killer would")
+
+
+@pytest.fixture
+def killed(root: Path) -> Path:
+    """Method ``killed`` (SIGKILLs its own worker while the FAIL file lies beside it) in suite ``killed``."""
+    methods = root / "methods" / "toy"
+    (methods / "killed.yaml").write_text(FLAKY_YAML.replace("id: flaky", "id: killed").replace("flaky.py:FlakyGD", "killed.py:FlakyGD"))
+    (methods / "killed.py").write_text(KILLER_PY)
+    (root / "suites" / "killed.yaml").write_text(PAIR_YAML.replace("id: pair", "id: killed").replace(
+        "[sleepy-gd, flaky, sgd-lib]", "[killed]"))
+    (methods / "FAIL").write_text("")
+    return methods / "FAIL"
+
+
+POOL = ("--suite", "killed", "--executor", "pool", "--jobs", "1")  # the last --executor wins: a real worker
+
+
+def test_retry_failed_reruns_a_run_killed_from_outside(root: Path, killed: Path, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    first = bench(root, store, *POOL)
+    assert first.exit_code == 1, first.output
+    row = read_runs(store).row(0, named=True)
+    assert (row["status"], row["attempt"]) == ("error", 0) and "the worker process" in row["error"]
+    killed.unlink()
+    assert "0 to run" in bench(root, store, *POOL).output  # a plain bench leaves the stored failure
+    retried = bench(root, store, *POOL, "--retry-failed")
+    assert retried.exit_code == 0, retried.output
+    assert "1 to run (1 of them again: --retry-failed)" in retried.output
+    row = read_runs(store).row(0, named=True)
+    assert (row["status"], row["attempt"], row["error"]) == ("reached_target", 1, None)
+
+
+def test_a_run_killed_from_outside_names_the_signal(root: Path, killed: Path, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    assert bench(root, store, *POOL).exit_code == 1
+    error = read_runs(store).row(0, named=True)["error"]
+    assert "killed by signal SIGKILL (9), sent from outside the harness" in error.splitlines()[-1], error

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from harness.plan import make_plan
-from harness.run import DIVERGENCE_FACTOR, execute_run
+from harness.run import DIVERGENCE_FACTOR, execute_run, failed_result
 from harness.spec import Budget, SuiteEntry, SuiteSpec
 
 
@@ -114,8 +114,9 @@ def test_unavailable_hardware_is_skipped_with_the_reason(test_catalog):
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered")
 def test_failures_are_recorded_not_raised(test_catalog):
-    crashed = run_one(test_catalog, grid={"d": ("ten",)}, budget=Budget(steps=3)).row  # setup raises TypeError
-    assert crashed["status"] == "error" and "TypeError" in crashed["error"] and crashed["steps"] == 0
+    # A mistyped parameter ("ten") is rejected by the plan now; a negative size still crashes setup.
+    crashed = run_one(test_catalog, grid={"d": (-1,)}, budget=Budget(steps=3)).row  # np.logspace raises ValueError
+    assert crashed["status"] == "error" and "ValueError" in crashed["error"] and crashed["steps"] == 0
     nan = run_one(test_catalog, grid={"kappa": (-1.0,)}, budget=Budget(steps=3)).row  # log10(-1): NaN curvatures
     assert nan["status"] == "diverged" and nan["error"] == "objective is nan at step 0"
 
@@ -130,3 +131,24 @@ def test_rows_carry_ids_timings_and_fingerprint(test_catalog):
     assert json.loads(row["hyperparameters"]) == {"lr": 0.1, "sleep_s": 0.0, "step_sleep_s": 0.0, "init_sleep_s": 0.0}
     assert row["offline_s"] is None  # the method declares no offline phase
     assert row["peak_memory_bytes"] > 0
+
+
+def test_each_trace_point_is_handed_on_as_it_is_recorded_and_a_failed_row_keeps_them(test_catalog):
+    suite = SuiteSpec(id="t", seeds=(0,), frameworks=("torch",), hardware=("cpu",),
+                      entries=(SuiteEntry(tasks=("quadratic",), methods=("sleepy-gd",), budget=Budget(steps=6)),))
+    (run,) = make_plan(test_catalog, suite=suite).runs
+    seen = []
+
+    def on_point(point):
+        seen.append((len(seen), dict(point)))  # called before the next point exists
+
+    result = execute_run(run, test_catalog, on_point=on_point)
+    assert [point for _, point in seen] == result.trace and len(seen) >= 2
+    # What an executor records for a run that died after streaming the first points.
+    streamed = [point for _, point in seen[:2]]
+    failed = failed_result(run, test_catalog, status="error", error="killed", trace=streamed)
+    assert failed.trace == streamed and failed.row["error"] == "killed"
+    assert failed.row["steps"] == streamed[-1]["step"] > 0
+    assert failed.row["oracle_calls"] == streamed[-1]["oracle_calls"] > 0
+    assert failed.row["objective"] == streamed[-1]["objective"] and failed.row["timed_s"] == streamed[-1]["time_s"]
+    assert failed_result(run, test_catalog, status="error", error="killed").row["steps"] == 0  # nothing streamed

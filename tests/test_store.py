@@ -63,20 +63,23 @@ def test_a_finished_run_cannot_be_claimed_and_a_release_removes_the_claim(tmp_pa
     store.release("never-claimed")
 
 
-def test_a_truncated_runs_file_is_named_and_does_not_count_as_finished(tmp_path):
+def test_a_truncated_runs_file_is_named_moved_aside_and_does_not_count_as_finished(tmp_path):
     store = Store(tmp_path)
     for run_id in ("good", "cut"):
         store.write_run(row(run_id), [{"step": 0, "time_s": 0.0, "oracle_calls": 0}])
     path = tmp_path / "runs" / "cut.parquet"
     path.write_bytes(path.read_bytes()[:-20])  # what a full disk or an interrupted copy leaves
     with pytest.warns(CorruptFileWarning, match="cut.parquet"):
+        assert read_runs(tmp_path)["run_id"].to_list() == ["good"]  # a reader names it and leaves it
+    assert path.exists()
+    with pytest.warns(CorruptFileWarning, match="cut.parquet.*moved to"):
         assert store.finished_run_ids() == {"good"}
-    with pytest.warns(CorruptFileWarning, match="cut.parquet"):
-        assert read_runs(tmp_path)["run_id"].to_list() == ["good"]  # the rest is read
+    assert not path.exists() and (tmp_path / "damaged" / "runs" / "cut.parquet").exists()
+    assert (tmp_path / "damaged" / "traces" / "cut.parquet").exists()  # its trace goes with it
     assert store.claim("cut")  # so its run is redone ...
     store.write_run(row("cut"))
     store.release("cut")
-    assert store.finished_run_ids() == {"good", "cut"}  # ... and the file replaced
+    assert store.finished_run_ids() == {"good", "cut"}  # ... as attempt 0 again
 
 
 def test_a_garbled_runs_file_is_named_and_skipped_when_read(tmp_path):

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from harness.run import RunResult
     from harness.store import Store
 
-__all__ = ["EXECUTORS", "CatalogSource", "Executor", "drive", "make_executor"]
+__all__ = ["EXECUTORS", "CatalogSource", "Executor", "check_executor", "drive", "make_executor"]
 
 EXECUTORS = ("inline", "pool", "ray")
 
@@ -87,9 +87,8 @@ def make_executor(
     """
     from harness.execute.worker import CatalogSource
 
+    check_executor(kind, address=address)
     source = CatalogSource.of(catalog_roots, files=catalog_files, builtin=builtin)
-    if address is not None and kind != "ray":
-        raise ValueError(f"--address applies to the ray executor, not {kind!r}")
     if kind == "inline":
         from harness.execute.inline import InlineExecutor
 
@@ -99,14 +98,30 @@ def make_executor(
 
         return PoolExecutor(source, jobs=jobs, grace_s=grace_s, pin=pin)
     if kind == "ray":
-        try:
-            import ray  # noqa: F401
-        except ImportError:
-            raise ValueError("the ray executor needs Ray: pip install 'ray[default]'") from None
         from harness.execute.ray import RayExecutor
 
         return RayExecutor(source, address=address, jobs=jobs, grace_s=grace_s)
-    raise ValueError(f"unknown executor {kind!r}; choose one of {', '.join(EXECUTORS)}")
+    raise AssertionError(kind)  # check_executor let an unknown kind through
+
+
+def check_executor(kind: str, *, address: str | None = None) -> None:
+    """Raise ``ValueError`` when :func:`make_executor` would refuse ``kind`` and ``address`` (starts nothing).
+
+    Lets ``harness bench --dry-run`` reject what the bench itself would.
+    """
+    if kind not in EXECUTORS:
+        raise ValueError(f"unknown executor {kind!r}; choose one of {', '.join(EXECUTORS)}")
+    if address is not None and kind != "ray":
+        raise ValueError(f"--address applies to the ray executor, not {kind!r}")
+    if kind == "ray":
+        import importlib.util
+
+        try:  # found, not imported: a dry run stays quick
+            found = importlib.util.find_spec("ray") is not None
+        except (ImportError, ValueError):  # a parent package missing, or ray set to None in sys.modules
+            found = False
+        if not found:
+            raise ValueError("the ray executor needs Ray: pip install 'ray[default]'")
 
 
 def drive(
@@ -122,13 +137,26 @@ def drive(
     Each run is claimed in the store just before the executor takes it (see
     :meth:`~harness.store.Store.claim`): a run finished meanwhile, or held by another live
     bench process, is left alone, so processes sharing a store split the work and never
-    write a run twice.
+    write a run twice. Claim files that dead processes left are removed first.
 
     ``replace`` maps the ids of stored runs to run again (``--retry-failed``, ``--force``)
     to the attempt each replaces; one that another bench replaced meanwhile is left alone.
+    A run whose newest attempt was damaged is run again (:meth:`~harness.store.Store.repair`
+    moves it aside), also when an older attempt of it is stored.
+
+    Raises
+    ------
+    harness.store.StoreFullError
+        When the disk fills: the executor is stopped, every run written so far is kept, and
+        the run being written leaves no file behind.
     """
     replace = dict(replace or {})
+    store.clean_claims()
+    moved = store.repair()
     done = store.finished_run_ids()
+    for run in runs:
+        if run.run_id in moved and run.run_id in done and run.run_id not in replace:
+            replace[run.run_id] = store.newest_attempt(run.run_id)  # an older attempt is stored: replace it
 
     def claimed() -> Iterator[RunSpec]:
         for run in runs:
@@ -139,13 +167,17 @@ def drive(
                 yield run
 
     results = []
+    stream = executor.map(claimed())
     try:
-        for result in executor.map(claimed()):
+        for result in stream:
             store.write_run(result.row, result.trace)
             store.release(result.row["run_id"])
             results.append(result)
             if on_result is not None:
                 on_result(result)
     finally:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()  # stop the executor's workers now, not when the generator is collected
         store.release_all()
     return results

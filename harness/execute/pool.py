@@ -14,8 +14,19 @@ The driver watches every busy worker:
   (``oom``); inside the worker ``RLIMIT_AS`` makes most allocations fail first, cleanly;
 - a worker that exits or is killed by a signal mid-run leaves an ``error`` row naming the
   exit code or signal, with the tail of the worker's output;
+- a worker that sends anything but a well-formed message (:class:`_Inbox`, :func:`_validate`:
+  JSON frames of the shapes :mod:`~harness.execute.worker` sends, the row's columns of the
+  store's types, the run's own id) leaves an ``error`` row saying what was wrong: the run's
+  code shares the worker's process and may write to its socket. The driver never unpickles
+  what a worker sends, and never blocks on it: a partial frame waits for the run's deadline;
 
-and replaces every worker it killed or lost. The rest of the matrix goes on.
+and replaces every worker it killed or lost. The rest of the matrix goes on. A run that ends
+without a result of its own (killed, crashed, malformed) keeps the trace points the worker
+streamed before, and its row the steps, oracle calls and metrics of the last one.
+
+A worker's stdout and stderr go to a pipe that the driver drains, keeping the last 64 KiB
+(:class:`_Output`): a run that prints gigabytes fills neither the disk nor the driver's
+memory, and an error row shows the tail of what the run printed. No file is written.
 
 A run that returns but leaves something running in its worker (a Python thread, a child
 process: see :func:`~harness.execute.worker.left_behind`) keeps its result, with what it left
@@ -30,15 +41,19 @@ from __future__ import annotations
 import collections
 import contextlib
 import datetime as dt
+import json
 import os
 import signal
+import socket
+import struct
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterable, Iterator
-from multiprocessing.connection import wait
+from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
+
+import polars as pl
 
 from harness.execute.worker import (
     CatalogSource,
@@ -50,12 +65,17 @@ from harness.execute.worker import (
     thread_env,
 )
 from harness.plan import RunSpec
-from harness.run import RunResult, failed_result
+from harness.run import STATUSES, RunResult, failed_result
 from harness.spec import HardwareProfile
+from harness.store import RUN_COLUMNS
 
 __all__ = ["LocalWorker", "PoolExecutor", "default_jobs", "gpu_count", "kill_tree"]
 
-_LOG_TAIL = 3000
+_LOG_TAIL = 3000  # characters of a worker's output in an error row
+_OUTPUT_KEPT = 64 * 2**10  # bytes of a worker's output the driver keeps
+_MAX_MESSAGE = 256 * 2**20  # bytes of one message from a worker: a long run's whole trace fits
+_READ_CHUNK = 2**20
+_F_SETPIPE_SZ = 1031  # Linux fcntl: a larger pipe, fewer stalls of a chatty run while the driver writes the store
 
 
 def default_jobs(profile: HardwareProfile) -> int:
@@ -94,22 +114,30 @@ class _Worker:
     """One worker process and the run it is busy with."""
 
     def __init__(self, *, key: tuple[Any, ...], env: dict[str, str], cpus: list[int] | None,
-                 source: CatalogSource, log_dir: Path, number: int) -> None:
+                 source: CatalogSource) -> None:
         self.key = key
-        self.log_path = log_dir / f"worker-{number}.log"
-        self.log = open(self.log_path, "w+b")  # noqa: SIM115 - lives as long as the worker
+        self.output = _Output()
         args = ["--cpus", ",".join(map(str, cpus))] if cpus else []
-        # Its own session: killing the group kills the ranks a multi-rank run started too.
-        self.popen, self.conn = start_process("harness.execute.worker", env=env, args=args, stdout=self.log,
-                                              stderr=subprocess.STDOUT, start_new_session=True)
-        self.conn.send(source)
+        try:
+            # Its own session: killing the group kills the ranks a multi-rank run started too.
+            self.popen, self.conn = start_process("harness.execute.worker", env=env, args=args,
+                                                  stdout=self.output.write_fd, stderr=subprocess.STDOUT,
+                                                  start_new_session=True)
+        except BaseException:
+            self.output.close()
+            raise
+        finally:
+            self.output.close_write_end()  # ours closed: the pipe ends when the worker's tree has
+        self.inbox = _Inbox(self.conn)
+        self.conn.send(source)  # the driver's messages may be pickles: the worker trusts the driver
         self.run: RunSpec | None = None
         self.assigned = 0.0
         self.started: float | None = None
         self.started_at: str | None = None
         self.deadline = float("inf")
         self.rss_limit: int | None = None
-        self.log_offset = 0
+        self.next_rss_check = 0.0
+        self.points: list[dict[str, Any]] = []  # the trace points the run streamed so far
         self.server: int | None = None  # the process serving the runs: the keeper's child (``popen`` is the keeper)
 
     @property
@@ -122,8 +150,9 @@ class _Worker:
         self.started = self.started_at = None
         self.deadline = self.assigned + startup_s
         self.rss_limit = None
-        self.log.flush()
-        self.log_offset = os.path.getsize(self.log_path)
+        self.points = []
+        self.output.drain()
+        self.output.mark()  # what the worker printed before is not this run's
         self.conn.send(run.model_dump(mode="json"))
 
     def finish(self) -> None:
@@ -161,8 +190,9 @@ class _Worker:
 
     def close(self) -> None:
         self.kill()
+        self.inbox.close()
         self.conn.close()
-        self.log.close()
+        self.output.close()
 
     def exit_code(self) -> int | None:
         """The exit code of a worker that is ending (``None`` if it is not within 10 s); what it left is killed."""
@@ -174,13 +204,9 @@ class _Worker:
         return self.kill()
 
     def log_tail(self) -> str:
-        try:
-            with open(self.log_path, "rb") as handle:
-                handle.seek(self.log_offset)
-                text = handle.read().decode(errors="replace")
-        except OSError:
-            return ""
-        return text if len(text) <= _LOG_TAIL else "...\n" + text[-_LOG_TAIL:]
+        """The end of what the worker printed during its run (all of it once the worker is dead)."""
+        self.output.drain()
+        return self.output.tail()
 
     def tree_rss(self) -> int | None:
         import psutil
@@ -198,18 +224,221 @@ class _Worker:
             return None
 
 
+class _Output:
+    """A worker's stdout and stderr: a pipe the driver drains, keeping the last :data:`_OUTPUT_KEPT` bytes."""
+
+    def __init__(self) -> None:
+        self.read_fd, self.write_fd = os.pipe()
+        os.set_blocking(self.read_fd, False)
+        with contextlib.suppress(OSError, AttributeError):
+            import fcntl
+
+            fcntl.fcntl(self.read_fd, _F_SETPIPE_SZ, _READ_CHUNK)
+        self.kept = bytearray()
+        self.total = 0  # bytes since :meth:`mark`
+        self.closed = False
+
+    def fileno(self) -> int:
+        return self.read_fd
+
+    def close_write_end(self) -> None:
+        if self.write_fd >= 0:
+            os.close(self.write_fd)
+            self.write_fd = -1
+
+    def drain(self, limit: int = 16 * _READ_CHUNK) -> None:
+        """Read what is there, up to ``limit`` bytes (a flood does not hold the driver), never blocking."""
+        read = 0
+        while not self.closed and read < limit:
+            try:
+                chunk = os.read(self.read_fd, 2**16)
+            except BlockingIOError:
+                return
+            except InterruptedError:
+                continue
+            except OSError:
+                chunk = b""
+            if not chunk:
+                self.closed = True  # every writer is gone
+                return
+            read += len(chunk)
+            self.total += len(chunk)
+            self.kept += chunk
+            if len(self.kept) > 2 * _OUTPUT_KEPT:
+                del self.kept[:len(self.kept) - _OUTPUT_KEPT]
+
+    def mark(self) -> None:
+        """Forget what was read so far: the tail starts here."""
+        self.kept.clear()
+        self.total = 0
+
+    def tail(self) -> str:
+        """At most :data:`_LOG_TAIL` characters of the end, after a line saying how much came before."""
+        text = bytes(self.kept[-_OUTPUT_KEPT:]).decode(errors="replace")
+        if len(text) <= _LOG_TAIL and self.total <= len(self.kept):
+            return text
+        text = text[-_LOG_TAIL:]
+        return f"... ({self.total - len(text.encode(errors='replace')):,} bytes before)\n{text}"
+
+    def close(self) -> None:
+        self.close_write_end()
+        if self.read_fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.read_fd)
+            self.read_fd = -1
+        self.closed = True
+
+
+class _BadMessage(Exception):
+    """A worker sent something that is not a message of the protocol (the text says what)."""
+
+
+class _Inbox:
+    """JSON frames read from a worker's socket, without ever blocking on a partial one.
+
+    A frame is a 4-byte big-endian signed length and that many bytes of UTF-8 JSON
+    (:func:`~harness.execute.worker.send_message`). Bytes are only ever decoded as JSON: a
+    pickle the run's code writes to the socket is just a malformed frame.
+    """
+
+    def __init__(self, conn: Connection) -> None:
+        self.sock = socket.socket(fileno=os.dup(conn.fileno()))
+        self.buffer = bytearray()
+        self.closed = False
+
+    def read(self, limit: int = 16 * _READ_CHUNK) -> None:
+        """Read what the socket holds (up to ``limit`` bytes: a flood does not hold the driver)."""
+        read = 0
+        while not self.closed and read < limit and len(self.buffer) <= _MAX_MESSAGE + 4:
+            try:
+                chunk = self.sock.recv(_READ_CHUNK, socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                chunk = b""
+            if not chunk:
+                self.closed = True
+                return
+            read += len(chunk)
+            self.buffer += chunk
+
+    def next(self) -> list[Any] | None:
+        """The next whole message (a JSON array led by its kind), ``None`` until one is complete.
+
+        Raises
+        ------
+        _BadMessage
+            For a frame that is too long, not JSON, or not an array led by a string.
+        """
+        if len(self.buffer) < 4:
+            return None
+        (size,) = struct.unpack("!i", self.buffer[:4])
+        if not 0 < size <= _MAX_MESSAGE:
+            raise _BadMessage(f"a frame of length {size} (frame header {bytes(self.buffer[:4]).hex()}; "
+                             f"at most {_MAX_MESSAGE} bytes)")
+        if len(self.buffer) < 4 + size:
+            return None
+        payload = bytes(self.buffer[4:4 + size])
+        del self.buffer[:4 + size]
+        try:
+            message = json.loads(payload)
+        except (ValueError, RecursionError) as exc:
+            raise _BadMessage(f"a frame that is not JSON ({type(exc).__name__}: {exc}), "
+                             f"starting {payload[:40]!r}") from None
+        if not isinstance(message, list) or not message or not isinstance(message[0], str):
+            raise _BadMessage(f"a message that is not an array led by its kind: {_excerpt(message)}")
+        return message
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _excerpt(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 120 else text[:120] + "..."
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _fits(dtype: pl.DataType, value: Any) -> bool:
+    """Whether ``value`` (from JSON) can be stored in a column of ``dtype``."""
+    if value is None:
+        return True
+    if isinstance(dtype, pl.String):
+        return isinstance(value, str)
+    if isinstance(dtype, pl.Boolean):
+        return isinstance(value, bool)
+    if isinstance(dtype, pl.Int64):
+        return _is_int(value)
+    if isinstance(dtype, pl.Float64):
+        return _is_number(value)
+    return False
+
+
+#: Columns a worker's row must have, and those it must not (the driver and the store set them).
+_REQUIRED = ("run_id", "suite", "task", "method", "framework", "hardware", "seed", "status", "error", "steps")
+_NOT_THE_WORKERS = ("schema_version", "attempt", "left_behind")
+
+
+def _validate_point(point: Any, where: str) -> dict[str, Any]:
+    if not isinstance(point, dict):
+        raise _BadMessage(f"{where} is not an object: {_excerpt(point)}")
+    bad = [k for k, v in point.items() if not (v is None or _is_number(v))]
+    if bad:
+        raise _BadMessage(f"{where} has values that are not numbers: {_excerpt({k: point[k] for k in bad[:3]})}")
+    if not _is_int(point.get("step")) or point["step"] < 0 or not _is_number(point.get("time_s")):
+        raise _BadMessage(f"{where} has no step count and clock: {_excerpt(point)}")
+    return point
+
+
+def _validate_row(row: Any, run: RunSpec, metrics: frozenset[str]) -> dict[str, Any]:
+    if not isinstance(row, dict):
+        raise _BadMessage(f"the result's row is not an object: {_excerpt(row)}")
+    for key, value in row.items():
+        dtype = RUN_COLUMNS.get(key)
+        if key in _NOT_THE_WORKERS:
+            raise _BadMessage(f"the result's row sets the column {key!r}, which is not the worker's to set")
+        if dtype is not None:
+            fits = _fits(dtype, value)
+        elif key.startswith("calls_"):
+            fits = value is None or _is_int(value)
+        elif key in metrics:
+            fits = value is None or _is_number(value)
+        else:
+            raise _BadMessage(f"the result's row has a column the store does not know: {key!r}")
+        if not fits:
+            raise _BadMessage(f"the result's row has {key} = {_excerpt(value)}, not of the column's type")
+    missing = [key for key in _REQUIRED if key not in row]
+    if missing:
+        raise _BadMessage(f"the result's row lacks the columns {missing}")
+    expected = {"run_id": run.run_id, "suite": run.suite, "task": run.task, "method": run.method,
+                "framework": run.framework, "hardware": run.hardware, "seed": run.seed}
+    wrong = {key: row[key] for key, value in expected.items() if row[key] != value}
+    if wrong:
+        raise _BadMessage(f"the result's row is not the run's: {_excerpt(wrong)}")
+    if row["status"] not in STATUSES:
+        raise _BadMessage(f"the result's row has status {_excerpt(row['status'])}")
+    return row
+
+
 class _Supervisor:
     """Starts, feeds and watches workers: what the pool and :class:`LocalWorker` share."""
 
     def __init__(self, source: CatalogSource, *, grace_s: float | None, startup_s: float, rank_startup_s: float,
-                 pin: bool, log_dir: Path) -> None:
+                 pin: bool, poll_s: float) -> None:
         self.source = source
         self.catalog = source.load()
         self.grace_s = grace_s
         self.startup_s = startup_s
         self.rank_startup_s = rank_startup_s
         self.pin = pin
-        self.log_dir = log_dir
+        self.poll_s = poll_s
         self.started = 0
 
     def profile(self, run: RunSpec) -> HardwareProfile:
@@ -249,7 +478,7 @@ class _Supervisor:
                 first = (index % groups) * per
                 env["CUDA_VISIBLE_DEVICES"] = ",".join(str(first + i) for i in range(per))
         self.started += 1
-        return _Worker(key=key, env=env, cpus=cpus, source=self.source, log_dir=self.log_dir, number=self.started)
+        return _Worker(key=key, env=env, cpus=cpus, source=self.source)
 
     def timeout(self, workers: list[_Worker], *, poll_s: float) -> float:
         """How long to wait for ``workers`` (all busy) before something must be checked."""
@@ -262,40 +491,27 @@ class _Supervisor:
         run = worker.run
         assert run is not None
         now = time.monotonic()
+        worker.output.drain()
         if readable:
+            worker.inbox.read()
             try:
-                message = worker.conn.recv()
-            except (EOFError, OSError):
+                while (message := worker.inbox.next()) is not None:
+                    outcome = self._handle(worker, message, now)
+                    if outcome is not None:
+                        result, keep = outcome
+                        # Bytes after the run's last message: something else writes to the socket.
+                        return result, keep and not worker.inbox.buffer
+            except _BadMessage as exc:
+                worker.kill()
+                error = f"the worker sent a malformed message: {exc}; the worker was replaced"
+                return self._failed(worker, "error", _with_output(error, worker.log_tail()), now), False
+            if worker.inbox.closed:
                 return self._lost(worker), False
-            kind = message[0]
-            if kind == "started":
-                profile = self.profile(run)
-                worker.started, worker.started_at = now, _now()
-                if len(message) > 2:
-                    worker.server = message[2]
-                grace = self.grace_s if self.grace_s is not None else default_grace(run.budget.seconds)
-                ranks_extra = self.rank_startup_s if profile.ranks > 1 else 0.0
-                worker.deadline = now + run.budget.seconds + grace + ranks_extra
-                if profile.memory_limit_mb is not None and message[1] is not None:
-                    worker.rss_limit = message[1] + profile.memory_limit_mb * 2**20 * profile.ranks
-                return None, True
-            if kind == "result":
-                result = RunResult(row=message[1], trace=message[2])
-                worker.finish()
-                left = message[3] if len(message) > 3 else None
-                if not left:
-                    # Seen from outside too: the worker's own look runs in the process the run had.
-                    processes = [p for p in live_descendants(worker.popen.pid) if p[0] != worker.server]
-                    left = LeftBehind(processes=tuple(processes)).describe() if processes else None
-                if left:
-                    # The run's result stands; its worker, running what the run left, does not serve another.
-                    result.row["left_behind"] = left
-                    return result, False
-                return result, True
-            return self._failed(worker, "error", f"the worker could not start the run:\n{message[1]}", now), True
         if now >= worker.deadline:
             return self._timed_out(worker, now), False
-        if worker.rss_limit is not None:
+        if worker.rss_limit is not None and now >= worker.next_rss_check:
+            # At most every poll_s: a run's output wakes the driver far more often.
+            worker.next_rss_check = now + self.poll_s
             rss = worker.tree_rss()
             if rss is not None and rss > worker.rss_limit:
                 profile = self.profile(run)
@@ -305,12 +521,71 @@ class _Supervisor:
                 return self._failed(worker, "oom", error, now), False
         return None, True
 
+    def _handle(self, worker: _Worker, message: list[Any], now: float) -> tuple[RunResult | None, bool] | None:
+        """Act on one message; ``None`` when the run goes on, else what :meth:`check` returns.
+
+        Raises
+        ------
+        _BadMessage
+            For a message of an unknown kind, of the wrong shape, or out of turn.
+        """
+        run = worker.run
+        assert run is not None
+        kind, fields = message[0], message[1:]
+        if (kind in ("started", "failed")) != (worker.started is None):
+            raise _BadMessage(f"a {kind!r} message {'before' if worker.started is None else 'after'} the run started")
+        if kind == "started":
+            if len(fields) != 2 or not (fields[0] is None or _is_int(fields[0])) or not _is_int(fields[1]):
+                raise _BadMessage(f"a 'started' message of the wrong shape: {_excerpt(message)}")
+            profile = self.profile(run)
+            worker.started, worker.started_at = now, _now()
+            worker.server = fields[1]
+            grace = self.grace_s if self.grace_s is not None else default_grace(run.budget.seconds)
+            ranks_extra = self.rank_startup_s if profile.ranks > 1 else 0.0
+            worker.deadline = now + run.budget.seconds + grace + ranks_extra
+            if profile.memory_limit_mb is not None and fields[0] is not None:
+                worker.rss_limit = fields[0] + profile.memory_limit_mb * 2**20 * profile.ranks
+            return None
+        if kind == "point":
+            if len(fields) != 1:
+                raise _BadMessage(f"a 'point' message of the wrong shape: {_excerpt(message)}")
+            if len(worker.points) > run.budget.steps:  # one point per step at most, and step 0
+                raise _BadMessage(f"more trace points than the {run.budget.steps} steps of the run's budget")
+            worker.points.append(_validate_point(fields[0], "a trace point"))
+            return None
+        if kind == "result":
+            if len(fields) != 3 or not isinstance(fields[1], list) or not (fields[2] is None or
+                                                                          isinstance(fields[2], str)):
+                raise _BadMessage(f"a 'result' message of the wrong shape: {_excerpt(message)}")
+            metrics = frozenset(m.id for m in self.catalog.tasks[run.task].spec.metrics)
+            row = _validate_row(fields[0], run, metrics)
+            if len(fields[1]) > run.budget.steps + 1:
+                raise _BadMessage(f"a trace of {len(fields[1])} points, more than the run's {run.budget.steps} steps")
+            trace = [_validate_point(point, f"trace point {i}") for i, point in enumerate(fields[1])]
+            result = RunResult(row=row, trace=trace)
+            worker.finish()
+            left = fields[2]
+            if not left:
+                # Seen from outside too: the worker's own look runs in the process the run had.
+                processes = [p for p in live_descendants(worker.popen.pid) if p[0] != worker.server]
+                left = LeftBehind(processes=tuple(processes)).describe() if processes else None
+            if left:
+                # The run's result stands; its worker, running what the run left, does not serve another.
+                result.row["left_behind"] = left
+                return result, False
+            return result, True
+        if kind == "failed":
+            if len(fields) != 1 or not isinstance(fields[0], str):
+                raise _BadMessage(f"a 'failed' message of the wrong shape: {_excerpt(message)}")
+            return self._failed(worker, "error", f"the worker could not start the run:\n{fields[0]}", now), True
+        raise _BadMessage(f"a message of unknown kind {_excerpt(kind)}")
+
     def _failed(self, worker: _Worker, status: str, error: str, now: float) -> RunResult:
         run = worker.run
         assert run is not None
         started = worker.started if worker.started is not None else worker.assigned
         result = failed_result(run, self.catalog, status=status, error=error, wall_s=now - started,
-                               started_at=worker.started_at)
+                               started_at=worker.started_at, trace=worker.points)
         worker.finish()
         return result
 
@@ -401,40 +676,41 @@ class PoolExecutor:
         first = next(pending, None)
         if first is None:
             return
-        with tempfile.TemporaryDirectory(prefix="harness-pool-") as log_dir:
-            supervisor = _Supervisor(self.source, grace_s=self.grace_s, startup_s=self.startup_s,
-                                     rank_startup_s=self.rank_startup_s, pin=self.pin, log_dir=Path(log_dir))
-            jobs = self.jobs or default_jobs(supervisor.profile(first))
-            queue = collections.deque([first])
-            slots: list[_Worker | None] = [None] * jobs
-            try:
-                while True:
-                    for index in range(jobs):
-                        worker = slots[index]
-                        if worker is not None and worker.busy:
-                            continue
-                        run = queue.popleft() if queue else next(pending, None)
-                        if run is None:
-                            break
-                        slots[index] = supervisor.dispatch(run, worker, index=index, jobs=jobs)
-                    busy = [w for w in slots if w is not None and w.busy]
-                    if not busy:
-                        return
-                    ready = set(wait([w.conn for w in busy], timeout=supervisor.timeout(busy, poll_s=self.poll_s)))
-                    for index, worker in enumerate(slots):
-                        if worker is None or not worker.busy:
-                            continue
-                        result, keep = supervisor.check(worker, worker.conn in ready)
-                        if not keep:
-                            worker.close()
-                            slots[index] = None
-                        if result is not None:
-                            yield result
-            finally:
-                self.workers_started += supervisor.started
-                for worker in slots:
-                    if worker is not None:
+        supervisor = _Supervisor(self.source, grace_s=self.grace_s, startup_s=self.startup_s,
+                                 rank_startup_s=self.rank_startup_s, pin=self.pin, poll_s=self.poll_s)
+        jobs = self.jobs or default_jobs(supervisor.profile(first))
+        queue = collections.deque([first])
+        slots: list[_Worker | None] = [None] * jobs
+        try:
+            while True:
+                for index in range(jobs):
+                    worker = slots[index]
+                    if worker is not None and worker.busy:
+                        continue
+                    run = queue.popleft() if queue else next(pending, None)
+                    if run is None:
+                        break
+                    slots[index] = supervisor.dispatch(run, worker, index=index, jobs=jobs)
+                busy = [w for w in slots if w is not None and w.busy]
+                if not busy:
+                    return
+                # Output pipes too: a worker blocks on a full one, and the driver drains it as it fills.
+                watched = [w.conn for w in busy] + [w.output for w in busy if not w.output.closed]
+                ready = set(wait(watched, timeout=supervisor.timeout(busy, poll_s=self.poll_s)))
+                for index, worker in enumerate(slots):
+                    if worker is None or not worker.busy:
+                        continue
+                    result, keep = supervisor.check(worker, worker.conn in ready)
+                    if not keep:
                         worker.close()
+                        slots[index] = None
+                    if result is not None:
+                        yield result
+        finally:
+            self.workers_started += supervisor.started
+            for worker in slots:
+                if worker is not None:
+                    worker.close()
 
 
 class LocalWorker:
@@ -453,9 +729,8 @@ class LocalWorker:
 
     def __init__(self, source: CatalogSource, *, grace_s: float | None = None, startup_s: float = 300.0,
                  rank_startup_s: float = 120.0, poll_s: float = 0.1) -> None:
-        self._log_dir = tempfile.TemporaryDirectory(prefix="harness-worker-")
         self._supervisor = _Supervisor(source, grace_s=grace_s, startup_s=startup_s, rank_startup_s=rank_startup_s,
-                                       pin=False, log_dir=Path(self._log_dir.name))
+                                       pin=False, poll_s=poll_s)
         self.poll_s = poll_s
         self._worker: _Worker | None = None
 
@@ -463,8 +738,9 @@ class LocalWorker:
         """Execute ``run`` in the worker (started or replaced as needed) and return its result."""
         self._worker = worker = self._supervisor.dispatch(run, self._worker, index=0, jobs=1)
         while True:
-            ready = wait([worker.conn], timeout=self._supervisor.timeout([worker], poll_s=self.poll_s))
-            result, keep = self._supervisor.check(worker, bool(ready))
+            watched = [worker.conn] + ([] if worker.output.closed else [worker.output])
+            ready = wait(watched, timeout=self._supervisor.timeout([worker], poll_s=self.poll_s))
+            result, keep = self._supervisor.check(worker, worker.conn in ready)
             if not keep:
                 worker.close()
                 self._worker = None
@@ -476,4 +752,3 @@ class LocalWorker:
         if self._worker is not None:
             self._worker.close()
             self._worker = None
-        self._log_dir.cleanup()

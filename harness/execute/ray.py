@@ -22,6 +22,7 @@ each node's own.
 
 from __future__ import annotations
 
+import atexit
 import os
 import time
 from collections.abc import Iterable, Iterator
@@ -64,9 +65,18 @@ def _execute_remote(run_dict: dict[str, Any], source: CatalogSource,
 
     worker = _LOCAL_WORKERS.get((source, grace_s))
     if worker is None:
+        if not _LOCAL_WORKERS:
+            # A Ray worker that exits stops its warm worker; one that is killed leaves it to die
+            # with its parent (the worker's parent-death signal), so nothing outlives a bench.
+            atexit.register(_close_local_workers)
         worker = _LOCAL_WORKERS[(source, grace_s)] = LocalWorker(source, grace_s=grace_s)
     result = worker.execute(RunSpec.model_validate(run_dict))
     return result.row, result.trace
+
+
+def _close_local_workers() -> None:
+    while _LOCAL_WORKERS:
+        _LOCAL_WORKERS.popitem()[1].close()
 
 
 class RayExecutor:

@@ -7,10 +7,13 @@ process, a Ray task on another machine and a torch.distributed rank all do the s
 Run as ``python -m harness.execute.worker --fd N`` it is one worker of the local pool
 (:mod:`harness.execute.pool`): two processes, a keeper (the one started, which runs no run's
 code: :func:`_keep`) and its child, the server, which reads runs from the socket ``N`` and
-answers, per run, ``("started", rss_bytes, server_pid)`` then ``("result", row, trace,
-left_behind)``, until the socket closes. The pool starts it with the thread variables of
-:func:`thread_env` already in its environment, so BLAS, OpenMP and XLA read them before they
-are first imported.
+answers, per run, ``["started", rss_bytes, server_pid]``, one ``["point", point]`` per trace
+point as the run records it, then ``["result", row, trace, left_behind]`` (or ``["failed",
+text]`` when it cannot start the run), until the socket closes. Its answers are JSON, never
+pickles (:func:`send_message`): the run's code shares the server's process and can write to
+the socket, and the driver must not unpickle what it writes. The pool starts it with the
+thread variables of :func:`thread_env` already in its environment, so BLAS, OpenMP and XLA
+read them before they are first imported.
 
 Both processes are child subreapers (:func:`become_subreaper`): a process a run starts stays
 their descendant even after a double fork and ``setsid``, and even when the server dies, so
@@ -30,13 +33,14 @@ import faulthandler
 import functools
 import gc
 import importlib
+import json
 import os
 import signal
 import sys
 import threading
 import time
 import traceback
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -64,6 +68,7 @@ __all__ = [
     "preload",
     "python_threads",
     "rss_bytes",
+    "send_message",
     "start_process",
     "thread_env",
 ]
@@ -229,8 +234,12 @@ def memory_limit(limit_mb: int | None, *, device: str = "cpu") -> Iterator[None]
         resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
-def execute_isolated(run: RunSpec, catalog: Catalog) -> RunResult:
-    """Execute ``run`` in this worker: framework preloaded, memory capped (ranks cap themselves)."""
+def execute_isolated(run: RunSpec, catalog: Catalog, *,
+                     on_point: Callable[[dict[str, Any]], None] | None = None) -> RunResult:
+    """Execute ``run`` in this worker: framework preloaded, memory capped (ranks cap themselves).
+
+    ``on_point`` gets each trace point as the run records it (one-rank runs).
+    """
     from harness.run import execute_run
 
     profile: HardwareProfile = catalog.hardware[run.hardware].spec
@@ -238,7 +247,24 @@ def execute_isolated(run: RunSpec, catalog: Catalog) -> RunResult:
     if profile.ranks > 1:
         return execute_run(run, catalog)
     with memory_limit(profile.memory_limit_mb, device=profile.device):
-        return execute_run(run, catalog)
+        return execute_run(run, catalog, on_point=on_point)
+
+
+def send_message(conn: Connection, message: Sequence[Any]) -> None:
+    """Send ``message`` (JSON: lists, dicts, strings, numbers, NaN and infinities, None) as one frame.
+
+    The frame is :meth:`Connection.send_bytes`'s: a 4-byte big-endian signed length, then the
+    UTF-8 JSON text. A value JSON cannot hold (a numpy scalar a method slipped into a row) is
+    sent as its ``float`` or ``str``: the message still goes, the driver validates its shape.
+    """
+    conn.send_bytes(json.dumps(message, allow_nan=True, default=_json_fallback).encode())
+
+
+def _json_fallback(value: Any) -> Any:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return str(value)
 
 
 def start_process(
@@ -530,8 +556,9 @@ def _keep(server: int) -> None:
     with contextlib.suppress(Exception):
         kill_tree(os.getpid(), root=False)
     code = os.waitstatus_to_exitcode(status)
-    if code < 0:
-        signal.signal(-code, signal.SIG_DFL)
+    if code < 0:  # die as the server died, so the driver names the same signal
+        with contextlib.suppress(OSError, ValueError):  # SIGKILL and SIGSTOP cannot be set, nor need to be
+            signal.signal(-code, signal.SIG_DFL)
         os.kill(os.getpid(), -code)
         time.sleep(1)
     os._exit(code if code >= 0 else 1)
@@ -546,19 +573,20 @@ def _serve(conn: Connection, source: CatalogSource, message: dict[str, Any]) -> 
         profile = catalog.hardware[run.hardware].spec
         preload(run.framework, threads=profile.threads)
     except Exception:  # noqa: BLE001 - reported to the driver, which records the run as an error
-        conn.send(("failed", traceback.format_exc()))
+        send_message(conn, ("failed", traceback.format_exc()))
         return
     threads = python_threads()
     rss, keeper = rss_bytes(), _status_kb("VmRSS", os.getppid())
     # The baseline of the pool's resident-set watchdog, which sums the whole tree (keeper included).
-    conn.send(("started", rss + keeper if rss is not None and keeper is not None else rss, os.getpid()))
-    result = execute_isolated(run, catalog)
+    send_message(conn, ("started", rss + keeper if rss is not None and keeper is not None else rss, os.getpid()))
+    # Each point goes as it is recorded: the driver keeps the trace of a run that dies mid-way.
+    result = execute_isolated(run, catalog, on_point=lambda point: send_message(conn, ("point", point)))
     sys.stdout.flush()
     sys.stderr.flush()
     left = left_behind(threads)
     if result.status == "oom" and not left:
         _give_back_memory()  # what the run hoarded is garbage now: the next run's baseline stays low
-    conn.send(("result", result.row, result.trace, left.describe() if left else None))
+    send_message(conn, ("result", result.row, result.trace, left.describe() if left else None))
 
 
 def _give_back_memory() -> None:

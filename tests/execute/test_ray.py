@@ -61,6 +61,25 @@ def test_faults_on_ray_get_the_statuses_of_the_pool(local_ray, source, catalog):
     }
     assert results["fault-exit"].row["error"].endswith("the worker process exited with code 3 during the run")
     assert results["fault-hang"].row["error"].splitlines()[-1].startswith("killed at the wall-clock limit")
+    for method in ("fault-exit", "fault-hang"):  # dead mid-way: the trace and steps it reached come back
+        assert [p["step"] for p in results[method].trace] == [0, 2] and results[method].row["steps"] == 2
+
+
+def test_ray_tasks_leave_no_temporary_files_and_keep_a_tail_of_the_output(local_ray, source, catalog):
+    import tempfile
+    from pathlib import Path
+
+    before = set(Path(tempfile.gettempdir()).glob("harness-*"))
+    runs = (runs_of(catalog, methods=("misbehave",), hyperparameters={"misbehave": {"write": "print", "print_mb": 20,
+                                                                                     "then": "hang"}},
+                    budget=Budget(steps=20, seconds=1.0))
+            + runs_of(catalog))
+    results = {r.row["method"]: r for r in RayExecutor(source, grace_s=1.0).map(runs)}
+    assert results["plain-gd"].status == "completed" and results["misbehave"].status == "timeout"
+    error = results["misbehave"].row["error"]
+    assert len(error) < 4000 and error.splitlines()[-2] == "END OF OUTPUT"
+    # The Ray workers and their warm local workers are still up: they hold no file of ours.
+    assert set(Path(tempfile.gettempdir()).glob("harness-*")) <= before
 
 
 def test_a_profile_the_cluster_cannot_hold_is_skipped(local_ray, source, catalog):

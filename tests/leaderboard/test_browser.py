@@ -95,7 +95,7 @@ def browser() -> Iterator[object]:
 def page(browser, server):
     context = browser.new_context(viewport={"width": 1400, "height": 2400})
     page = context.new_page()
-    page.set_default_timeout(30_000)
+    page.set_default_timeout(60_000)  # a loaded 2-core CI machine renders slowly
     dialogs: list[str] = []
 
     def record(dialog) -> None:

@@ -39,7 +39,7 @@ def test_compaction_keeps_every_run_and_point(store: Path) -> None:
     assert compact(store) == 0
 
 
-def test_runs_written_after_a_compaction_join_the_next_part(store: Path) -> None:
+def test_runs_written_after_a_compaction_are_merged_with_the_part_into_one(store: Path) -> None:
     compact(store)
     row, trace = storegen.simulate("softmax", "adam", seed=7)
     Store(store).write_run(row, trace)
@@ -48,7 +48,9 @@ def test_runs_written_after_a_compaction_join_the_next_part(store: Path) -> None
     assert compact(store) == 1
     runs = read_runs(store)
     assert runs.height == 70 and runs["run_id"].n_unique() == 70
-    assert len(list((store / "runs").glob("part-*.parquet"))) == 2
+    assert len(list((store / "runs").glob("part-*.parquet"))) == 1  # parts are merged, never accumulate
+    assert len(list((store / "traces").iterdir())) == 1
+    assert read_traces(store, [row["run_id"]]).height == len(trace)
 
 
 def test_an_interrupted_compaction_never_shows_a_run_twice(store: Path, tmp_path: Path) -> None:
@@ -97,15 +99,36 @@ def test_a_reader_racing_a_compaction_retries(store: Path, monkeypatch: pytest.M
     assert calls["n"] == 2 and traces.select(sorted(traces.columns)).equals(traces_before)
 
 
-def test_a_corrupt_file_is_named_skipped_and_left_in_place(store: Path) -> None:
+def test_a_corrupt_file_is_named_and_moved_aside(store: Path) -> None:
     bad = store / "runs" / "corrupt.parquet"
     bad.write_bytes(b"not parquet")
-    with pytest.warns(CorruptFileWarning, match="corrupt.parquet"):
-        assert compact(store) == 69
-    assert bad.exists()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CorruptFileWarning)
-        assert read_runs(store).height == 69
+        assert read_runs(store).height == 69  # readers name it and leave it in place
+    assert bad.exists()
+    with pytest.warns(CorruptFileWarning, match="corrupt.parquet.*moved to"):
+        assert compact(store) == 69
+    assert not bad.exists() and (store / "damaged" / "runs" / "corrupt.parquet").read_bytes() == b"not parquet"
+    assert read_runs(store).height == 69
+
+
+def test_two_parts_alone_are_merged_into_one(store: Path) -> None:
+    runs_before, traces_before = snapshot(store)
+    compact(store)
+    row, trace = storegen.simulate("softmax", "adam", seed=7)
+    Store(store).write_run(row, trace)
+    # A second part, as an older compaction left one per call.
+    name = "part-09999999999999999999-00000000.parquet"
+    read_traces(store, [row["run_id"]]).write_parquet(store / "traces" / name)
+    read_runs(store).filter(pl.col("run_id") == row["run_id"]).write_parquet(store / "runs" / name)
+    (store / "runs" / f"{row['run_id']}.parquet").unlink()
+    (store / "traces" / f"{row['run_id']}.parquet").unlink()
+    assert len(list((store / "runs").iterdir())) == 2 and read_runs(store).height == 70
+    assert compact(store) == 0  # no per-run file, and yet the two parts become one
+    assert len(list((store / "runs").iterdir())) == 1 and len(list((store / "traces").iterdir())) == 1
+    runs_after, traces_after = snapshot(store)
+    assert runs_after.height == 70 and traces_after.height == traces_before.height + len(trace)
+    assert runs_after.filter(pl.col("run_id") != row["run_id"]).equals(runs_before)
 
 
 def test_lazy_scans_select_columns_and_filter_run_ids(store: Path) -> None:
