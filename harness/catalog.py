@@ -441,9 +441,11 @@ def _install_finder() -> None:
 
 #: Seconds the implementation check may take in all (imports of torch and jax included).
 CHECK_TIMEOUT_S = 180.0
+#: ... and with ``--smoke`` (a step of every method, jax compilations included).
+SMOKE_TIMEOUT_S = 600.0
 
 
-def check_implementations(catalog: Catalog, *, timeout: float = CHECK_TIMEOUT_S) -> list[Issue]:
+def check_implementations(catalog: Catalog, *, timeout: float = CHECK_TIMEOUT_S, smoke: bool = False) -> list[Issue]:
     """Import every task and method implementation as a run would, in one child process.
 
     Checks that each module imports, that its attribute exists and is callable, and that it
@@ -451,6 +453,11 @@ def check_implementations(catalog: Catalog, *, timeout: float = CHECK_TIMEOUT_S)
     method factory the hyperparameters, a library optimizer its ``args`` and ``fixed``
     keywords (against the real signature). A module that crashes or hangs the child cannot
     take the caller down: the check it was on is reported and the child restarted for the rest.
+
+    With ``smoke``, every method then runs ``init`` and one step, with its declared
+    hyperparameters, in each framework it declares, on the first task that provides what it
+    requires (``logreg`` when it can), at the task's declared parameters: the step must return a
+    finite vector of the framework, shaped as its input.
 
     Returns
     -------
@@ -460,7 +467,7 @@ def check_implementations(catalog: Catalog, *, timeout: float = CHECK_TIMEOUT_S)
     import subprocess
     import tempfile
 
-    checks, owners = _implementation_checks(catalog)
+    checks, owners = _implementation_checks(catalog, smoke=smoke)
     issues: list[Issue] = []
     pending = list(range(len(checks)))
     deadline = _monotonic() + timeout
@@ -510,8 +517,8 @@ def _last_line(text: str) -> str:
     return f": {lines[-1][:300]}" if lines else ""
 
 
-def _implementation_checks(catalog: Catalog) -> tuple[list[dict[str, Any]], list[Document]]:
-    """One check per (declaration, framework): what to import and what it must accept."""
+def _implementation_checks(catalog: Catalog, *, smoke: bool = False) -> tuple[list[dict[str, Any]], list[Document]]:
+    """One check per (declaration, framework): what to import and what it must accept (and, with ``smoke``, run)."""
     checks: list[dict[str, Any]] = []
     owners: list[Document] = []
     for entry in catalog.tasks.values():
@@ -539,9 +546,29 @@ def _implementation_checks(catalog: Catalog) -> tuple[list[dict[str, Any]], list
                     "loc": [*at, "optimizer"], "fixed_kwargs": ["params"] if framework == "torch" else [],
                     "names": names,
                 }
+            if smoke:
+                check["smoke"] = _smoke_plan(catalog, entry.spec, framework)
             checks.append(check)
             owners.append(entry.document)
     return checks, owners
+
+
+def _smoke_plan(catalog: Catalog, method: MethodSpec, framework: str) -> dict[str, Any] | str:
+    """What the child needs to step ``method`` once in ``framework``, or why it cannot."""
+    hyperparameters = dict(method.hyperparameters)
+    needs = method.requirements(hyperparameters)
+    tasks = sorted(catalog.tasks.values(), key=lambda e: (e.spec.id != "logreg", e.spec.id))
+    for entry in tasks:
+        task = entry.spec
+        if framework in task.implementations and needs <= set(task.provides):
+            impl = method.implementations[framework]
+            return {
+                "framework": framework, "task": task.id, "problem": task.implementations[framework],
+                "problem_dir": str(entry.path.parent), "parameters": task.resolve_parameters({}),
+                "provides": list(task.provides), "dtype": task.dtype, "hyperparameters": hyperparameters,
+                "optimizer_kwargs": method.optimizer_kwargs(framework, hyperparameters) if impl.optimizer else None,
+            }
+    return f"no task of the catalog provides {sorted(needs)} in {framework}: nothing to step it on"
 
 
 def _check_child() -> None:
@@ -568,7 +595,6 @@ def _describe(exc: BaseException) -> str:
 
 def _check_one(check: dict[str, Any]) -> list[tuple[list[Any], str]]:
     import difflib
-    import inspect
 
     loc, target = check["loc"], check["target"]
     if check["kind"] in ("task", "method"):
@@ -598,6 +624,55 @@ def _check_one(check: dict[str, Any]) -> list[tuple[list[Any], str]]:
             return [(loc, f"{module_name} has no {attr!r}" + (f" (did you mean {', '.join(near)}?)" if near else ""))]
     if not callable(obj):
         return [(loc, f"{target} is not callable (it is a {type(obj).__name__})")]
+    problems = _signature_problems(check, obj)
+    if not problems and "smoke" in check:
+        problems = _smoke(check, obj)
+    return problems
+
+
+def _smoke(check: dict[str, Any], obj: Any) -> list[tuple[list[Any], str]]:
+    """``init`` and one step of the method on a real task, as a run would call them; problems found."""
+    import numpy as np
+
+    from harness.backends import make_backend
+    from harness.sealed import facts_of, seal
+
+    plan, loc = check["smoke"], check["loc"]
+    if isinstance(plan, str):
+        return [(loc, f"smoke step skipped: {plan}")]
+    framework = plan["framework"]
+    try:
+        backend = make_backend(framework, dtype=plan["dtype"])
+        problem_cls = resolve_entry_point(plan["problem"], relative_to=Path(plan["problem_dir"]))
+        problem = problem_cls(backend=backend, **plan["parameters"])
+        oracle = backend.make_oracle(problem, capabilities=frozenset(plan["provides"]))
+    except BaseException as exc:  # noqa: BLE001 - the task is checked on its own line; say why the step could not run
+        return [(loc, f"smoke step skipped: task {plan['task']!r} could not be built ({_describe(exc)})")]
+    try:
+        if plan["optimizer_kwargs"] is not None:
+            method = backend.library_method(check["target"], plan["optimizer_kwargs"])
+        else:
+            method = obj(**plan["hyperparameters"])
+        params = problem.init_params(0)
+        sealed = seal(oracle, facts_of(problem, oracle, params, seed=0, to_numpy=backend.to_numpy))
+        state = method.init(params, sealed)
+        new, state = method.step(params, state, sealed)
+    except BaseException as exc:  # noqa: BLE001 - a method may raise anything
+        return [(loc, f"smoke step on task {plan['task']!r} ({framework}) raised {_describe(exc)}")]
+    if type(new) is not type(params) or tuple(getattr(new, "shape", ())) != tuple(params.shape):
+        return [(loc, f"smoke step on task {plan['task']!r} ({framework}) returned {type(new).__name__} of shape "
+                      f"{tuple(getattr(new, 'shape', ()))}, not a parameter vector like its input {tuple(params.shape)}")]
+    if not np.all(np.isfinite(backend.to_numpy(new))):
+        return [(loc, f"smoke step on task {plan['task']!r} ({framework}) returned non-finite parameters")]
+    return []
+
+
+def _signature_problems(check: dict[str, Any], obj: Any) -> list[tuple[list[Any], str]]:
+    """What the signature of ``obj`` does not accept of what a run passes it."""
+    import difflib
+    import inspect
+
+    target, loc = check["target"], check["loc"]
     try:
         parameters = inspect.signature(obj).parameters
     except (TypeError, ValueError):

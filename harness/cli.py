@@ -76,13 +76,15 @@ def validate(
     paths: Annotated[Optional[list[Path]], typer.Argument(help="Files or catalog roots; default: the built-in catalog.")] = None,
     catalog: CatalogOpt = None,
     imports: Annotated[bool, typer.Option("--imports/--no-imports", help="Also import every implementation (in a child process) and check what it accepts.")] = True,
+    smoke: Annotated[bool, typer.Option("--smoke", help="Also run init and one step of every method, in each framework it declares, on a task it can run on.")] = False,
 ) -> None:
     """Check declarations: every error is printed as path:line:col: field: message.
 
     After the YAML, every task and method implementation is imported in a child process (a
     module that crashes or hangs cannot take this command down) and checked against its
     declaration: the factory exists and accepts the declared parameters, a library optimizer
-    exists and accepts its keywords.
+    exists and accepts its keywords. With ``--smoke`` every method then takes one step, in
+    each framework it declares, on the first task that provides what it requires.
     """
     roots = list(catalog or [])
     files: list[Path] = []
@@ -97,17 +99,17 @@ def validate(
             typer.echo(f"{path}: no such file or directory", err=True)
             raise typer.Exit(BAD_INPUT)
     loaded = _load_catalog(roots, files)
-    if imports:
-        _check_implementations(loaded)
+    if imports or smoke:
+        _check_implementations(loaded, smoke=smoke)
     counts = {kind: len(getattr(loaded, kind)) for kind in ("tasks", "methods", "hardware", "suites")}
     typer.echo("ok: " + ", ".join(f"{n} {kind}" for kind, n in counts.items()))
 
 
-def _check_implementations(loaded) -> None:  # noqa: ANN001 - a Catalog, imported lazily
+def _check_implementations(loaded, *, smoke: bool) -> None:  # noqa: ANN001 - a Catalog, imported lazily
     """``validate``'s second stage: the implementations, checked in a child process; exit 2 on a problem."""
-    from harness.catalog import check_implementations
+    from harness.catalog import CHECK_TIMEOUT_S, SMOKE_TIMEOUT_S, check_implementations
 
-    issues = check_implementations(loaded)
+    issues = check_implementations(loaded, smoke=smoke, timeout=SMOKE_TIMEOUT_S if smoke else CHECK_TIMEOUT_S)
     for issue in issues:
         typer.echo(str(issue), err=True)
     if issues:

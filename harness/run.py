@@ -61,6 +61,7 @@ __all__ = [
     "DIVERGENCE_FACTOR",
     "STATUSES",
     "Collective",
+    "DeclaredError",
     "RunResult",
     "build_method",
     "execute_run",
@@ -88,6 +89,10 @@ class RunResult:
     @property
     def status(self) -> str:
         return self.row["status"]
+
+
+class DeclaredError(RuntimeError):
+    """A run failed where a declaration points (its implementation's import or construction)."""
 
 
 class _Stop(Exception):
@@ -299,9 +304,12 @@ class _Runner:
         )
         backend.seed(run.seed)
         backend.reset_peak_memory()
-        problem_cls = self.catalog.tasks[task.id].resolve(task.implementations[run.framework])
+        at_task = ("task", task.id, ("implementations", run.framework))
+        problem_cls = self._declared(*at_task, "importing the problem", lambda: self.catalog.tasks[task.id].resolve(
+            task.implementations[run.framework]))
         # Two instances: the method's oracle wraps one, evaluation and probes use the other.
-        method_problem = problem_cls(backend=backend, **run.task_params)
+        method_problem = self._declared(*at_task, "building the problem",
+                                        lambda: problem_cls(backend=backend, **run.task_params))
         self.problem = problem = problem_cls(backend=backend, **run.task_params)
         # Read once, before any method code runs: what the method could reach later is not used.
         f_star = getattr(problem, "f_star", None)
@@ -312,7 +320,12 @@ class _Runner:
             method_problem, backend, capabilities=capabilities, max_calls=run.budget.oracle_calls
         )
         self.probe_oracle = backend.make_oracle(problem, capabilities=capabilities).uncounted()
-        method = build_method(self.method_spec, run.framework, run.hyperparameters, backend, self.catalog)
+        impl = self.method_spec.implementations[run.framework]
+        method = self._declared(
+            "method", run.method, ("implementations", run.framework, "optimizer" if impl.optimizer else "entry"),
+            "building the method",
+            lambda: build_method(self.method_spec, run.framework, run.hyperparameters, backend, self.catalog),
+        )
         self.probes = [(ref.id, make_probe(ref.id, ref.options)) for ref in run.probes]
         params = problem.init_params(run.seed)
         facts = facts_of(method_problem, self.oracle, params, seed=run.seed, to_numpy=backend.to_numpy)
@@ -354,6 +367,14 @@ class _Runner:
             # The budget ran out inside a step (or init): the last complete iterate is the result.
             if self.last_evaluated != self.steps:
                 self._evaluate(params, state, step=self.steps)
+
+    def _declared(self, kind: str, spec_id: str, loc: tuple[Any, ...], what: str, call: Any) -> Any:
+        """``call()``; its failure is reported at the declaration's line (``path:line:col: field: ...``)."""
+        try:
+            return call()
+        except Exception as exc:
+            issue = self.catalog.get(kind, spec_id).document.issue(loc, f"{what} raised {type(exc).__name__}: {exc}")
+            raise DeclaredError(str(issue)) from exc
 
     def _on_clock(self, part: str | None, call: Any, *args: Any) -> Any:
         """``call(*args)`` on the method's clock: synchronized, its compilations counted."""

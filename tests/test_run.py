@@ -152,3 +152,11 @@ def test_each_trace_point_is_handed_on_as_it_is_recorded_and_a_failed_row_keeps_
     assert failed.row["oracle_calls"] == streamed[-1]["oracle_calls"] > 0
     assert failed.row["objective"] == streamed[-1]["objective"] and failed.row["timed_s"] == streamed[-1]["time_s"]
     assert failed_result(run, test_catalog, status="error", error="killed").row["steps"] == 0  # nothing streamed
+
+
+def test_an_implementation_failing_at_run_time_names_its_declaration(test_catalog):
+    row = run_one(test_catalog, grid={"d": (-1,)}, budget=Budget(steps=3)).row  # numpy refuses a negative size
+    last = row["error"].strip().splitlines()[-1]
+    assert row["status"] == "error"
+    assert last.startswith("harness.run.DeclaredError: ") and "quadratic.yaml:" in last
+    assert "implementations.torch: building the problem raised ValueError" in last
