@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import resource
 import shutil
 import subprocess
 import sys
@@ -281,14 +280,17 @@ def test_the_builtin_catalog_passes_the_implementation_check():
     assert result.stdout.startswith("ok: ")
 
 
-def _validate_limited(path: Path) -> tuple[subprocess.CompletedProcess[str], float]:
-    def limit() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+#: Sets a 1 GiB address-space limit, then becomes the command: no preexec_fn, which is unsafe in a
+#: process that runs threads (jax's, in the test process).
+_LIMITED = ("import os, resource, sys; resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30)); "
+            "os.execv(sys.argv[1], sys.argv[1:])")
 
+
+def _validate_limited(path: Path) -> tuple[subprocess.CompletedProcess[str], float]:
     start = time.perf_counter()
     proc = subprocess.run(
-        [str(Path(sys.executable).parent / "harness"), "validate", "--no-imports", str(path)],
-        capture_output=True, text=True, preexec_fn=limit, timeout=60, check=False,
+        [sys.executable, "-c", _LIMITED, str(Path(sys.executable).parent / "harness"), "validate", "--no-imports", str(path)],
+        capture_output=True, text=True, timeout=60, check=False,
     )
     return proc, time.perf_counter() - start
 
