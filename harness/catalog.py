@@ -27,6 +27,7 @@ import json
 import os
 import sys
 import threading
+import time
 import types
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -470,11 +471,11 @@ def check_implementations(catalog: Catalog, *, timeout: float = CHECK_TIMEOUT_S,
     checks, owners = _implementation_checks(catalog, smoke=smoke)
     issues: list[Issue] = []
     pending = list(range(len(checks)))
-    deadline = _monotonic() + timeout
+    deadline = time.monotonic() + timeout
     while pending:
         with tempfile.NamedTemporaryFile("w+", suffix=".jsonl", encoding="utf-8") as out:
             request = json.dumps([dict(checks[i], index=i) for i in pending])
-            left = max(deadline - _monotonic(), 1.0)
+            left = max(deadline - time.monotonic(), 1.0)
             try:
                 proc = subprocess.run(
                     [sys.executable, "-c", "from harness.catalog import _check_child; _check_child()", out.name],
@@ -504,12 +505,6 @@ def check_implementations(catalog: Catalog, *, timeout: float = CHECK_TIMEOUT_S,
             issues += [owners[i].issue(tuple(checks[i]["loc"]), "not checked: the time for the check ran out") for i in pending]
             break
     return sorted(issues)
-
-
-def _monotonic() -> float:
-    import time
-
-    return time.monotonic()
 
 
 def _last_line(text: str) -> str:

@@ -65,10 +65,10 @@ def _load_catalog(roots: list[Path] | None, files: list[Path] = ()):  # noqa: AN
         raise typer.Exit(BAD_INPUT) from None
 
 
-def _fail(message: str) -> typer.Exit:
-    """Print ``error: message`` on stderr; raise the result (exit status 2: bad input)."""
+def _fail(message: str, status: int = BAD_INPUT) -> typer.Exit:
+    """Print ``error: message`` on stderr; raise the result (exit ``status``, by default 2: bad input)."""
     typer.echo(f"error: {message}", err=True)
-    return typer.Exit(BAD_INPUT)
+    return typer.Exit(status)
 
 
 @app.command()
@@ -274,8 +274,7 @@ def _os_reason(exc: OSError) -> str:
 
 def _store_error(message: str) -> typer.Exit:
     """Print ``error: message`` on stderr; raise the result (exit status 3: the store cannot be written)."""
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(STORE_UNWRITABLE)
+    return _fail(message, STORE_UNWRITABLE)
 
 
 def _plain_warnings() -> None:
@@ -297,12 +296,20 @@ def _plain_warnings() -> None:
 
 def _stored(store_dir: Path, run_ids: set[str]) -> dict[str, dict]:
     """The newest stored attempt of each of ``run_ids`` that the store holds (read only: no directory is created)."""
+    columns = ("run_id", "attempt", "status", "error", "task", "method", "framework", "seed")
+    return _by_id(_read_plan_runs(store_dir, run_ids, columns))
+
+
+def _read_plan_runs(store_dir: Path, run_ids: set[str], columns: tuple[str, ...] | None = None):  # noqa: ANN202 - polars is imported lazily
+    """The stored runs (newest attempts) among ``run_ids``, as a frame of ``columns`` (``None``: all)."""
     import polars as pl
 
     from harness.store import read_runs
 
-    columns = ("run_id", "attempt", "status", "error", "task", "method", "framework", "seed")
-    frame = read_runs(store_dir, columns).filter(pl.col("run_id").is_in(sorted(run_ids)))
+    return read_runs(store_dir, columns).filter(pl.col("run_id").is_in(sorted(run_ids)))
+
+
+def _by_id(frame) -> dict[str, dict]:  # noqa: ANN001 - a polars DataFrame
     return {row["run_id"]: row for row in frame.iter_rows(named=True)}
 
 
@@ -313,8 +320,8 @@ def _last_line(text: str | None) -> str:
 def _run_plan(plan, runner, store_dir: Path, *, retry_failed: bool, force: bool, opened=None) -> None:  # noqa: ANN001
     """Run what ``plan`` still needs (``runner`` ``None``: print it only), then exit with the plan's status.
 
-    ``opened`` is the :class:`~harness.store.Store` of ``store_dir`` when the bench opened it
-    already. Damaged runs are moved aside first and run again, also where an older attempt
+    ``opened`` is the :class:`~harness.store.Store` of ``store_dir``, opened by the bench
+    (``None`` for a dry run, which opens nothing). Damaged runs are moved aside first and run again, also where an older attempt
     is stored (a repair must not leave that attempt's error as the run's result). A disk
     that fills stops the bench (exit 3), every run stored so far kept.
     """
@@ -332,9 +339,7 @@ def _run_plan(plan, runner, store_dir: Path, *, retry_failed: bool, force: bool,
     ids = {r.run_id for r in plan.runs}
     moved = {}
     if runner is not None:
-        from harness.store import Store
-
-        store = opened if opened is not None else Store(store_dir)
+        store = opened
         try:
             moved = store.repair()
         except OSError as exc:
@@ -382,7 +387,7 @@ def _run_plan(plan, runner, store_dir: Path, *, retry_failed: bool, force: bool,
             progress.update(bar, advance=1, failed=failures)
 
         try:
-            results = drive(todo, store, runner, on_result=advance, replace=again)
+            results = drive(todo, store, runner, on_result=advance, replace=again, repaired=moved)
         except KeyboardInterrupt:
             progress.stop()
             kept = len(store.finished_run_ids() & ids)
@@ -399,9 +404,10 @@ def _run_plan(plan, runner, store_dir: Path, *, retry_failed: bool, force: bool,
                                f"{len(_stored(store_dir, ids))} runs kept, rerun to finish") from None
     if len(results) < len(todo):
         console.print(f"{len(todo) - len(results)} run(s) were taken by another bench sharing {store_dir}")
-    _print_report(store_dir, run_ids=ids, console=console)
+    runs = _read_plan_runs(store_dir, ids)  # once: for the report and the exit status
+    _print_report(runs, console=console)
     console.print(f"store: {store_dir.resolve()}")
-    final = _stored(store_dir, ids)
+    final = _by_id(runs)
     failed = [final[r.run_id] for r in plan.runs if r.run_id in final and final[r.run_id]["status"] in ERROR_STATUSES]
     if failed:
         # Last, where a CI log ends: the runs that make this bench exit 1.
@@ -490,17 +496,13 @@ def _require_store(store: Path) -> None:
         raise _fail(f"--store {store}: not a store (no runs/ directory); run `harness bench --store {store}` first")
 
 
-def _print_report(store_dir: Path, *, run_ids: set[str] | None, console) -> None:  # noqa: ANN001
+def _print_report(runs, *, console) -> None:  # noqa: ANN001 - a polars DataFrame of runs
     import polars as pl
     from rich.table import Table
     from rich.text import Text
 
     from harness.score import varying_parameters
-    from harness.store import read_runs
 
-    runs = read_runs(store_dir)
-    if run_ids is not None:
-        runs = runs.filter(pl.col("run_id").is_in(sorted(run_ids)))
     if runs.is_empty():
         console.print("no runs")
         return
@@ -531,10 +533,9 @@ def _print_report(store_dir: Path, *, run_ids: set[str] | None, console) -> None
                             ("subopt. ↓", "right"), ("to target ↓ s", "right"),
                             ("steps", "right"), ("ms/step ↓", "right")):
         table.add_column(column, justify=justify, no_wrap=True, min_width=max(map(len, labels)) if column == "task" else None)
-    for row in summary.iter_rows(named=True):
-        params = ",".join(f"{k}={v}" for k, v in json.loads(row["task_params"]).items() if k in varying[row["task"]])
+    for task_label, row in zip(labels, summary.iter_rows(named=True)):
         table.add_row(*map(Text, (
-            f"{row['task']}[{params}]" if params else row["task"], row["method"], row["framework"], row["hardware"],
+            task_label, row["method"], row["framework"], row["hardware"],
             f"{row['reached']}/{row['runs']}", str(row["failed"]),
             _fmt(row["subopt"], "{:.2e}"), _fmt(row["ttt"], "{:.4f}"),
             _fmt(row["steps"], "{:.0f}"), _fmt(None if row["per_step"] is None else 1e3 * row["per_step"], "{:.3f}"),

@@ -215,13 +215,8 @@ class CountingOracle:
         The view is exact (full batch) and never draws from the run's sampler, so probing
         leaves the minibatch sequence of the run unchanged.
         """
-        view = object.__new__(type(self))
-        view.__dict__.update(self.__dict__)
-        view.counts = Counter()
-        view.counting = False
-        view.batch_size = 0
-        view.sampler = np.random.default_rng(0)  # a private stream: the run's stays untouched
-        return view
+        # A private sampler stream: the run's stays untouched.
+        return self._view(counting=False, batch_size=0, sampler=np.random.default_rng(0))
 
     def tracing_view(self) -> CountingOracle:
         """A view whose calls are recorded in its own ``counts``, with no budget: for tracing.
@@ -229,11 +224,12 @@ class CountingOracle:
         A backend traces a pure method's function once against it, reads the calls it made,
         and charges them to this oracle at every execution (``harness.backends.jax.JitProgram``).
         """
+        return self._view(counting=True, max_calls=None)
+
+    def _view(self, **attributes: Any) -> CountingOracle:
+        """A copy over the same problem and derivatives, with counts of its own and ``attributes`` set."""
         view = object.__new__(type(self))
-        view.__dict__.update(self.__dict__)
-        view.counts = Counter()
-        view.counting = True
-        view.max_calls = None
+        view.__dict__.update(self.__dict__, counts=Counter(), **attributes)
         return view
 
     # Framework derivatives: a backend implements these.

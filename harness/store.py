@@ -207,12 +207,14 @@ class Store:
                 os.close(fd)
                 os.unlink(tmp)
 
-    def finished_run_ids(self) -> set[str]:
+    def finished_run_ids(self, *, repair: bool = True) -> set[str]:
         """Ids of every finished run (in any status): a per-run pair that reads back whole, or a part's.
 
-        Damaged runs are moved aside first (:meth:`repair`) and do not count.
+        Damaged runs are moved aside first (:meth:`repair`; ``repair=False`` when the caller just
+        did) and do not count.
         """
-        self.repair()
+        if repair:
+            self.repair()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", CorruptFileWarning)  # repair named them
             snapshot = _snapshot(self.root)

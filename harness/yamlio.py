@@ -24,6 +24,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.nodes import ScalarNode
 
 __all__ = ["MAX_BYTES", "MAX_DEPTH", "MAX_EXPANDED", "DeclarationError", "Document", "Issue", "load", "parse_text", "validate"]
 
@@ -253,8 +254,6 @@ _FLOATS = {".inf": float("inf"), "+.inf": float("inf"), "-.inf": float("-inf"), 
 
 def _scalar(event: Any, resolver: Any, issue: Any, loc: Loc) -> Any:
     """The builtin value of a scalar event under YAML 1.2's core schema."""
-    from ruamel.yaml.nodes import ScalarNode
-
     if event.style is not None or event.tag is not None:  # quoted or block: always a string
         return event.value
     tag = str(resolver.resolve(ScalarNode, event.value, (True, False))).rpartition(":")[2]

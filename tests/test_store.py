@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -9,7 +10,7 @@ import textwrap
 import polars as pl
 import pytest
 
-from harness.store import CorruptFileWarning, Store, read_runs
+from harness.store import CorruptFileWarning, Store, compact, read_runs, read_traces
 
 
 def row(run_id: str, **extra) -> dict:
@@ -49,7 +50,7 @@ def test_the_claims_of_a_dead_process_are_taken_over(tmp_path):
     assert (tmp_path / "claims" / "r1").exists()  # a stale claim: its holder died without releasing it
     store = Store(tmp_path)
     assert store.claim("r1")
-    assert f"pid {__import__('os').getpid()} " in (tmp_path / "claims" / "r1").read_text()
+    assert f"pid {os.getpid()} " in (tmp_path / "claims" / "r1").read_text()
 
 
 def test_a_finished_run_cannot_be_claimed_and_a_release_removes_the_claim(tmp_path):
@@ -122,8 +123,6 @@ def test_drive_skips_runs_another_bench_holds(tmp_path):
 
 
 def test_a_run_compacted_meanwhile_counts_as_finished(tmp_path):
-    from harness.store import compact
-
     store = Store(tmp_path)
     store.write_run(row("r1"))
     assert compact(tmp_path) == 1 and not (tmp_path / "runs" / "r1.parquet").exists()
@@ -135,8 +134,6 @@ def points(n: int) -> list[dict]:
 
 
 def test_a_rerun_replaces_the_stored_run_also_in_a_part_and_through_compactions(tmp_path):
-    from harness.store import compact, read_traces
-
     store = Store(tmp_path)
     store.write_run(row("r1", status="error", error="boom"), points(2))
     store.write_run(row("r2"), points(3))
@@ -157,8 +154,6 @@ def test_a_rerun_replaces_the_stored_run_also_in_a_part_and_through_compactions(
 
 
 def test_a_newer_loose_attempt_wins_and_compaction_drops_the_older(tmp_path):
-    from harness.store import compact, read_traces
-
     store = Store(tmp_path)
     store.write_run(row("r1", status="timeout"), points(4))
     store.write_run(row("r1", status="reached_target"), points(2))  # a second write is a new attempt
@@ -173,8 +168,6 @@ def test_a_newer_loose_attempt_wins_and_compaction_drops_the_older(tmp_path):
 
 
 def test_a_trace_being_written_is_neither_read_nor_removed(tmp_path):
-    from harness.store import compact, read_traces
-
     store = Store(tmp_path)
     store.write_run(row("r1"), points(2))
     # A rerun has written its trace and not yet its row: readers keep showing attempt 0.

@@ -131,6 +131,7 @@ def drive(
     *,
     on_result: Callable[[RunResult], None] | None = None,
     replace: Mapping[str, int] | None = None,
+    repaired: Mapping[str, str] | None = None,
 ) -> list[RunResult]:
     """Run the ``runs`` not yet in ``store``, writing each result the moment it arrives.
 
@@ -142,7 +143,8 @@ def drive(
     ``replace`` maps the ids of stored runs to run again (``--retry-failed``, ``--force``)
     to the attempt each replaces; one that another bench replaced meanwhile is left alone.
     A run whose newest attempt was damaged is run again (:meth:`~harness.store.Store.repair`
-    moves it aside), also when an older attempt of it is stored.
+    moves it aside), also when an older attempt of it is stored; ``repaired`` is what a repair
+    the caller just ran returned (the store is then not repaired again).
 
     Raises
     ------
@@ -152,8 +154,8 @@ def drive(
     """
     replace = dict(replace or {})
     store.clean_claims()
-    moved = store.repair()
-    done = store.finished_run_ids()
+    moved = store.repair() if repaired is None else repaired  # the caller repaired it just before
+    done = store.finished_run_ids(repair=False)
     for run in runs:
         if run.run_id in moved and run.run_id in done and run.run_id not in replace:
             replace[run.run_id] = store.newest_attempt(run.run_id)  # an older attempt is stored: replace it

@@ -161,6 +161,10 @@ class _Worker:
         self.deadline = float("inf")
         self.rss_limit = None
 
+    def waitables(self) -> list[Any]:
+        """What the driver waits on: the socket, and the output pipe while it is open (a worker blocks on a full one)."""
+        return [self.conn] if self.output.closed else [self.conn, self.output]
+
     def _exited(self) -> bool:
         """Whether the worker has ended, without reaping it: while unreaped, its pid and group are still its own."""
         if self.popen.returncode is not None:
@@ -480,11 +484,11 @@ class _Supervisor:
         self.started += 1
         return _Worker(key=key, env=env, cpus=cpus, source=self.source)
 
-    def timeout(self, workers: list[_Worker], *, poll_s: float) -> float:
+    def timeout(self, workers: list[_Worker]) -> float:
         """How long to wait for ``workers`` (all busy) before something must be checked."""
         now = time.monotonic()
         watch = any(w.rss_limit is not None for w in workers)
-        return min(max(0.0, min(w.deadline for w in workers) - now), poll_s if watch else 5.0)
+        return min(max(0.0, min(w.deadline for w in workers) - now), self.poll_s if watch else 5.0)
 
     def check(self, worker: _Worker, readable: bool) -> tuple[RunResult | None, bool]:
         """Handle what ``worker`` said or did; return (a finished run's result or None, keep the worker)."""
@@ -694,9 +698,8 @@ class PoolExecutor:
                 busy = [w for w in slots if w is not None and w.busy]
                 if not busy:
                     return
-                # Output pipes too: a worker blocks on a full one, and the driver drains it as it fills.
-                watched = [w.conn for w in busy] + [w.output for w in busy if not w.output.closed]
-                ready = set(wait(watched, timeout=supervisor.timeout(busy, poll_s=self.poll_s)))
+                watched = [waitable for w in busy for waitable in w.waitables()]
+                ready = set(wait(watched, timeout=supervisor.timeout(busy)))
                 for index, worker in enumerate(slots):
                     if worker is None or not worker.busy:
                         continue
@@ -738,8 +741,7 @@ class LocalWorker:
         """Execute ``run`` in the worker (started or replaced as needed) and return its result."""
         self._worker = worker = self._supervisor.dispatch(run, self._worker, index=0, jobs=1)
         while True:
-            watched = [worker.conn] + ([] if worker.output.closed else [worker.output])
-            ready = wait(watched, timeout=self._supervisor.timeout([worker], poll_s=self.poll_s))
+            ready = wait(worker.waitables(), timeout=self._supervisor.timeout([worker]))
             result, keep = self._supervisor.check(worker, worker.conn in ready)
             if not keep:
                 worker.close()

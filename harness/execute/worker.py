@@ -329,15 +329,13 @@ def python_threads() -> dict[int, str]:
     """
     me = threading.get_ident()
     known = {t.ident: t for t in threading.enumerate()}
+    alive = {ident for ident, thread in known.items() if ident is not None and thread.is_alive()}
     found: dict[int, str] = {}
-    for ident in sys._current_frames():  # noqa: SLF001 - the only view of threads threading does not know
+    for ident in alive | set(sys._current_frames()):  # noqa: SLF001 - the only view of threads threading does not know
         thread = known.get(ident)
-        if ident != me and not (thread is not None and isinstance(thread, threading._DummyThread)):  # noqa: SLF001
+        # A dummy thread is a native one that once called into Python: not counted.
+        if ident != me and not isinstance(thread, threading._DummyThread):  # noqa: SLF001
             found[ident] = thread.name if thread is not None else f"thread {ident}"
-    for ident, thread in known.items():
-        dummy = isinstance(thread, threading._DummyThread)  # noqa: SLF001 - a native thread that once called in
-        if ident is not None and ident != me and thread.is_alive() and not dummy:
-            found[ident] = thread.name
     return found
 
 

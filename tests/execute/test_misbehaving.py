@@ -70,8 +70,8 @@ def test_what_a_run_writes_to_its_workers_socket_fails_that_run_alone(source, ca
         matrix += [*misbehaving(catalog, write), *runs_of(catalog, seeds=(seed,))]
     executor = PoolExecutor(source, jobs=1)
     results = drive(matrix, Store(tmp_path / "store"), executor)
-    assert len(results) == len(matrix) == 10
-    assert read_runs(tmp_path / "store").height == 10  # every run stored, the bad ones too
+    assert len(results) == len(matrix) == 2 * len(SOCKET_FAULTS)
+    assert read_runs(tmp_path / "store").height == len(matrix)  # every run stored, the bad ones too
     assert [r.row["run_id"] for r in results] == [run.run_id for run in matrix]  # one worker: in order
     for run, result in zip(matrix, results, strict=True):
         if run.method == "plain-gd":
@@ -87,7 +87,7 @@ def test_what_a_run_writes_to_its_workers_socket_fails_that_run_alone(source, ca
         assert [p["step"] for p in result.trace] == [0, 2] and result.row["steps"] == 2, write
         assert result.row["objective"] == result.trace[-1]["objective"]
     assert not marker.exists()  # the pickle that runs code was never unpickled
-    assert executor.workers_started == 6  # each bad message cost its worker, nothing more
+    assert executor.workers_started == 1 + len(SOCKET_FAULTS)  # each bad message cost its worker, nothing more
 
 
 def test_a_partial_frame_does_not_hold_the_driver(source, catalog, marker):
