@@ -22,6 +22,8 @@ from pathlib import Path
 
 import polars as pl
 
+from harness.record import Status
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -45,7 +47,7 @@ def ratios(runs: pl.DataFrame) -> pl.DataFrame:
     per = runs.group_by("task", "task_params", "method").agg(
         pl.col("time_to_target_s").median().alias("ttt"),
         (pl.col("timed_s") / pl.col("steps")).median().alias("per_step"),
-        (pl.col("status") == "reached_target").sum().alias("reached"),
+        (pl.col("status") == Status.REACHED_TARGET).sum().alias("reached"),
         pl.when(pl.col("clock_compiles").is_null().all()).then(None)
         .otherwise(pl.col("clock_compiles").sum()).alias("clock_compiles"),  # null: not recorded
     )

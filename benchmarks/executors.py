@@ -55,7 +55,9 @@ def measure(executor: Any, runs: list[Any]) -> dict[str, float]:
         start = time.perf_counter()
         results = drive(runs, Store(tmp), executor, on_result=lambda _: stamps.append(time.perf_counter()))
         wall = time.perf_counter() - start
-    bad = [r.row["error"] for r in results if r.status not in ("completed", "reached_target")]
+    from harness.record import FINISHED
+
+    bad = [r.row["error"] for r in results if r.status not in FINISHED]
     if bad:
         raise RuntimeError(f"{len(bad)} runs failed; first: {bad[0]}")
     return {"wall_s": wall, "first_s": stamps[0] - start, "last_s": stamps[-1] - start,

@@ -45,9 +45,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from harness.record import FAILED, Status
+
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "leaderboard" / "app.py"
-STATUSES_FAILED = ("diverged", "error", "timeout", "oom")
 
 
 # -- the store --------------------------------------------------------------------------------
@@ -89,7 +90,7 @@ def _simulate(ids: np.ndarray, *, points: int, rng: np.random.Generator) -> tupl
     sub = start[:, None] * rate[:, None] ** steps[None, :]
     target = np.where(task % 10 == 9, np.nan, 1e-6)
     failed = rng.random(n) < 0.03
-    status_fail = np.asarray(STATUSES_FAILED)[rng.integers(0, 4, n)]
+    status_fail = np.asarray([str(s) for s in FAILED])[rng.integers(0, len(FAILED), n)]
     reached_at = np.argmax(sub <= target[:, None], axis=1)
     reached = (sub <= target[:, None]).any(axis=1) & ~failed
     last = np.where(reached, reached_at, points - 1)
@@ -105,8 +106,8 @@ def _simulate(ids: np.ndarray, *, points: int, rng: np.random.Generator) -> tupl
     keep = np.arange(points)[None, :] <= last[:, None]
     run_ids = np.char.add("r", np.char.zfill(ids.astype(str), 15))
     final_sub = sub[np.arange(n), last]
-    status = np.where(failed, status_fail, np.where(reached, "reached_target", "completed"))
-    final_sub = np.where(failed & (status_fail == "diverged"), np.inf, final_sub)
+    status = np.where(failed, status_fail, np.where(reached, str(Status.REACHED_TARGET), str(Status.COMPLETED)))
+    final_sub = np.where(failed & (status_fail == str(Status.DIVERGED)), np.inf, final_sub)
     metrics = json.dumps({"objective": {"unit": "nats", "lower_is_better": True},
                           "suboptimality": {"unit": "nats", "lower_is_better": True}}, sort_keys=True)
     families = np.asarray(["convex", "global", "multi-task", "game", "linear-system", "sampling", "bilevel", "rl"])

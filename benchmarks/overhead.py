@@ -63,7 +63,7 @@ def per_step(framework: str, steps: int) -> tuple[float, float]:
     from harness.backends import make_backend
 
     backend = make_backend(framework)
-    problem = catalog.tasks["logreg"].resolve(task.implementations[framework])(backend=backend)
+    problem = catalog.tasks["logreg"].resolve(task.implementations[framework])(backend=backend, **run.task_params)
     x = problem.init_params(0)
     if framework == "torch":
         import torch

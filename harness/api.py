@@ -48,15 +48,45 @@ class OracleBudgetExceeded(RuntimeError):
 
 @runtime_checkable
 class Oracle(Protocol):
-    """What a method may ask of a task; every call is counted by kind in ``counts``.
+    """Everything a method may use of its task, and nothing else; every call is counted by kind in ``counts``.
 
-    Only the calls named in ``capabilities`` are available: the others raise ``NotImplementedError``.
-    The object a method receives is sealed (:func:`harness.sealed.seal`): these calls and the
-    read-only facts below, nothing else; setting any attribute raises ``AttributeError``.
+    The object a method receives is sealed (:func:`harness.sealed.seal`): the calls and the
+    read-only facts below, nothing else (no problem object, no uncounted view, no switch that
+    turns counting off); setting any attribute raises ``AttributeError``. Only the calls named
+    in ``capabilities`` (the task's ``provides``) answer: the others raise
+    ``NotImplementedError``. The calls are exactly :data:`harness.spec.CAPABILITIES`, plus
+    ``sample_indices`` on a finite-sum task.
+
+    Facts
+    -----
+    capabilities
+        The calls the task provides.
+    counts, total_calls
+        Calls made so far, by kind and in all (a read-only view).
+    seed
+        The run seed, for methods that draw random numbers of their own (a generator of their
+        own, seeded from it: zo-sgd's directions).
+    dimension
+        Length of the flat parameter vector.
+    layout
+        ``((name, shape), ...)``: the blocks of the vector, in order, or ``None`` (muon and
+        curl-descent view their matrices through it).
+    n_samples
+        Terms of a finite-sum objective, or ``None``.
+    batch_size, stochastic
+        Minibatch size of a stochastic oracle (0: full batch), and whether ``grad`` and
+        ``value_and_grad`` answer on minibatches (``batch_size > 0``).
+    last_indices
+        The last minibatch drawn, a read-only numpy copy (``None`` before the first draw):
+        ghost-step measures its radius on the examples of the gradient it just took, by
+        ``jvp_logits(params, v, oracle.last_indices)`` when ``stochastic``.
+    warmup
+        ``True`` on the decoy of the warm-up step, whose answers are noise (skip side effects).
     """
 
     capabilities: frozenset[str]
     counts: Mapping[str, int]  # a read-only view
+    total_calls: int
     seed: int  # the run seed, for methods that draw random numbers of their own
     dimension: int  # length of the flat parameter vector
     layout: tuple[tuple[str, tuple[int, ...]], ...] | None  # the vector's blocks, when the task has them
@@ -106,6 +136,10 @@ class Oracle(Protocol):
         """Dense empirical Fisher of the per-example gradients plus the regularizer's Hessian."""
         ...
 
+    def sample_indices(self) -> Any:
+        """Draw the next minibatch of the run's sampler, uncounted (finite-sum tasks only; also ``last_indices``)."""
+        ...
+
 
 class Method(Protocol[S]):
     """An update rule: ``init`` builds the state, ``step`` advances params and state.
@@ -134,16 +168,39 @@ MethodFactory = Callable[..., Method[Any]]
 
 
 class Problem(Protocol):
-    """A task's implementation in one framework.
+    """A task's implementation: one class for every framework, written over the array namespace.
 
-    Constructed as ``Problem(backend=..., **task_parameters)``; the data are generated
-    or loaded there (setup, reported apart from the timed steps).
+    Constructed as ``Problem(backend=..., **task_parameters)`` with every parameter the task's
+    YAML declares (its defaults merged with the suite's values): the constructor takes them as
+    keyword-only arguments without defaults, so the YAML is their one source. The data are
+    generated or loaded there (setup, reported apart from the timed steps), as numpy arrays
+    made framework arrays by ``backend.asarray`` (``backend.asarray_int`` for integer indices).
+
+    The differentiable code reads the framework off its arrays (:mod:`harness.arrays`,
+    :mod:`harness.losses`): no torch or jax subclass, no ``jit``, ``detach`` or dtype handling.
+    The backend owns those: its oracle differentiates ``loss``, converts minibatch indices,
+    and calls the closed-form hooks through the framework (jax: jitted once per oracle; torch:
+    under ``torch.no_grad()`` on detached inputs).
 
     Attributes
     ----------
     f_star
-        The reference optimum, computed independently (scipy, closed form), or ``None``.
+        The reference optimum, computed independently (numpy/scipy, closed form), or ``None``.
         With it the harness reports ``suboptimality = objective - f_star``.
+
+    Optional hooks (see :mod:`harness.oracle`)
+    ------------------------------------------
+    ``layout``
+        ``((name, shape), ...)``: the blocks of the parameter vector (the oracle's ``layout``).
+    ``hessian(params)``, ``gauss_newton(params)``, ``fisher(params)``, ...
+        Closed forms of the oracle calls of :data:`harness.oracle.CLOSED_FORM_HOOKS`, preferred
+        to autodiff; a formula the numpy reference shares is written once over the namespace.
+    ``n_samples``, ``batch_size``, ``loss(params, indices=None)``
+        A finite sum ``mean_i f_i``: the number of terms, the minibatch size of ``grad`` (0:
+        full batch) and the mean over ``indices`` (a framework integer array; all when ``None``).
+    ``logits(params, indices=None)``, ``logit_hessian(logits)``, ``regularizer(params)``
+        Losses ``l_i(z_i(params)) + R(params)`` on per-example outputs, for ``jvp_logits``,
+        ``gauss_newton`` and ``fisher``.
     """
 
     f_star: float | None
@@ -153,7 +210,7 @@ class Problem(Protocol):
         ...
 
     def loss(self, params: P) -> Any:
-        """The objective as a differentiable framework scalar."""
+        """The objective as a differentiable framework scalar (finite sums: ``loss(params, indices=None)``)."""
         ...
 
     def evaluate(self, params: P) -> dict[str, float]:
@@ -177,7 +234,13 @@ class Backend(Protocol):
         """Wait until the device has finished computing ``values`` (all queued work on CUDA)."""
         ...
 
-    def asarray(self, value: Any) -> P: ...
+    def asarray(self, value: Any) -> P:
+        """``value`` as an array of the framework, on the run's device, in the run's dtype."""
+        ...
+
+    def asarray_int(self, value: Any) -> Any:
+        """Integer indices as an index array of the framework on the run's device (``torch.long``, jax int64)."""
+        ...
 
     def to_numpy(self, value: P) -> Any: ...
 

@@ -1,7 +1,9 @@
-"""Array helpers that let task and method modules write their code once for torch and jax.
+"""Array helpers that let task and method modules write their code once for numpy, torch and jax.
 
 The framework is read off an array's type, so these run inside ``jax.jit`` (on tracers) and
-under torch's autograd alike. torch and jax are imported inside the functions, never here.
+under torch's autograd alike; a numpy array takes the numpy/scipy path, so one formula (a
+closed-form Hessian, say) serves a task's scipy reference and its oracle. torch, jax and
+scipy are imported inside the functions, never here.
 
 Examples
 --------
@@ -16,7 +18,19 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["immutable", "is_torch", "like", "namespace", "normal_init", "softmax", "take", "to_float64"]
+__all__ = [
+    "einsum",
+    "eye",
+    "immutable",
+    "is_numpy",
+    "is_torch",
+    "like",
+    "namespace",
+    "normal_init",
+    "softmax",
+    "take",
+    "to_float64",
+]
 
 
 def immutable(array: np.ndarray) -> np.ndarray:
@@ -48,8 +62,15 @@ def is_torch(x: Any) -> bool:
     return type(x).__module__.startswith("torch")
 
 
+def is_numpy(x: Any) -> bool:
+    """Whether ``x`` is a numpy array or scalar (the reference's arrays, never a framework's)."""
+    return isinstance(x, (np.ndarray, np.generic))
+
+
 def namespace(x: Any) -> Any:
-    """The array namespace of ``x``: ``torch`` for a tensor, ``jax.numpy`` otherwise."""
+    """The array namespace of ``x``: ``numpy`` for a numpy array, ``torch`` for a tensor, ``jax.numpy`` otherwise."""
+    if is_numpy(x):
+        return np
     if is_torch(x):
         import torch
 
@@ -57,6 +78,26 @@ def namespace(x: Any) -> Any:
     import jax.numpy as jnp
 
     return jnp
+
+
+def eye(n: int, *, like: Any) -> Any:
+    """The ``n x n`` identity in the namespace, dtype (and device) of the array ``like``."""
+    if is_numpy(like):
+        return np.eye(n, dtype=like.dtype)
+    if is_torch(like):
+        import torch
+
+        return torch.eye(n, dtype=like.dtype, device=like.device)
+    import jax.numpy as jnp
+
+    return jnp.eye(n, dtype=like.dtype)
+
+
+def einsum(subscripts: str, *operands: Any) -> Any:
+    """``einsum`` in the namespace of the first operand (numpy: with the optimized contraction order)."""
+    if is_numpy(operands[0]):
+        return np.einsum(subscripts, *operands, optimize=True)
+    return namespace(operands[0]).einsum(subscripts, *operands)
 
 
 def like(values: np.ndarray, params: Any) -> Any:
@@ -71,7 +112,11 @@ def like(values: np.ndarray, params: Any) -> Any:
 
 
 def softmax(logits: Any) -> Any:
-    """Softmax over the rows of ``logits`` (m, C), in the framework of ``logits``."""
+    """Softmax over the rows of ``logits`` (m, C), in the framework of ``logits`` (numpy: scipy's)."""
+    if is_numpy(logits):
+        import scipy.special
+
+        return scipy.special.softmax(logits, axis=1)
     if is_torch(logits):
         import torch
 

@@ -41,13 +41,18 @@ StoreOpt = Annotated[Path, typer.Option("--store", help="The store directory.")]
 
 
 def _console():  # noqa: ANN202 - rich is imported lazily
-    import shutil
+    import os
 
     from rich.console import Console
 
-    # Piped output (CI logs, files) gets a width that fits the results table, not rich's 80.
-    width = None if sys.stdout.isatty() else max(shutil.get_terminal_size((200, 24)).columns, 200)
-    return Console(highlight=False, width=width)
+    # Piped output (CI logs, files) gets COLUMNS when set, else 160 rather than rich's 80: the
+    # tables fit any width (they wrap, abbreviate or split), and logs read better wider.
+    width = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "0") or 0) or _PIPED_WIDTH
+    # soft_wrap: a message (a path, an error's last line) stays one line, to be read or grepped whole.
+    return Console(highlight=False, width=width, soft_wrap=True)
+
+
+_PIPED_WIDTH = 160
 
 
 def _load_catalog(roots: list[Path] | None, files: list[Path] = ()):  # noqa: ANN202
@@ -329,7 +334,7 @@ def _run_plan(plan, runner, store_dir: Path, *, retry_failed: bool, force: bool,
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.text import Text
 
-    from harness.store import ERROR_STATUSES
+    from harness.record import NO_RESULT, Status
 
     console = _console()
     for note in plan.unmatched:
@@ -348,7 +353,7 @@ def _run_plan(plan, runner, store_dir: Path, *, retry_failed: bool, force: bool,
     again = {
         r.run_id: stored[r.run_id]["attempt"]
         for r in plan.runs
-        if r.run_id in stored and (force or r.run_id in moved or (retry_failed and stored[r.run_id]["status"] in ERROR_STATUSES))
+        if r.run_id in stored and (force or r.run_id in moved or (retry_failed and stored[r.run_id]["status"] in NO_RESULT))
     }
     todo = [r for r in plan.runs if r.run_id not in stored or r.run_id in again]
     why = "--force" if force else "--retry-failed" if retry_failed else "damaged"
@@ -377,10 +382,10 @@ def _run_plan(plan, runner, store_dir: Path, *, retry_failed: bool, force: bool,
 
         def advance(result) -> None:  # noqa: ANN001
             nonlocal failures
-            if result.status in (*ERROR_STATUSES, "diverged"):
-                failures += result.status in ERROR_STATUSES
+            if result.status in (*NO_RESULT, Status.DIVERGED):
+                failures += result.status in NO_RESULT
                 progress.console.print(
-                    Text(f"{result.status} ", style="red" if result.status in ERROR_STATUSES else "yellow")
+                    Text(f"{result.status} ", style="red" if result.status in NO_RESULT else "yellow")
                     + Text(f"{result.row['task']} / {result.row['method']} / {result.row['framework']} / "
                            f"seed {result.row['seed']}: {_last_line(result.row['error'])}")
                 )
@@ -408,7 +413,7 @@ def _run_plan(plan, runner, store_dir: Path, *, retry_failed: bool, force: bool,
     _print_report(runs, console=console)
     console.print(f"store: {store_dir.resolve()}")
     final = _by_id(runs)
-    failed = [final[r.run_id] for r in plan.runs if r.run_id in final and final[r.run_id]["status"] in ERROR_STATUSES]
+    failed = [final[r.run_id] for r in plan.runs if r.run_id in final and final[r.run_id]["status"] in NO_RESULT]
     if failed:
         # Last, where a CI log ends: the runs that make this bench exit 1.
         console.print(Text(f"{len(failed)} of {len(plan.runs)} runs failed (error, timeout or oom); "
@@ -465,6 +470,9 @@ def leaderboard(
     from harness.leaderboard import serve
 
     _require_store(store)
+    from harness.store import read_runs
+
+    read_runs(store, columns=["run_id"])  # an old store is refused here, not inside the app
     typer.echo(f"leaderboard of {store.resolve()} on http://{host}:{port}  (Ctrl-C stops it)")
     raise typer.Exit(serve(store, port=port, host=host, catalog=catalog or ()))
 
@@ -497,54 +505,54 @@ def _require_store(store: Path) -> None:
 
 
 def _print_report(runs, *, console) -> None:  # noqa: ANN001 - a polars DataFrame of runs
-    import polars as pl
-    from rich.table import Table
-    from rich.text import Text
-
-    from harness.score import varying_parameters
+    """The table at the end of a bench: :func:`harness.score.results_table`, rendered."""
+    from harness.score import results_table
 
     if runs.is_empty():
         console.print("no runs")
         return
-    has_sub = "suboptimality" in runs.columns
-    summary = (
-        runs.group_by("task", "task_params", "method", "framework", "hardware")
-        .agg(
-            pl.len().alias("runs"),
-            (pl.col("status") == "reached_target").sum().alias("reached"),
-            pl.col("status").filter(~pl.col("status").is_in(["reached_target", "completed"])).len().alias("failed"),
-            (pl.col("suboptimality").median() if has_sub else pl.lit(None, pl.Float64)).alias("subopt"),
-            pl.col("time_to_target_s").median().alias("ttt"),
-            pl.col("steps").median().alias("steps"),
-            (pl.col("timed_s") / pl.col("steps").clip(lower_bound=1)).median().alias("per_step"),
-        )
-        .sort("task", "task_params", "subopt", nulls_last=True)
-    )
-    varying = varying_parameters(summary.select("task", "task_params").rows())
-
-    def label(row: dict) -> str:
-        params = ",".join(f"{k}={v}" for k, v in json.loads(row["task_params"]).items() if k in varying[row["task"]])
-        return f"{row['task']}[{params}]" if params else row["task"]
-
-    labels = [label(row) for row in summary.iter_rows(named=True)]
-    table = Table(title="results (median over seeds)")
-    for column, justify in (("task", "left"), ("method", "left"), ("framework", "left"),
-                            ("hardware", "left"), ("reached", "right"), ("failed", "right"),
-                            ("subopt. ↓", "right"), ("to target ↓ s", "right"),
-                            ("steps", "right"), ("ms/step ↓", "right")):
-        table.add_column(column, justify=justify, no_wrap=True, min_width=max(map(len, labels)) if column == "task" else None)
-    for task_label, row in zip(labels, summary.iter_rows(named=True)):
-        table.add_row(*map(Text, (
-            task_label, row["method"], row["framework"], row["hardware"],
-            f"{row['reached']}/{row['runs']}", str(row["failed"]),
-            _fmt(row["subopt"], "{:.2e}"), _fmt(row["ttt"], "{:.4f}"),
-            _fmt(row["steps"], "{:.0f}"), _fmt(None if row["per_step"] is None else 1e3 * row["per_step"], "{:.3f}"),
-        )))
-    console.print(table)
+    console.print(results_renderable(results_table(runs)))
 
 
-def _fmt(value: float | None, pattern: str) -> str:
-    return "-" if value is None else pattern.format(value)
+def results_renderable(table):  # noqa: ANN001, ANN201 - a polars DataFrame; a FitTable (rich is imported lazily)
+    """The bench's results table (:func:`harness.score.results_table`) as a table that fits the console.
+
+    One row per configuration. A framework or hardware column is shown only when it varies
+    (else the title names it), a method's hyperparameters only those that vary within it;
+    long labels wrap or are abbreviated with a legend below the table.
+    """
+    from harness.leaderboard import FitColumn, FitTable
+
+    rows = table.to_dicts()
+    title = "results (median over seeds), one row per configuration"
+    constant = {k: {r[k] for r in rows} for k in ("framework", "hardware")}
+    title += "".join(f"; {k} {next(iter(v))}" for k, v in constant.items() if len(v) == 1)
+    columns = [
+        FitColumn("task", [r["variant"] for r in rows], kind="key", code="t"),
+        FitColumn("method", [f"{r['method']} {r['setting']}" if r["setting"] else r["method"] for r in rows],
+                  kind="key", code="c"),
+        *(FitColumn(k, [str(r[k]) for r in rows], kind="key", code=k[0]) for k, v in constant.items() if len(v) > 1),
+        FitColumn("reached", [f"{r['n_reached']}/{r['n_runs']}" for r in rows]),
+        FitColumn("failed", [str(r["n_failed"]) for r in rows]),
+        FitColumn("skipped", [str(r["n_skipped"]) for r in rows]),
+        FitColumn("subopt. ↓", [_number(r["median_suboptimality"]) for r in rows]),
+        FitColumn("to target ↓ [s]", [_number(r["median_time_to_target_s"]) for r in rows]),
+        FitColumn("steps", [_number(r["median_steps"]) for r in rows]),
+        FitColumn("ms/step ↓", [_number(None if r["median_time_per_step_s"] is None else 1e3 * r["median_time_per_step_s"])
+                                for r in rows]),
+    ]
+    caption = ("failed: diverged, error, timeout or oom, counted as infinite suboptimality and time to target; "
+               "skipped: not run, no sample; ms/step: the clock less init and output, over the steps")
+    return FitTable(title, columns, caption=caption, group=True)
+
+
+def _number(value: float | None) -> str:
+    """A number in at most 3 significant digits, whole (``5.96e+08``, ``0.0292``, ``inf``); ``-`` for none."""
+    if value is None or value != value:
+        return "-"
+    if value in (float("inf"), float("-inf")):
+        return "inf" if value > 0 else "-inf"
+    return f"{value:.3g}"
 
 
 def main() -> int:
@@ -568,6 +576,12 @@ def main() -> int:
         return 130
     except BrokenPipeError:  # `harness report | head`: the reader has what it wanted
         return 1
+    except Exception as exc:
+        store = sys.modules.get("harness.store")  # loaded by every command that reads a store
+        if store is not None and isinstance(exc, store.StoreSchemaError):
+            typer.echo(f"error: {exc}", err=True)  # an old store: the message says how to migrate it
+            return BAD_INPUT
+        raise
     return status if isinstance(status, int) else 0
 
 

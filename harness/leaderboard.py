@@ -18,19 +18,23 @@ Command line (the same as ``harness leaderboard``)::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import os
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 __all__ = [
     "CATALOG_ENV",
+    "FitColumn",
+    "FitTable",
     "PALETTE",
     "STORE_ENV",
     "app_path",
@@ -38,6 +42,7 @@ __all__ = [
     "main",
     "method_colour",
     "method_declarations",
+    "report_renderables",
     "report_tables",
     "serve",
     "store_fingerprint",
@@ -259,11 +264,305 @@ def escape_markdown(text: object) -> str:
     return " ".join(escaped.splitlines())
 
 
-def report_tables(store: str | os.PathLike[str], *, traces: bool = True, n_boot: int = 2000) -> list[Any]:
-    """The scoring of ``store`` as rich tables, for ``harness report`` (same numbers as the app).
+# -- text tables (harness report, harness bench) -------------------------------------------------
 
-    Cells and headers are :class:`rich.text.Text`, so names and texts from the store are shown
-    literally: ``[bold]`` in a method name is not rich markup.
+
+@dataclasses.dataclass(frozen=True)
+class FitColumn:
+    """A column of a :class:`FitTable`: its header, its cells (text) and how it may give way.
+
+    ``kind``: ``"key"`` names the row (repeated in every part of a split table; a label that
+    does not fit wraps at ``[``, ``,`` and spaces, or is abbreviated as ``<code><n>`` with a
+    legend line below the table); ``"number"`` is never wrapped or cut (its header may wrap);
+    ``"text"`` wraps.
+    """
+
+    header: str
+    cells: Sequence[str]
+    kind: Literal["key", "number", "text"] = "number"
+    code: str = "c"  # prefix of a key column's abbreviations
+    justify: Literal["left", "right"] | None = None  # default: numbers right, others left
+
+
+#: Key labels longer than this are abbreviated (None: none), in the layouts tried.
+_CAPS: tuple[int | None, ...] = (None, 40, 32, 24, 16, 10)
+#: Spaces between columns, in the layouts tried.
+_GAPS: tuple[int, ...] = (3, 2, 1)
+_BREAK = re.compile(r"(?<=[,\s])|(?=\[)")  # where a key label may wrap
+
+
+class FitTable:
+    """A rich renderable table that fits the console's width.
+
+    Numbers are printed whole (``5.96e+08``, never ``5.9…``); text columns wrap; key labels
+    wrap at ``[``, ``,`` and spaces, or the longest are abbreviated (``c1``) with a legend
+    below the table (``c1 = gd-spike lr=3, spike_every=50``); a table still too wide is split
+    into several, each repeating the key columns. The layout is chosen at render time, for
+    the console's width: the fewest parts, then the fewest abbreviations and wrapped lines.
+    Every cell is shown literally (no rich markup).
+
+    With ``group``, rows with the same first key (consecutive) form a section: its label is
+    written once, its lines spread over the section's rows, and a blank line separates sections.
+    """
+
+    def __init__(self, title: str, columns: Sequence[FitColumn], *, caption: str | None = None,
+                 group: bool = False) -> None:
+        self.title = title
+        self.columns = list(columns)
+        self.caption = caption
+        self.group = group and bool(self.columns) and self.columns[0].kind == "key"
+
+    def __rich_console__(self, console: Any, options: Any) -> Iterator[Any]:
+        from rich.text import Text
+
+        layout = self.layout(max(options.max_width, 20))
+        for index, (part, widths) in enumerate(zip(layout.parts, layout.widths)):
+            title = self.title if len(layout.parts) == 1 else f"{self.title} ({index + 1} of {len(layout.parts)})"
+            yield self._table(title, [layout.columns[i] for i in part], widths, layout.gap)
+        if layout.legend:  # code = label, a long label wrapped under itself
+            from rich.table import Table
+
+            grid = Table.grid(padding=(0, 1))
+            grid.add_column(no_wrap=True)
+            grid.add_column(overflow="fold")
+            for line in layout.legend:
+                code, label = line.split(" = ", 1)
+                grid.add_row(Text(f"{code} ="), Text(label))
+            yield grid
+        if self.caption:
+            yield Text(self.caption)
+
+    def layout(self, width: int) -> _Layout:
+        """The layout at ``width``: the best of every abbreviation, gap and header-lines setting."""
+        best: _Layout | None = None
+        for cap in _CAPS:
+            columns, legend = _abbreviate(self.columns, cap)
+            if best is not None and not legend:
+                continue  # the same columns as without abbreviation
+            for gap in _GAPS:
+                for lines in (2, 0):
+                    parts = _pack(columns, width, gap, lines)
+                    widths = [_widths([columns[i] for i in part], width, gap, lines) for part in parts]
+                    candidate = _Layout(columns, legend, parts, widths, gap)
+                    candidate.cost = (len(parts), self._penalty(candidate))
+                    if best is None or candidate.cost < best.cost:
+                        best = candidate
+        assert best is not None
+        return best
+
+    def _penalty(self, layout: _Layout) -> float:
+        """What a layout costs the reader: abbreviations, wrapped labels (dearly past two lines),
+        headers past two lines, narrow gaps."""
+        cost = 4.0 * len(layout.legend) + 0.5 * (3 - layout.gap)
+        for part, widths in zip(layout.parts, layout.widths):
+            for i, width in zip(part, widths):
+                column = layout.columns[i]
+                cost += max(0, len(_greedy(_words(column.header), width)) - 2)
+                if column.kind != "key":
+                    continue
+                lines = [_wrap_label(c, width).count("\n") + 1 for c in column.cells]
+                if self.group and i == 0:  # a section's label spreads over its rows
+                    lines = _section_excess(column.cells, lines)
+                cost += sum(0.5 * max(0, n - 1) + 1.5 * max(0, n - 2) for n in lines)
+        return cost
+
+    def _table(self, title: str, columns: list[FitColumn], widths: list[int], gap: int) -> Any:
+        from rich import box
+        from rich.table import Table
+        from rich.text import Text
+
+        padding = {3: (0, 1), 2: (0, 1, 0, 0), 1: (0, 0)}[gap]
+        table = Table(title=Text(title), title_justify="left", box=box.SIMPLE_HEAD, show_edge=False,
+                      pad_edge=False, padding=padding)
+        for column, width in zip(columns, widths):
+            justify = column.justify or ("right" if column.kind == "number" else "left")
+            table.add_column(Text(column.header), width=width, justify=justify, overflow="fold")
+        cells = [[_wrap_label(c, w) for c in column.cells] if column.kind == "key" else list(column.cells)
+                 for column, w in zip(columns, widths)]
+        ends = [False] * len(cells[0]) if cells else []
+        if self.group:  # the first key leads every part
+            cells[0], ends = _sections(cells[0])
+        for row, end in zip(zip(*cells), ends):
+            table.add_row(*(Text(cell) for cell in row), end_section=end)
+        return table
+
+
+@dataclasses.dataclass
+class _Layout:
+    columns: list[FitColumn]  # as shown (abbreviated)
+    legend: list[str]
+    parts: list[list[int]]  # column indices of each table
+    widths: list[list[int]]  # the widths of each table's columns
+    gap: int  # spaces between columns
+    cost: tuple[int, float] = (0, 0.0)
+
+
+def _runs(labels: Sequence[str]) -> list[tuple[int, int]]:
+    """``(start, stop)`` of each run of consecutive equal labels."""
+    bounds, start = [], 0
+    for i in range(1, len(labels) + 1):
+        if i == len(labels) or labels[i] != labels[start]:
+            bounds.append((start, i))
+            start = i
+    return bounds
+
+
+def _sections(labels: list[str]) -> tuple[list[str], list[bool]]:
+    """Consecutive equal (wrapped) labels as sections: the label's lines spread over its rows,
+    and which rows end a section (all but the last)."""
+    shown: list[str] = []
+    ends: list[bool] = []
+    for start, stop in _runs(labels):
+        lines = labels[start].split("\n")
+        rows = stop - start
+        shown += [lines[i] if i < len(lines) else "" for i in range(rows - 1)]
+        shown.append("\n".join(lines[rows - 1:]))
+        ends += [False] * (rows - 1) + [stop < len(labels)]
+    return shown, ends
+
+
+def _section_excess(labels: Sequence[str], lines: list[int]) -> list[int]:
+    """Per section, the lines its label takes beyond its rows (plus two, as the penalty allows two)."""
+    return [lines[start] - (stop - start) + 2 for start, stop in _runs(labels)]
+
+
+def _cell_len(text: str) -> int:
+    from rich.cells import cell_len
+
+    return max((cell_len(line) for line in text.split("\n")), default=0)
+
+
+def _words(text: str) -> list[str]:
+    return text.split() or [""]
+
+
+def _pieces(label: str) -> list[str]:
+    return [piece for piece in _BREAK.split(label) if piece]
+
+
+def _natural(column: FitColumn) -> int:
+    return max([_cell_len(column.header), *(_cell_len(c) for c in column.cells)])
+
+
+def _header_width(header: str, lines: int) -> int:
+    """The narrowest width at which ``header`` wraps (at spaces) into at most ``lines`` lines (0: any)."""
+    words = _words(header)
+    width = max(_cell_len(w) for w in words)
+    while lines and len(_greedy(words, width)) > lines:
+        width += 1
+    return width
+
+
+def _greedy(words: list[str], width: int) -> list[str]:
+    lines: list[str] = []
+    for word in words:
+        if lines and _cell_len(f"{lines[-1]} {word}") <= width:
+            lines[-1] += f" {word}"
+        else:
+            lines.append(word)
+    return lines
+
+
+def _label_width(label: str, lines: int) -> int:
+    """The narrowest width at which ``label`` wraps at its break points into at most ``lines`` lines (0: any)."""
+    width = max(_cell_len(p.strip()) for p in _pieces(label)) if label else 0
+    while lines and _wrap_label(label, width).count("\n") >= lines:
+        width += 1
+    return width
+
+
+def _minimum(column: FitColumn, lines: int = 0) -> int:
+    """The narrowest width of ``column``: numbers whole; key labels and headers in ``lines`` lines (0: any)."""
+    header = _header_width(column.header, lines)
+    if column.kind == "number":  # whole, on one line
+        return max([header, *(_cell_len(c) for c in column.cells)])
+    if column.kind == "key":  # wrapped at its break points
+        return max([header, *(_label_width(c, lines) for c in set(column.cells))])
+    longest_word = max([0, *(_cell_len(w) for c in column.cells for w in _words(c))])
+    return min(_natural(column), max(12, header, min(longest_word, 24)))
+
+
+def _overhead(n: int, gap: int) -> int:
+    return max(n - 1, 0) * gap
+
+
+def _pack(columns: list[FitColumn], width: int, gap: int, lines: int) -> list[list[int]]:
+    """Columns into parts that fit ``width`` at their minimum widths, keys repeated in each."""
+    keys = [i for i, c in enumerate(columns) if c.kind == "key"]
+    minimum = [_minimum(c, lines) for c in columns]
+
+    def fits(part: list[int]) -> bool:
+        return sum(minimum[i] for i in part) + _overhead(len(part), gap) <= width
+
+    parts: list[list[int]] = []
+    part = list(keys)
+    for i, column in enumerate(columns):
+        if column.kind == "key":
+            continue
+        if fits([*part, i]) or len(part) == len(keys):
+            part.append(i)
+        else:
+            parts.append(part)
+            part = [*keys, i]
+    parts.append(part)
+    return [sorted(p) for p in parts]
+
+
+def _widths(columns: list[FitColumn], width: int, gap: int, lines: int) -> list[int]:
+    """Natural widths, narrowed to fit ``width``: text columns first, then headers, then key labels (the widest first)."""
+    widths = [_natural(c) for c in columns]
+    minimum = [_minimum(c, lines) for c in columns]
+    excess = sum(widths) + _overhead(len(columns), gap) - width
+    for kinds in (("text",), ("number",), ("key",)):
+        while excess > 0:
+            slack = [(widths[i] - minimum[i], i) for i, c in enumerate(columns) if c.kind in kinds]
+            most, i = max(slack, default=(0, -1))
+            if most <= 0:
+                break
+            widths[i] -= 1
+            excess -= 1
+    return widths
+
+
+def _abbreviate(columns: list[FitColumn], cap: int | None) -> tuple[list[FitColumn], list[str]]:
+    """Key labels longer than ``cap`` replaced by codes (``c1``, ``c2``, ... in order of appearance), and the legend."""
+    if cap is None:
+        return list(columns), []
+    shown, legend = [], []
+    for column in columns:
+        if column.kind != "key" or all(_cell_len(c) <= cap for c in column.cells):
+            shown.append(column)
+            continue
+        codes: dict[str, str] = {}
+        for cell in column.cells:
+            if _cell_len(cell) > cap and cell not in codes:
+                codes[cell] = f"{column.code}{len(codes) + 1}"
+                legend.append(f"{codes[cell]} = {cell}")
+        shown.append(dataclasses.replace(column, cells=[codes.get(c, c) for c in column.cells]))
+    return shown, legend
+
+
+def _wrap_label(label: str, width: int) -> str:
+    """``label`` broken into lines of at most ``width`` at its break points (``[``, ``,``, spaces)."""
+    if _cell_len(label) <= width:
+        return label
+    lines, line = [], ""
+    for piece in _pieces(label):
+        if line and _cell_len((line + piece).rstrip()) > width:
+            lines.append(line.rstrip())
+            line = piece.lstrip()
+        else:
+            line += piece
+    lines.append(line.rstrip())
+    return "\n".join(lines)
+
+
+def report_tables(store: str | os.PathLike[str], *, traces: bool = True, n_boot: int = 2000) -> list[Any]:
+    """The scoring of ``store`` as rich renderables, for ``harness report`` (same numbers as the app).
+
+    Each is a :class:`FitTable`: it fits the console's width when printed (numbers whole,
+    long labels wrapped or abbreviated with a legend, a table too wide split in parts).
+    Cells and headers are shown literally: ``[bold]`` in a method name is not rich markup.
 
     A solver or configuration with runs whose clock caught compilations is flagged in a
     ``⚠ compiled in clock`` column (runs, seconds), and a method with an offline phase shows
@@ -272,13 +571,17 @@ def report_tables(store: str | os.PathLike[str], *, traces: bool = True, n_boot:
 
     Returns
     -------
-    list of rich.table.Table
+    list of FitTable
         Solvers by profile score, profile values, per-task rankings, and (with ``traces``)
         the ECDF summary.
     """
-    from rich.table import Table
-    from rich.text import Text
+    from harness import score
 
+    return report_renderables(score.report_store(store, traces=traces, n_boot=n_boot))
+
+
+def report_renderables(tables: Any) -> list[FitTable]:
+    """:func:`harness.score.report`'s tables (a mapping of name to frame) as :class:`FitTable` s, as ``harness report`` prints them."""
     from harness import score
 
     titles = {
@@ -287,20 +590,21 @@ def report_tables(store: str | os.PathLike[str], *, traces: bool = True, n_boot:
         "tasks": "Per problem: median over seeds, bootstrap 95% intervals, ties (failures count as infinite)",
         "ecdf": "ECDF over 51 suboptimality targets 1e2..1e-8 (fraction of run-target pairs met)",
     }
-    tables = []
-    for name, frame in score.display_tables(score.report_store(store, traces=traces, n_boot=n_boot)).items():
+    keys = {"problem": "p", "method": "c", "framework": "f"}
+    texts = {score.LABELS["tied_with"], score.LABELS["failures"], score.CLOCK_FLAG, score.OFFLINE}  # may wrap
+    shown = []
+    for name, frame in score.display_tables(tables).items():
         notes = [f"{label}: {help_text}" for label, help_text in
                  ((score.CLOCK_FLAG, score.CLOCK_FLAG_HELP), (score.OFFLINE, score.OFFLINE_HELP))
                  if label in frame.columns]
-        table = Table(title=Text(titles[name]), title_justify="left",
-                      caption=Text("\n".join(notes)) if notes else None, caption_justify="left")
-        for column in frame.columns:
-            # Names stay whole; numbers and intervals fold when the terminal is narrow.
-            table.add_column(Text(column), no_wrap=column in ("problem", "method", "rank"), overflow="fold")
-        for row in frame.iter_rows():
-            table.add_row(*(Text(value) for value in row))
-        tables.append(table)
-    return tables
+        columns = [
+            FitColumn(column, frame[column].to_list(),
+                      kind="key" if column in keys else "text" if column in texts else "number",
+                      code=keys.get(column, "c"))
+            for column in frame.columns
+        ]
+        shown.append(FitTable(titles[name], columns, caption="\n".join(notes) or None, group=name == "tasks"))
+    return shown
 
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:

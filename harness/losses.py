@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.arrays import is_torch, namespace, softmax, take
+from harness.arrays import eye, is_numpy, is_torch, namespace, softmax, take
 
 __all__ = [
     "CrossEntropyTerms",
@@ -32,7 +32,11 @@ __all__ = [
 
 
 def sigmoid(x: Any) -> Any:
-    """The logistic function ``1 / (1 + e^{-x})``, elementwise."""
+    """The logistic function ``1 / (1 + e^{-x})``, elementwise (numpy: ``scipy.special.expit``)."""
+    if is_numpy(x):
+        import scipy.special
+
+        return scipy.special.expit(x)
     if is_torch(x):
         import torch
 
@@ -73,11 +77,8 @@ def cross_entropy(logits: Any, targets: Any) -> Any:
 
 def cross_entropy_hessian(logits: Any) -> Any:
     """The cross-entropy's Hessian in the logits, ``diag(p) - p p^T`` per sample (m, C, C), ``p = softmax(logits)``."""
-    xp = namespace(logits)
     p = softmax(logits)
-    classes = p.shape[1]
-    eye = xp.eye(classes, dtype=p.dtype, device=p.device) if is_torch(p) else xp.eye(classes, dtype=p.dtype)
-    return p[:, :, None] * eye - p[:, :, None] * p[:, None, :]
+    return p[:, :, None] * eye(p.shape[1], like=p) - p[:, :, None] * p[:, None, :]
 
 
 class CrossEntropyTerms:

@@ -1,10 +1,16 @@
 """The counting oracle shared by every framework backend.
 
 A backend subclasses :class:`CountingOracle` and supplies the framework's derivatives
-(``_value``, ``_grad``, ...). This class owns what must not differ between frameworks:
-which calls a task allows, how calls are counted, and the oracle-call budget.
-A problem may override any derivative by defining a method of the same name
-(an analytic Hessian, say); the oracle then calls it instead of autodiff.
+(``_value``, ``_grad``, ...), the conversion of minibatch indices to the framework's integer
+arrays, and :meth:`CountingOracle._closed_form`. This class owns what must not differ between
+frameworks: which calls a task allows, how calls are counted, and the oracle-call budget.
+
+A problem is one class for every framework, written over the array namespace
+(:mod:`harness.arrays`). It may give any derivative of :data:`CLOSED_FORM_HOOKS` in closed form
+by defining a method of the same name (an analytic Hessian, say); the oracle then calls it
+instead of autodiff, through the backend, which owns what differs between frameworks: jax
+compiles the bound hook once per oracle (``jax.jit``), torch calls it under ``torch.no_grad()``
+on detached inputs.
 
 Finite-sum problems (``f = mean_i f_i``) may expose more structure, each hook optional:
 
@@ -22,6 +28,10 @@ Finite-sum problems (``f = mean_i f_i``) may expose more structure, each hook op
 ``logits(params, indices=None)``, ``logit_hessian(logits)``, ``regularizer(params)``
     For losses ``f_i = l_i(z_i(params)) + R(params)`` on per-example outputs ``z_i`` (logits):
     ``jvp_logits`` and the curvature matrices ``gauss_newton`` and ``fisher`` use them.
+
+``indices`` reach ``loss`` and ``logits`` as integer arrays of the framework (a ``torch.long``
+tensor on the run's device, a jax int64 array or tracer): the backend converts the sampler's
+numpy draws before it calls the hook.
 """
 
 from __future__ import annotations
@@ -34,11 +44,15 @@ import numpy as np
 
 from harness.api import OracleBudgetExceeded
 
-__all__ = ["SAMPLER_STREAM", "CountingOracle"]
+__all__ = ["CLOSED_FORM_HOOKS", "SAMPLER_STREAM", "CountingOracle"]
 
 #: Second word of the minibatch sampler's seed sequence ``[run seed, SAMPLER_STREAM]``: the
 #: sampler's stream stays apart from any other stream a method or problem draws from the run seed.
 SAMPLER_STREAM = 0x5A3F1E
+
+#: Oracle calls a problem may answer in closed form, by a method of the same name taking the
+#: call's arguments (``hessian(params)``, ``gauss_newton(params)``, ...).
+CLOSED_FORM_HOOKS = ("value", "grad", "value_and_grad", "hvp", "hessian", "gauss_newton", "fisher")
 
 
 class CountingOracle:
@@ -82,6 +96,12 @@ class CountingOracle:
         # source of minibatch indices inside a compiled function.
         self._guard: Callable[[], None] | None = None
         self._draw: Callable[[], Any] | None = None
+        # The problem's closed-form derivatives, wrapped once by the backend (views share them).
+        self._closed: dict[str, Callable[..., Any]] = {
+            name: self._closed_form(getattr(problem, name))
+            for name in CLOSED_FORM_HOOKS
+            if callable(getattr(problem, name, None))
+        }
 
     @property
     def total_calls(self) -> int:
@@ -98,8 +118,7 @@ class CountingOracle:
                 f"this task does not provide {kind!r} (it provides {sorted(self.capabilities)})"
             )
         self._count(count_as or kind)
-        override = getattr(self.problem, kind, None)
-        return override(*args) if callable(override) else default(*args)
+        return self._closed.get(kind, default)(*args)
 
     def _count(self, kind: str) -> None:
         if self._guard is not None:
@@ -190,8 +209,7 @@ class CountingOracle:
         """
         self._require("gauss_newton", "logits", "logit_hessian", "regularizer")
         self._count("gauss_newton")
-        override = getattr(self.problem, "gauss_newton", None)
-        return override(params) if callable(override) else self._gauss_newton(params)
+        return self._closed.get("gauss_newton", self._gauss_newton)(params)
 
     def fisher(self, params: Any) -> Any:
         """Dense empirical Fisher ``sum_i grad l_i grad l_i^T / n + hess R`` (small problems only).
@@ -200,8 +218,7 @@ class CountingOracle:
         """
         self._require("fisher", "n_samples", "regularizer")
         self._count("fisher")
-        override = getattr(self.problem, "fisher", None)
-        return override(params) if callable(override) else self._fisher(params)
+        return self._closed.get("fisher", self._fisher)(params)
 
     def hvp(self, params: Any, vector: Any) -> Any:
         return self._call("hvp", self._hvp, params, vector)
@@ -233,6 +250,10 @@ class CountingOracle:
         return view
 
     # Framework derivatives: a backend implements these.
+    def _closed_form(self, hook: Callable[..., Any]) -> Callable[..., Any]:
+        """``hook`` (a problem's closed-form derivative) as this framework calls it; here unchanged."""
+        return hook
+
     def _value(self, params: Any) -> Any:
         raise NotImplementedError
 

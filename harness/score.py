@@ -62,13 +62,13 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
+from harness.record import FAILED, NOT_RUN, RUN_COLUMNS, Status, column_kind
+
 __all__ = [
-    "CLOCK_COLUMNS",
     "CLOCK_FLAG",
     "CLOCK_FLAG_HELP",
     "CONFIG_KEYS",
     "ECDF_TARGETS",
-    "FAILED_STATUSES",
     "LABELS",
     "OFFLINE",
     "OFFLINE_HELP",
@@ -77,6 +77,7 @@ __all__ = [
     "TAU_MAX",
     "bootstrap_median_ci",
     "clock_flag_text",
+    "column_dtype",
     "has_clock_flags",
     "has_offline",
     "convergence_bands",
@@ -98,15 +99,16 @@ __all__ = [
     "profile_steps",
     "report",
     "report_store",
+    "results_table",
+    "setting_label",
+    "setting_labels",
     "solver_costs",
     "task_table",
-    "with_clock_columns",
+    "time_per_step",
+    "variant_labels",
+    "with_run_columns",
 ]
 
-#: Statuses that count as failures (infinite suboptimality and time-to-target).
-FAILED_STATUSES: tuple[str, ...] = ("diverged", "error", "timeout", "oom")
-#: Statuses of runs that never ran: counted apart, no sample.
-NOT_RUN_STATUSES: tuple[str, ...] = ("skipped",)
 PROBLEM_KEYS: tuple[str, ...] = ("task", "task_params", "hardware")
 SOLVER_KEYS: tuple[str, ...] = ("method", "framework")
 CONFIG_KEYS: tuple[str, ...] = (*PROBLEM_KEYS, *SOLVER_KEYS, "hyperparameters")
@@ -141,16 +143,6 @@ LABELS: dict[str, str] = {
     "ecdf_area": "ECDF area ↑ [fraction]",
 }
 
-#: The run loop's timing columns beyond the original layout, with their types. A store written
-#: before them lacks them (read as null: no compilation in the clock, no offline phase).
-CLOCK_COLUMNS: dict[str, pl.DataType] = {
-    "compile_s": pl.Float64(),  # compilation before the clock (jax AOT compile, warm-up)
-    "offline_s": pl.Float64(),  # the method's declared offline phase, amortized; null when none
-    "init_s": pl.Float64(),  # method.init, on the clock (part of timed_s)
-    "output_s": pl.Float64(),  # the output hook, on the clock (part of timed_s)
-    "clock_compiles": pl.Int64(),  # compilations detected inside the timed region
-    "clock_compile_s": pl.Float64(),  # their seconds
-}
 #: Label of the flag of runs whose clock caught compilations.
 CLOCK_FLAG = "⚠ compiled in clock"
 #: What the flag means (captions and tooltips of the leaderboard, caption of ``harness report``).
@@ -172,24 +164,54 @@ _INF = float("inf")
 # -- preparation ------------------------------------------------------------------------------
 
 
-def with_clock_columns(runs: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
-    """``runs`` with every column of :data:`CLOCK_COLUMNS`, typed; missing ones are null.
+#: The polars type of each :data:`harness.record.ColumnKind`.
+_DTYPES: dict[str, pl.DataType] = {"str": pl.String(), "int": pl.Int64(), "float": pl.Float64(), "bool": pl.Boolean()}
+#: The metric columns the scorer reads (a store whose tasks declare none of them lacks the column).
+SCORED_METRICS: tuple[str, ...] = ("suboptimality",)
 
-    An older store lacks them (and may still hold ``warmup_s``, which is kept as it is).
+
+def column_dtype(name: str) -> pl.DataType:
+    """The polars type of a run column: its :func:`harness.record.column_kind`.
+
+    Examples
+    --------
+    >>> column_dtype("steps"), column_dtype("status"), column_dtype("suboptimality")
+    (Int64, String, Float64)
+    """
+    return _DTYPES[column_kind(name)]
+
+
+def with_run_columns(runs: pl.DataFrame | pl.LazyFrame, *, metrics: Iterable[str] = SCORED_METRICS) -> pl.LazyFrame:
+    """``runs`` with every fixed column of the record (:data:`harness.record.RUN_COLUMNS`) and ``metrics``.
+
+    A missing column is added as null of its kind (:func:`column_dtype`): a hand-built frame,
+    a store none of whose tasks declares ``suboptimality``, or a store written before a
+    column existed (no compilation on the clock, no offline phase). A column that is all
+    null without a type (``pl.Null``) gets its kind's type; other columns are kept as they are.
     """
     lazy = runs.lazy()
-    names = set(lazy.collect_schema().names())
-    return lazy.with_columns(
-        pl.col(name).cast(dtype, strict=False) if name in names else pl.lit(None, dtype).alias(name)
-        for name, dtype in CLOCK_COLUMNS.items()
-    )
+    schema = lazy.collect_schema()
+    wanted = [*RUN_COLUMNS, *(m for m in metrics if m not in RUN_COLUMNS)]
+    filled = [
+        pl.lit(None, column_dtype(name)).alias(name) if name not in schema else pl.col(name).cast(column_dtype(name))
+        for name in wanted
+        if name not in schema or schema[name] == pl.Null
+    ]
+    return lazy.with_columns(filled) if filled else lazy
+
+
+def _statuses(group: Iterable[Status]) -> list[str]:
+    """A status group of :mod:`harness.record` as plain strings, for ``is_in``."""
+    return [str(status) for status in group]
 
 
 def prepare(runs: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
     """Add the scored columns to ``runs``.
 
-    Added: the :data:`CLOCK_COLUMNS` a store lacks (null), ``clock_compiled`` (the clock caught
-    a compilation), ``failed`` and ``counted`` (not skipped), ``scored_suboptimality`` (infinite for a
+    Added: the record's fixed columns and the scored metrics a frame lacks (null of their
+    kind: :func:`with_run_columns`), ``clock_compiled`` (the clock caught a compilation),
+    ``failed`` (a status of :data:`harness.record.FAILED`) and ``counted`` (not
+    :data:`harness.record.NOT_RUN`), ``scored_suboptimality`` (infinite for a
     failure, non-finite values infinite, null when a finished run measured none),
     ``scored_time_to_target_s`` and ``scored_steps_to_target`` (infinite unless reached).
 
@@ -199,26 +221,15 @@ def prepare(runs: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
         Runs as the store gives them (any subset of columns that includes the keys,
         ``status`` and ``time_to_target_s``; ``suboptimality`` may be absent).
     """
-    lazy = with_clock_columns(runs)
-    names = lazy.collect_schema().names()
-    defaults = {
-        "suboptimality": pl.Float64,
-        "time_to_target_s": pl.Float64,
-        "steps_to_target": pl.Int64,
-        "target_value": pl.Float64,
-        "hyperparameters": pl.String,
-        "task_params": pl.String,
-    }
-    missing = [pl.lit(None, dtype).alias(name) for name, dtype in defaults.items() if name not in names]
-    lazy = lazy.with_columns(missing) if missing else lazy
-    failed = pl.col("status").is_in(FAILED_STATUSES)
+    lazy = with_run_columns(runs)
+    failed = pl.col("status").is_in(_statuses(FAILED))
     sub = pl.col("suboptimality").cast(pl.Float64)
     ttt = pl.col("time_to_target_s").cast(pl.Float64)
     stt = pl.col("steps_to_target").cast(pl.Float64)
     return lazy.with_columns(
         failed.alias("failed"),
         (pl.col("clock_compiles").fill_null(0) > 0).alias("clock_compiled"),
-        (~pl.col("status").is_in(NOT_RUN_STATUSES)).alias("counted"),
+        (~pl.col("status").is_in(_statuses(NOT_RUN))).alias("counted"),
         pl.when(failed).then(_INF).when(sub.is_null()).then(None).when(sub.is_finite()).then(sub).otherwise(_INF)
         .alias("scored_suboptimality"),
         _reached_or_inf(ttt, failed).alias("scored_time_to_target_s"),
@@ -262,7 +273,10 @@ def _unit(info: Mapping[str, Mapping[str, Mapping[str, object]]], task: str) -> 
 def problem_label(
     task: str, task_params: str | None, hardware: str | None, *, show: Collection[str] | None = None
 ) -> str:
-    """A short label of a problem: ``task[name=value,...]@hardware``; only ``show``'s parameters when given."""
+    """A short label of a problem: ``task[name=value,...]@hardware``; only ``show``'s parameters when given.
+
+    Without ``hardware`` (``None``), the task variant's label: ``task[name=value,...]``.
+    """
     try:
         params = json.loads(task_params) if task_params else {}
     except ValueError:
@@ -270,7 +284,7 @@ def problem_label(
     if isinstance(params, dict) and show is not None:
         params = {k: v for k, v in params.items() if k in show}
     inner = ",".join(f"{k}={v}" for k, v in params.items()) if isinstance(params, dict) else str(params)
-    return f"{task}{f'[{inner}]' if inner else ''}@{hardware}"
+    return f"{task}{f'[{inner}]' if inner else ''}" + ("" if hardware is None else f"@{hardware}")
 
 
 def problem_labels(frame: pl.DataFrame) -> pl.Series:
@@ -280,18 +294,70 @@ def problem_labels(frame: pl.DataFrame) -> pl.Series:
     return pl.Series("problem", [problem_label(*r, show=varying.get(r[0], set())) for r in rows], dtype=pl.String)
 
 
+def variant_labels(frame: pl.DataFrame) -> pl.Series:
+    """The task variant of each row of ``frame`` (``task[name=value,...]``), naming only the parameters that vary in it."""
+    rows = frame.select("task", "task_params").rows()
+    varying = varying_parameters(rows)
+    return pl.Series("variant", [problem_label(t, p, None, show=varying.get(t, set())) for t, p in rows],
+                     dtype=pl.String)
+
+
+def setting_label(hyperparameters: str | None, *, show: Collection[str] | None = None) -> str:
+    """A hyperparameter setting as ``name=value, ...`` (only ``show``'s names when given; ``""`` for none).
+
+    Examples
+    --------
+    >>> setting_label('{"lr":3.0,"spike_every":50}')
+    'lr=3, spike_every=50'
+    >>> setting_label('{"lr":0.001,"b1":0.9}', show={"lr"})
+    'lr=0.001'
+    """
+    try:
+        params = json.loads(hyperparameters) if hyperparameters else {}
+    except ValueError:
+        return str(hyperparameters)
+    if not isinstance(params, dict):
+        return str(params)
+    return ", ".join(f"{k}={_value_text(v)}" for k, v in params.items() if show is None or k in show)
+
+
+def _value_text(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"))
+
+
+def setting_labels(frame: pl.DataFrame) -> pl.Series:
+    """:func:`setting_label` of each row of ``frame`` (``method``, ``hyperparameters``), naming only
+    the hyperparameters that vary within the row's method."""
+    rows = frame.select("method", "hyperparameters").rows()
+    varying = varying_parameters(rows)
+    return pl.Series("setting", [setting_label(h, show=varying.get(m, set())) for m, h in rows], dtype=pl.String)
+
+
 def varying_parameters(rows: Iterable[tuple[str, str | None]]) -> dict[str, set[str]]:
     """Per task, the parameters that take more than one value among ``(task, task_params)`` rows.
+
+    The same of any ``(key, JSON object)`` pairs: per method, the hyperparameters that vary
+    among ``(method, hyperparameters)`` rows. A parameter absent from some rows varies.
 
     Examples
     --------
     >>> varying_parameters([("t", '{"n": 1, "d": 2}'), ("t", '{"n": 3, "d": 2}')])
     {'t': {'n'}}
     """
+    pairs = set(rows)
+    parsed = [(task, json.loads(params) if params else {}) for task, params in pairs]
     values: dict[str, dict[str, set[str]]] = {}
-    for task, params in rows:
-        for name, value in (json.loads(params) if params else {}).items():
+    for task, given in parsed:
+        for name, value in given.items():
             values.setdefault(task, {}).setdefault(name, set()).add(json.dumps(value, sort_keys=True))
+    for task, given in parsed:  # a parameter that a row does not set varies too
+        for name, seen in values.get(task, {}).items():
+            if name not in given:
+                seen.add("\0absent")  # never the text of a JSON value
     return {task: {n for n, v in names.items() if len(v) > 1} for task, names in values.items()}
 
 
@@ -572,6 +638,54 @@ def _config_labels(keys: Sequence[tuple[str, str, str]]) -> list[str]:
             label += f" {hyper}"
         labels.append(label)
     return labels
+
+
+# -- the bench's table ------------------------------------------------------------------------
+
+
+def results_table(runs: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
+    """Per configuration: what ``harness bench`` prints at its end (no intervals: cheap).
+
+    One row per configuration (task variant, method, hyperparameters, framework, hardware):
+    configurations are never pooled. The numbers are the scorer's (:func:`medians`):
+    skipped runs are counted apart (``n_skipped``) and are no sample, failed runs count as
+    infinite suboptimality and time to target.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``CONFIG_KEYS``; ``variant`` (:func:`variant_labels`), ``setting`` (the
+        hyperparameters that vary within the method: :func:`setting_labels`, ``""`` when none
+        do); ``n_runs`` (not skipped), ``n_reached``, ``n_failed``, ``n_skipped``,
+        ``failures``, ``has_target``; ``median_suboptimality`` (failed runs infinite; null
+        when no run measured it), ``median_time_to_target_s`` (infinite unless reached; null
+        without a target), ``median_steps`` (steps taken, over the runs that ran),
+        ``median_time_per_step_s`` (:func:`time_per_step`, over the runs that did not fail;
+        null when none has a step). Sorted by problem, then median time to target, median
+        suboptimality, method, framework, hyperparameters.
+    """
+    lazy = prepare(runs)
+    names = lazy.collect_schema().names()
+    table = medians(lazy)
+    if table.is_empty():
+        extra = {"variant": pl.String, "setting": pl.String, "median_steps": pl.Float64,
+                 "median_time_per_step_s": pl.Float64}
+        return table.with_columns([pl.lit(None, dtype).alias(name) for name, dtype in extra.items()])
+    steps = (
+        lazy.filter(pl.col("counted"))
+        .group_by(*CONFIG_KEYS)
+        .agg(
+            pl.col("steps").cast(pl.Float64).median().alias("median_steps"),
+            time_per_step(names).median().alias("median_time_per_step_s"),
+        )
+        .collect()
+    )
+    table = table.join(steps, on=list(CONFIG_KEYS), how="left", nulls_equal=True).with_columns(
+        pl.when(pl.col("has_target")).then(pl.col("median_time_to_target_s")).alias("median_time_to_target_s"),
+    )
+    table = table.sort(*PROBLEM_KEYS, "median_time_to_target_s", "median_suboptimality", *SOLVER_KEYS,
+                       "hyperparameters", nulls_last=True)
+    return table.with_columns(variant_labels(table), setting_labels(table))
 
 
 # -- across tasks -----------------------------------------------------------------------------
@@ -977,22 +1091,21 @@ def hardware_speedups(runs: pl.DataFrame | pl.LazyFrame, *, baseline: str | None
     -------
     polars.DataFrame
         ``task``, ``task_params``, ``SOLVER_KEYS``, ``hyperparameters``, ``hardware``,
-        ``median_time_to_target_s``, ``median_time_per_step_s`` (timed seconds less ``init_s``
-        and ``output_s``, over the steps, of runs that did not fail; a run of an older store,
-        with ``warmup_s``: timed seconds over steps 2..N), ``speedup_time_to_target`` and ``speedup_per_step``
+        ``median_time_to_target_s``, ``median_time_per_step_s`` (of :func:`time_per_step`:
+        the clock less ``init_s`` and ``output_s``, over the steps, of runs that did not fail),
+        ``speedup_time_to_target`` and ``speedup_per_step``
         (baseline's median over this profile's; null where either is missing). Empty when the
         runs hold fewer than two profiles.
     """
     lazy = prepare(runs).filter(pl.col("counted"))
     names = lazy.collect_schema().names()
-    lazy = lazy.with_columns(_per_step_ok(names))
     profiles = lazy.select("hardware").unique().collect()["hardware"].drop_nulls().sort().to_list()
     keys = ["task", "task_params", *SOLVER_KEYS, "hyperparameters"]
     if len(profiles) < 2:
         return pl.DataFrame(schema={k: pl.String for k in (*keys, "hardware")})
     if baseline is None:
         baseline = _baseline_profile(lazy, profiles, has_gpu="gpu" in names)
-    per_step = _time_per_step(names).filter(~pl.col("failed") & pl.col("_per_step_ok"))
+    per_step = time_per_step(names)
     table = lazy.group_by(*keys, "hardware").agg(
         pl.col("scored_time_to_target_s").median().alias("median_time_to_target_s"),
         per_step.median().alias("median_time_per_step_s"),
@@ -1016,17 +1129,26 @@ def _old_clock(names: Sequence[str]) -> pl.Expr:
     return pl.col("warmup_s").is_not_null() if "warmup_s" in names else pl.lit(False)
 
 
-def _time_per_step(names: Sequence[str]) -> pl.Expr:
-    """Timed seconds per step: the clock less ``init`` and ``output`` over every step (old
-    stores: ``timed_s`` over steps 2..N)."""
+def time_per_step(names: Sequence[str]) -> pl.Expr:
+    """Seconds per step of each prepared run (:func:`prepare`): the one definition of the scorer.
+
+    The clock (``timed_s``) holds ``init``, every step and the ``output`` calls (see
+    :mod:`harness.run`); a step's time is the clock less ``init_s`` and ``output_s``, over
+    ``steps``. Null for a run without a step, or that failed (its last steps may be cut
+    short). A run of an older store, with ``warmup_s`` (the first step off the clock):
+    ``timed_s`` over steps 2..N, null below two steps.
+
+    Parameters
+    ----------
+    names
+        The prepared frame's columns (``warmup_s`` marks the old clock).
+    """
     steps = pl.col("steps").cast(pl.Float64)
     new = (pl.col("timed_s") - pl.col("init_s").fill_null(0.0) - pl.col("output_s").fill_null(0.0)) / steps
-    return pl.when(_old_clock(names)).then(pl.col("timed_s") / (steps - 1.0)).otherwise(new)
-
-
-def _per_step_ok(names: Sequence[str]) -> pl.Expr:
-    minimum = pl.when(_old_clock(names)).then(pl.lit(2)).otherwise(pl.lit(1))
-    return (pl.col("steps").fill_null(0) >= minimum).alias("_per_step_ok")
+    old = _old_clock(names)
+    minimum = pl.when(old).then(pl.lit(2)).otherwise(pl.lit(1))
+    measured = (pl.col("steps").fill_null(0) >= minimum) & ~pl.col("failed")
+    return pl.when(~measured).then(None).when(old).then(pl.col("timed_s") / (steps - 1.0)).otherwise(new)
 
 
 def _baseline_profile(lazy: pl.LazyFrame, profiles: list[str], *, has_gpu: bool) -> str:

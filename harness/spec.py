@@ -157,7 +157,9 @@ Id = Annotated[
 Framework = Literal["torch", "jax"]
 Kind = Literal["task", "method", "hardware", "suite"]
 
-#: What an oracle can give; a task lists what it provides, a method what it requires.
+#: What an oracle can give; a task lists what it provides, a method what it requires. A name is
+#: here only when both backends' oracles implement it (a method of that name on
+#: :class:`harness.oracle.CountingOracle`; ``tests/test_oracle_contract.py`` keeps it so).
 Capability = Literal[
     "value",
     "grad",
@@ -169,13 +171,6 @@ Capability = Literal[
     "per_example_grads",
     "gauss_newton",
     "fisher",
-    "task_grads",
-    "player_grads",
-    "matvec",
-    "node_grads",
-    "graph",
-    "clients",
-    "sample",
 ]
 CAPABILITIES: tuple[str, ...] = Capability.__args__  # type: ignore[attr-defined]
 

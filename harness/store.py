@@ -4,19 +4,79 @@ Layout of a store directory::
 
     runs/<run_id>.parquet     one row: ids, parameters (JSON), status, timings, memory,
                               final metrics, time-to-target, environment fingerprint
-    traces/<run_id>.parquet   one row per evaluation point: step, time, oracle calls, metrics
+    traces/<run_id>.parquet   one row per evaluation point: step, time, oracle calls, metrics, probes
     runs/<run_id>.<n>.parquet   attempt n >= 1 of a run that was run again (and its trace)
     runs/part-<name>.parquet  many runs, merged by :func:`compact` (large stores read fast)
     traces/part-<name>.parquet  their traces (trusted only beside the runs part of that name)
     damaged/runs/, damaged/traces/  files :meth:`Store.repair` moved aside (their runs are rerun)
 
+Schema (``schema_version`` 3)
+-----------------------------
+Every runs file has the same columns, whatever its task, and so does every traces file, so
+any Parquet reader opens a whole directory (``runs/*.parquet``) as one table:
+
+``runs/``
+    ``schema_version`` (Int64, 3), the fixed columns of :data:`harness.record.RUN_COLUMNS`
+    in their order (String, Int64, Float64 or Boolean: :data:`RUN_COLUMNS` here gives the
+    polars types), then ``calls: List(Struct{kind: String, n: Int64})`` (oracle calls by
+    kind) and ``values: List(Struct{metric: String, value: Float64})`` (the final value of
+    each declared metric; null when not measured). ``metrics`` (String) keeps the task's
+    declarations as JSON ``{metric id: {unit, lower_is_better}}``.
+``traces/``
+    The fixed columns of :data:`harness.record.TRACE_COLUMNS` (``run_id``, ``step``,
+    ``time_s``, ``oracle_calls``), then ``calls`` as above (the counts so far) and
+    ``values: List(Struct{name: String, value: Float64})``: the metric values and the probe
+    values (``<probe>/<name>``) of the point. In a per-run traces file every point lists the
+    same names, null where the point has none (a migrated part keeps the non-null ones).
+
+Why lists of structs: the variable part (which metrics, call kinds and probes a run has)
+differs per task. One column per metric (schema 1 and 2) made every task's files a schema
+of their own, which ``pl.scan_parquet("runs/*.parquet")`` refuses and pandas reads with
+columns silently dropped. A ``List(Struct)`` is a fixed type that Parquet, Arrow, polars,
+pandas and duckdb all read natively (a Parquet ``MAP`` is not a polars type, and a JSON
+string column would be neither typed nor vectorized); names and values are typed, nulls
+kept, and unpacking it is one explode or ``list.eval``. The names of a file are also kept in
+its footer (key ``harness_store``), so a reader learns a part's columns without reading it.
+
+In memory nothing of this shows: :meth:`Store.write_run` takes the *wide* row of
+:meth:`harness.record.RunRecord.row` (fixed columns, ``calls_<kind>`` ints, metric floats)
+and wide trace points, and :func:`read_runs`, :func:`read_traces`, :func:`scan_runs` and
+:func:`scan_traces` give wide frames back: one ``calls_<kind>`` Int64 column per call kind,
+one Float64 column per metric (and probe, in traces), null where a run has none. A name
+that would shadow a fixed column is not spread.
+
+Reading the files with other tools (the nested columns unpacked)::
+
+    import polars as pl
+    long = (pl.scan_parquet("store/runs/*.parquet").select("run_id", "task", "method", "values")
+            .explode("values").unnest("values").drop_nulls("metric"))   # one row per (run, metric)
+    wide = long.collect().pivot(on="metric", index=["run_id", "task", "method"], values="value")
+
+    import pandas as pd       # pyarrow underneath: ``values`` holds a list of dicts per run
+    long = pd.read_parquet("store/runs")[["run_id", "values"]].explode("values").dropna()
+    long = pd.concat([long["run_id"].reset_index(drop=True), pd.DataFrame(long["values"].tolist())], axis=1)
+    wide = long.pivot(index="run_id", columns="metric", values="value")
+
+    import duckdb
+    duckdb.sql(\"\"\"select run_id, task, method, v.metric, v.value
+                  from read_parquet('store/runs/*.parquet'), unnest("values") as t(v)\"\"\")
+
+Traces read the same way (``traces/*.parquet``; the field is ``name``, not ``metric``).
+
+Older stores (schema 1: no ``schema_version`` column; schema 2) kept one column per metric;
+readers refuse them with :class:`StoreSchemaError` (one line, saying what to do) and
+:func:`compact` migrates them to this schema (nothing is moved aside as damaged).
+
+Writing and reading
+-------------------
 A run is written the moment it ends, atomically (temporary file, fsync, rename), traces
 first, each file with the permissions the user's umask gives. A run is finished when its
 ``runs/`` file and its ``traces/`` file both read back whole, with the expected columns and
 types, whatever happened to the process afterwards. ``harness bench`` skips the run ids
 already present, so an interrupted bench resumes without redoing or losing a finished run.
-Any Parquet tool reads the files; ``schema_version`` names the layout. A write that finds
-the disk full raises :class:`StoreFullError` and leaves no file of its run behind.
+A write that finds the disk full raises :class:`StoreFullError` and leaves no file of its
+run behind. Frames are built column by column with the layout's types (no inference), so a
+write takes time linear in the trace's length.
 
 Several ``harness bench`` processes may share one store. Before a run starts, its driver
 claims it: ``claims/<run_id>`` is created and locked (``flock``) by that process, holding
@@ -27,11 +87,12 @@ such claims. A claim is granted only if the run is not finished yet, checked und
 so no run is written twice.
 
 Damage is named, never papered over. Readers skip a file that is truncated, garbled, or
-holds a column of another type than the layout's (a numeric column stored as strings, say),
-with a :class:`CorruptFileWarning`; they never change a column's type to fit such a file.
-:meth:`Store.repair` (run by every bench) moves the per-run pair of such a run, and a part
-pair whose footer or schema is unreadable, into ``damaged/`` (nothing is deleted), so
-those runs count as unfinished and are run again.
+holds a column of another type than the layout's (a numeric column stored as strings, say,
+or metric values stored as strings inside ``values``), with a :class:`CorruptFileWarning`;
+they never change a column's type to fit such a file. :meth:`Store.repair` (run by every
+bench) moves the per-run pair of such a run, and a part pair whose footer or schema is
+unreadable, into ``damaged/`` (nothing is deleted), so those runs count as unfinished and
+are run again.
 
 A run can be run again (``harness bench --retry-failed`` or ``--force``): the new result is
 attempt ``n + 1`` of the run (the ``attempt`` column), written beside the old one under a
@@ -49,13 +110,14 @@ and :func:`scan_traces` give lazy frames for large stores.
 Examples
 --------
 >>> import polars as pl
->>> pl.scan_parquet("store/runs/*.parquet")  # doctest: +SKIP
+>>> pl.scan_parquet("store/runs/*.parquet").select("run_id", "values").explode("values")  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import errno
 import fcntl
+import itertools
 import json
 import os
 import socket
@@ -69,7 +131,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
+
+from harness import record
+from harness.record import CALLS_PREFIX
 
 __all__ = [
     "ERROR_STATUSES",
@@ -79,6 +145,7 @@ __all__ = [
     "CorruptFileWarning",
     "Store",
     "StoreFullError",
+    "StoreSchemaError",
     "compact",
     "read_runs",
     "read_traces",
@@ -86,13 +153,14 @@ __all__ = [
     "scan_traces",
 ]
 
-#: 2: the ``attempt`` and ``harness_version`` columns.
-SCHEMA_VERSION = 2
+#: 2: the ``attempt`` and ``harness_version`` columns. 3: one schema for every task (the
+#: variable part in the nested ``calls`` and ``values`` columns).
+SCHEMA_VERSION = 3
 
 #: Statuses of runs that ended without a result of the method's (it raised, ran out of time or
 #: memory): ``harness bench --retry-failed`` runs them again and they make a bench exit 1.
 #: ``diverged`` is a result.
-ERROR_STATUSES: tuple[str, ...] = ("error", "timeout", "oom")
+ERROR_STATUSES: tuple[str, ...] = tuple(str(s) for s in record.NO_RESULT)
 
 #: File-name prefix of the merged files written by :func:`compact`.
 PART_PREFIX = "part-"
@@ -100,63 +168,51 @@ PART_PREFIX = "part-"
 #: Where :meth:`Store.repair` moves damaged files (``damaged/runs``, ``damaged/traces``).
 DAMAGED_DIR = "damaged"
 
-#: Columns every runs file has, with their types; each declared metric adds one Float64
-#: column of its final value, each oracle call kind a ``calls_<kind>`` Int64 column.
+#: The footer key holding a file's names: ``{"schema_version", "calls": [kinds], "values": [names]}``.
+FOOTER_KEY = "harness_store"
+
+_DTYPES: dict[str, pl.DataType] = {"str": pl.String(), "int": pl.Int64(), "float": pl.Float64(), "bool": pl.Boolean()}
+
+#: ``calls``: oracle calls by kind (runs: the totals; traces: the counts so far).
+CALLS_DTYPE = pl.List(pl.Struct({"kind": pl.String(), "n": pl.Int64()}))
+#: ``values`` of a runs file: the final value of each declared metric.
+RUN_VALUES_DTYPE = pl.List(pl.Struct({"metric": pl.String(), "value": pl.Float64()}))
+#: ``values`` of a traces file: metric and probe values of the point.
+TRACE_VALUES_DTYPE = pl.List(pl.Struct({"name": pl.String(), "value": pl.Float64()}))
+
+#: Columns of every runs file, in order, with their types (from :data:`harness.record.RUN_COLUMNS`).
 RUN_COLUMNS: dict[str, pl.DataType] = {
     "schema_version": pl.Int64(),
-    "run_id": pl.String(),
-    "attempt": pl.Int64(),  # 0, then 1, 2, ... each time the run is run again (the newest is read)
-    "suite": pl.String(),
-    "task": pl.String(),
-    "task_family": pl.String(),
-    "task_params": pl.String(),  # JSON object
-    "method": pl.String(),
-    "method_family": pl.String(),
-    "hyperparameters": pl.String(),  # JSON object
-    "framework": pl.String(),
-    "hardware": pl.String(),
-    "seed": pl.Int64(),
-    "status": pl.String(),  # reached_target | completed | diverged | error | timeout | oom | skipped
-    "error": pl.String(),
-    "steps": pl.Int64(),
-    "oracle_calls": pl.Int64(),
-    "setup_s": pl.Float64(),  # problem construction and reference, off the clock
-    "compile_s": pl.Float64(),  # compilation and warm-up against the decoy oracle, before the clock
-    "offline_s": pl.Float64(),  # the method's declared offline phase (null: none), reported apart
-    "init_s": pl.Float64(),  # method.init: on the clock, a part of timed_s
-    "output_s": pl.Float64(),  # the method's output hook: on the clock, a part of timed_s
-    "timed_s": pl.Float64(),  # the method's clock: init, every step, output; device synchronized
-    "eval_s": pl.Float64(),  # evaluation and probes, off the clock
-    "wall_s": pl.Float64(),
-    "clock_compiles": pl.Int64(),  # compilations inside the timed region (> 0 flags the run)
-    "clock_compile_s": pl.Float64(),  # their seconds (counted in timed_s)
-    "program": pl.String(),  # jit (compiled whole, ahead of time) | eager
-    "program_fallback": pl.String(),  # why a method declared pure ran eagerly
-    "left_behind": pl.String(),  # threads or processes the run left running (its worker was replaced)
-    "peak_memory_bytes": pl.Int64(),
-    "target_metric": pl.String(),
-    "target_value": pl.Float64(),
-    "time_to_target_s": pl.Float64(),
-    "steps_to_target": pl.Int64(),
-    "metrics": pl.String(),  # JSON {metric id: {unit, lower_is_better}}
-    "host": pl.String(),
-    "cpu": pl.String(),
-    "gpu": pl.String(),
-    "versions": pl.String(),  # JSON {python, numpy, torch, jax, ...}
-    "harness_version": pl.String(),  # the harness's own code: stored, not part of the run id
-    "git_commit": pl.String(),
-    "git_dirty": pl.Boolean(),
-    "started_at": pl.String(),  # ISO 8601, UTC
-    "finished_at": pl.String(),
+    **{name: _DTYPES[kind] for name, kind in record.RUN_COLUMNS.items()},
+    "calls": CALLS_DTYPE,
+    "values": RUN_VALUES_DTYPE,
 }
 
-#: Columns every traces file has; metric values and ``calls_<kind>`` columns follow.
+#: Columns of every traces file, in order, with their types (from :data:`harness.record.TRACE_COLUMNS`).
 TRACE_COLUMNS: dict[str, pl.DataType] = {
-    "run_id": pl.String(),
-    "step": pl.Int64(),
-    "time_s": pl.Float64(),  # the method's clock so far (init, steps and output calls)
-    "oracle_calls": pl.Int64(),
+    **{name: _DTYPES[kind] for name, kind in record.TRACE_COLUMNS.items()},
+    "calls": CALLS_DTYPE,
+    "values": TRACE_VALUES_DTYPE,
 }
+
+_NESTED = ("calls", "values")
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """One kind of file: its columns on disk and the field naming a value."""
+
+    columns: Mapping[str, pl.DataType]
+    value_field: str  # "metric" (runs) or "name" (traces)
+    runs: bool
+
+    @property
+    def scalars(self) -> list[str]:
+        return [c for c in self.columns if c not in _NESTED]
+
+
+_RUNS = _Layout(RUN_COLUMNS, "metric", runs=True)
+_TRACES = _Layout(TRACE_COLUMNS, "name", runs=False)
 
 
 class CorruptFileWarning(UserWarning):
@@ -165,6 +221,23 @@ class CorruptFileWarning(UserWarning):
 
 class StoreFullError(OSError):
     """A write found no space left on the store's device (nothing half-written is left)."""
+
+
+class StoreSchemaError(ValueError):
+    """The store was written with another store schema: older ones :func:`compact` migrates.
+
+    ``str()`` of it is one line that says what to do.
+    """
+
+    def __init__(self, store: str | os.PathLike[str], version: int) -> None:
+        self.store = Path(store)
+        self.version = version
+        if version < SCHEMA_VERSION:
+            todo = f"run `harness compact --store {self.store}` to migrate it"
+        else:
+            todo = "a newer harness reads it"
+        super().__init__(f"{self.store}: written with store schema {version} "
+                         f"(this harness reads {SCHEMA_VERSION}); {todo}")
 
 
 class Store:
@@ -218,6 +291,7 @@ class Store:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", CorruptFileWarning)  # repair named them
             snapshot = _snapshot(self.root)
+        _refuse_old_store(self.root, snapshot)
         whole = {r for r, p in snapshot.run_files.items() if self._pair_problem(p, snapshot.trace_files.get(r)) is None}
         return whole | snapshot.part_ids
 
@@ -234,21 +308,32 @@ class Store:
         dict
             ``{run id: what was wrong}`` of the runs whose newest attempt was moved aside (an
             older attempt, where one is stored, is then the newest).
+
+        Raises
+        ------
+        StoreSchemaError
+            When the store holds files of an older store schema (:func:`compact` migrates them).
         """
+        return self._repair(old_ok=False)
+
+    def _repair(self, *, old_ok: bool) -> dict[str, str]:
+        """:meth:`repair`; ``old_ok``: files of an older schema are checked in their own layout (for :func:`compact`)."""
         moved: dict[str, str] = {}
         with _exclusive(self.root / ".compact.lock"):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", CorruptFileWarning)  # named below, with what is done
                 snapshot = _snapshot(self.root)
+            if not old_ok:
+                _refuse_old_store(self.root, snapshot)  # before anything is moved
             for run_id, path in sorted(snapshot.run_files.items()):
-                why = self._pair_problem(path, snapshot.trace_files.get(run_id))
+                why = self._pair_problem(path, snapshot.trace_files.get(run_id), old_ok=old_ok)
                 if why is not None:
                     self._set_aside(self.traces_dir / path.name, path)
                     warnings.warn(f"{path}: {why}; moved to {self.root / DAMAGED_DIR}, its run will be run again",
                                   CorruptFileWarning, stacklevel=2)
                     moved[run_id] = why
             for part in sorted(_entries(self.runs_dir, parts=True)):
-                why = _part_problem(part, self.traces_dir / part.name)
+                why = _part_problem(part, self.traces_dir / part.name, old_ok=old_ok)
                 if why is not None:
                     try:
                         ids = _part_attempts(part)
@@ -276,23 +361,27 @@ class Store:
         _fsync_dir(self.traces_dir)
         _fsync_dir(self.runs_dir)
 
-    def _pair_problem(self, runs_path: Path, trace_path: Path | None) -> str | None:
-        """What is wrong with the per-run pair (``None``: it reads back whole; a file that vanished is no damage)."""
+    def _pair_problem(self, runs_path: Path, trace_path: Path | None, *, old_ok: bool = False) -> str | None:
+        """What is wrong with the per-run pair (``None``: it reads back whole; a file that vanished is no damage).
+
+        A pair of an older store schema raises :class:`StoreSchemaError` (``old_ok``: it is
+        checked in its own layout).
+        """
         run_id = _loose_key(runs_path)[0]
         if trace_path is None:
             trace_path = self.traces_dir / runs_path.name
-        for path, columns, label in ((runs_path, RUN_COLUMNS, ""), (trace_path, TRACE_COLUMNS, "its trace: ")):
+        for path, layout, label in ((runs_path, _RUNS, ""), (trace_path, _TRACES, "its trace: ")):
             try:
                 stat = os.stat(path)
             except FileNotFoundError:
                 if path is runs_path:
                     return None
                 return "its traces file is missing"
-            key = (str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+            key = (str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns, old_ok)
             if key in self._sound:
                 continue
             try:
-                why = _file_problem(path, columns, run_id, runs=path is runs_path)
+                why = _file_problem(path, layout, run_id, old_ok=old_ok)
             except FileNotFoundError:
                 return None  # a compaction took it meanwhile
             if why is not None:
@@ -444,11 +533,17 @@ class Store:
     def write_run(self, row: Mapping[str, Any], trace: Sequence[Mapping[str, Any]] = ()) -> None:
         """Write one finished run: its trace, then its row (which marks it finished).
 
+        ``row`` is wide (:meth:`harness.record.RunRecord.row`): the fixed columns, one
+        ``calls_<kind>`` int per oracle call kind, one float (or null) per metric; each trace
+        point likewise (``step``, ``time_s``, ``oracle_calls``, ``calls_<kind>``, metric and
+        probe values). They are packed into the nested ``calls`` and ``values`` columns.
         A run already stored gets a new attempt beside the old one (readers then see this
         one alone).
 
         Raises
         ------
+        ValueError
+            When a call count or a metric or probe value is not a number.
         StoreFullError
             When the disk is full; neither file of the run is left behind.
         """
@@ -457,14 +552,16 @@ class Store:
         if attempt is None:
             attempt = _next_attempt(*self._newest(run_id))
         name = _file_name(run_id, attempt)
-        trace_frame = _frame([{"run_id": run_id, **point} for point in trace], TRACE_COLUMNS)
-        run_frame = _frame([{"schema_version": SCHEMA_VERSION, **row, "attempt": attempt}], RUN_COLUMNS)
-        _atomic_write(trace_frame, self.traces_dir / name)
+        trace_frame, trace_names = _build(trace, _TRACES, {"run_id": run_id})
+        run_frame, run_names = _build([row], _RUNS, {"schema_version": SCHEMA_VERSION, "attempt": attempt})
+        _atomic_write(trace_frame, self.traces_dir / name, trace_names)
         try:
-            _atomic_write(run_frame, self.runs_dir / name)
+            _atomic_write(run_frame, self.runs_dir / name, run_names)
         except BaseException:
             (self.traces_dir / name).unlink(missing_ok=True)  # a trace without its row is half a run
             raise
+
+
 
 
 def _next_attempt(newest: int | None, intact: bool) -> int:
@@ -493,11 +590,18 @@ def _part_attempts(part: Path) -> dict[str, int]:
     return dict.fromkeys(pl.read_parquet(part, columns=["run_id"])["run_id"].to_list(), 0)
 
 
+
+
 def read_runs(store: str | os.PathLike[str], columns: Sequence[str] | None = None) -> pl.DataFrame:
-    """Every run of ``store`` as one frame (metric columns missing in a run are null).
+    """Every run of ``store`` as one wide frame (metric columns missing in a run are null).
 
     ``columns``: only these (on a compacted store only they are read). Unlike collecting
     :func:`scan_runs`, this reads again when a compaction removed a part meanwhile.
+
+    Raises
+    ------
+    StoreSchemaError
+        When the store was written with an older store schema (:func:`compact` migrates it).
 
     Examples
     --------
@@ -505,15 +609,15 @@ def read_runs(store: str | os.PathLike[str], columns: Sequence[str] | None = Non
     """
 
     def scan() -> tuple[pl.LazyFrame, _Snapshot]:
-        lazy, snapshot = _scan_runs(Path(store))
+        lazy, snapshot = _scan_runs(Path(store))[:2]
         return (lazy if columns is None else lazy.select(columns)), snapshot
 
     return _collect(scan)
 
 
 def read_traces(store: str | os.PathLike[str], run_ids: Iterable[str] | None = None) -> pl.DataFrame:
-    """The evaluation points of ``store``'s runs (of ``run_ids`` only, when given)."""
-    return _collect(lambda: _scan_traces(Path(store), run_ids))
+    """The evaluation points of ``store``'s runs (of ``run_ids`` only, when given), wide."""
+    return _collect(lambda: _scan_traces(Path(store), run_ids)[:2])
 
 
 def _collect(scan: Callable[[], tuple[pl.LazyFrame, _Snapshot]]) -> pl.DataFrame:
@@ -530,163 +634,228 @@ def _collect(scan: Callable[[], tuple[pl.LazyFrame, _Snapshot]]) -> pl.DataFrame
 
 
 def scan_runs(store: str | os.PathLike[str]) -> pl.LazyFrame:
-    """Every run of ``store`` as a lazy frame: parts are scanned, per-run files read.
+    """Every run of ``store`` as a lazy wide frame: parts are scanned, per-run files read.
 
-    Select the columns you need before collecting: on a compacted store only those are read.
-    Each run appears once: its newest attempt. Columns have the layout's types: a file that
-    holds another is skipped with a :class:`CorruptFileWarning`.
+    Select the columns you need before collecting: on a compacted store only those are read
+    (and only the metric columns selected are unpacked). Each run appears once: its newest
+    attempt. Columns have the layout's types: a file that holds another is skipped with a
+    :class:`CorruptFileWarning`.
     """
     return _scan_runs(Path(store))[0]
 
 
 def scan_traces(store: str | os.PathLike[str], run_ids: Iterable[str] | None = None) -> pl.LazyFrame:
-    """The evaluation points of ``store``'s runs (of ``run_ids`` only, when given), lazily.
+    """The evaluation points of ``store``'s runs (of ``run_ids`` only, when given), lazily and wide.
 
     A run's points are those of its newest attempt.
     """
     return _scan_traces(Path(store), run_ids)[0]
 
 
-def _scan_runs(root: Path, snapshot: _Snapshot | None = None) -> tuple[pl.LazyFrame, _Snapshot]:
+_Names = tuple[list[str], list[str]]  # (call kinds, value names) of a frame
+
+
+def _scan_runs(root: Path, snapshot: _Snapshot | None = None, *, wide: bool = True) -> tuple[pl.LazyFrame, _Snapshot, _Names]:
     for _ in range(_RETRIES):
         snapshot = snapshot or _snapshot(root)
-        loose, complete = _read_files(snapshot.run_files, RUN_COLUMNS, runs=True)
+        _refuse_old_store(root, snapshot)
+        loose, parts = pl.DataFrame(schema=RUN_COLUMNS), []
+        try:
+            loose, complete = _read_files(snapshot.run_files, _RUNS)
+            parts = [_part_scan(p, _RUNS, keep) for p, keep in snapshot.run_parts]
+        except FileNotFoundError:
+            complete = False  # a part was merged meanwhile
         if complete:
             break
         snapshot = None
     assert snapshot is not None
-    parts = [_part_scan(p, RUN_COLUMNS, keep) for p, keep in snapshot.run_parts]
-    lazy = _concat([pl.LazyFrame(schema=dict(RUN_COLUMNS)), *parts, loose.lazy()])
-    return lazy.with_columns(pl.col("attempt").fill_null(0)), snapshot  # runs stored before attempts existed
+    names = _union([_names(loose, _RUNS), *(n for _, n in parts)])
+    lazy = pl.concat([pl.LazyFrame(schema=RUN_COLUMNS), *(p for p, _ in parts), loose.lazy()], how="vertical")
+    lazy = lazy.with_columns(pl.col("attempt").fill_null(0))  # runs stored before attempts existed
+    return (_widen(lazy, names, _RUNS) if wide else lazy), snapshot, names
 
 
-def _scan_traces(root: Path, run_ids: Iterable[str] | None, snapshot: _Snapshot | None = None) -> tuple[pl.LazyFrame, _Snapshot]:
+def _scan_traces(root: Path, run_ids: Iterable[str] | None, snapshot: _Snapshot | None = None, *,
+                 wide: bool = True) -> tuple[pl.LazyFrame, _Snapshot, _Names]:
     wanted = None if run_ids is None else set(run_ids)
     for _ in range(_RETRIES):
         snapshot = snapshot or _snapshot(root)
         files = snapshot.trace_files if wanted is None else {r: p for r, p in snapshot.trace_files.items() if r in wanted}
-        loose, complete = _read_files(files, TRACE_COLUMNS, runs=False)
+        _refuse_old_store(root, snapshot)
+        loose, parts = pl.DataFrame(schema=TRACE_COLUMNS), []
+        try:
+            loose, complete = _read_files(files, _TRACES)
+            parts = []
+            for path, keep in snapshot.trace_parts:
+                if wanted is not None:
+                    keep = wanted if keep is None else keep & wanted
+                parts.append(_part_scan(path, _TRACES, keep))
+        except FileNotFoundError:
+            complete = False
         if complete:
             break
         snapshot = None
     assert snapshot is not None
-    parts = []
-    for path, keep in snapshot.trace_parts:
-        if wanted is not None:
-            keep = wanted if keep is None else keep & wanted
-        parts.append(_part_scan(path, TRACE_COLUMNS, keep))
-    return _concat([pl.LazyFrame(schema=dict(TRACE_COLUMNS)), *parts, loose.lazy()]), snapshot
+    names = _union([_names(loose, _TRACES), *(n for _, n in parts)])
+    lazy = pl.concat([pl.LazyFrame(schema=TRACE_COLUMNS), *(p for p, _ in parts), loose.lazy()], how="vertical")
+    return (_widen(lazy, names, _TRACES) if wide else lazy), snapshot, names
 
 
-def _part_scan(path: Path, columns: Mapping[str, pl.DataType], run_ids: frozenset[str] | set[str] | None) -> pl.LazyFrame:
-    """A part, lazily, with the layout's column types.
+def _part_scan(path: Path, layout: _Layout, run_ids: frozenset[str] | set[str] | None) -> tuple[pl.LazyFrame, _Names]:
+    """A part, lazily, in the layout's columns and types, and its names (from its footer).
 
     Parts written before readers checked types may hold numbers as strings (the bug of an
     older compaction): such columns are cast back, named in a warning, and the next
-    :func:`compact` rewrites them.
+    :func:`compact` rewrites them. Raises ``FileNotFoundError`` when the part vanished (a
+    compaction merged it) and :class:`StoreSchemaError` for a part of another store schema.
     """
-    frame = pl.scan_parquet(path)
-    try:
-        schema = pl.read_parquet_schema(path)
-    except FileNotFoundError:
-        schema = {}  # removed by a compaction: the collect notices and the reader retries
-    casts = {c: columns[c] for c, t in schema.items() if c in columns and t != columns[c] and t != pl.Null()}
-    strings = [c for c, t in schema.items() if c not in columns and t == pl.String()]
-    if strings:  # extra columns are metrics and oracle calls, numbers; only a damaged part has strings
-        values = pl.read_parquet(path, columns=strings)
-        casts.update({c: pl.Float64() for c in strings if _numeric_strings(values.get_column(c))})
+    schema = pl.read_parquet_schema(path)
+    _refuse(path, schema)
+    footer = _footer(path)
+    _refuse_newer(path.parent.parent, footer.get("schema_version"))
+    casts = sorted(c for c, t in schema.items() if c in layout.columns and t != pl.Null() and t != layout.columns[c])
     if casts:
-        warnings.warn(f"{path}: column(s) {', '.join(sorted(casts))} not of the layout's type; read as "
-                      "the layout's types (`harness compact` rewrites the part)", CorruptFileWarning, stacklevel=4)
-        frame = frame.with_columns(pl.col(c).cast(t, strict=False) for c, t in casts.items())
-    return frame if run_ids is None else frame.filter(pl.col("run_id").is_in(sorted(run_ids)))
+        warnings.warn(f"{path}: column(s) {', '.join(casts)} not of the layout's type; read as "
+                      "the layout's types (`harness compact` rewrites the part)", CorruptFileWarning, stacklevel=5)
+    frame = _conform(pl.scan_parquet(path), schema, layout)
+    if "calls" in footer and "values" in footer:
+        names: _Names = (list(footer["calls"]), list(footer["values"]))
+    else:  # written by another tool: the names are in the data
+        names = _names(frame, layout)
+    return (frame if run_ids is None else frame.filter(pl.col("run_id").is_in(sorted(run_ids)))), names
 
 
-def _concat(frames: list[pl.LazyFrame]) -> pl.LazyFrame:
-    """Stack frames; an extra (metric) column numeric in one source is cast to Float64 in the others.
+def _conform(frame: pl.DataFrame | pl.LazyFrame, schema: Mapping[str, pl.DataType], layout: _Layout) -> Any:
+    """The layout's columns, in its order and types: a missing one null, extra ones left out."""
+    exprs = []
+    for name, dtype in layout.columns.items():
+        if name not in schema:
+            exprs.append(pl.lit(None, dtype=dtype).alias(name))
+        elif schema[name] != dtype:
+            exprs.append(pl.col(name).cast(dtype, strict=False))
+        else:
+            exprs.append(pl.col(name))
+    return frame.select(exprs)
 
-    Left to ``diagonal_relaxed``, one source with a column of strings would turn that
-    column into strings for every row.
+
+def _names(frame: pl.DataFrame | pl.LazyFrame, layout: _Layout) -> _Names:
+    """The call kinds and value names of a nested frame, in order of appearance."""
+    got = frame.lazy().select(
+        pl.col("calls").explode().struct.field("kind").drop_nulls().unique(maintain_order=True).implode().alias("calls"),
+        pl.col("values").explode().struct.field(layout.value_field).drop_nulls().unique(maintain_order=True)
+        .implode().alias("values"),
+    ).collect()
+    return got["calls"][0].to_list(), got["values"][0].to_list()
+
+
+def _union(names: Iterable[_Names]) -> _Names:
+    calls: dict[str, None] = {}
+    values: dict[str, None] = {}
+    for kinds, metrics in names:
+        calls.update(dict.fromkeys(kinds))
+        values.update(dict.fromkeys(metrics))
+    return list(calls), list(values)  # in order of appearance: a trace's probes as its suite declared them
+
+
+def _widen(lazy: pl.LazyFrame, names: _Names, layout: _Layout) -> pl.LazyFrame:
+    """Spread ``calls`` and ``values`` into one ``calls_<kind>`` column per kind and one column per value name.
+
+    Each is its own expression, so a query that selects a few of them unpacks only those.
     """
-    schemas = [f.collect_schema() for f in frames]
-    numeric = {c for s in schemas for c, t in s.items() if t.is_numeric()}
-    fixed = []
-    for frame, schema in zip(frames, schemas):
-        casts = [pl.col(c).cast(pl.Float64(), strict=False) for c, t in schema.items() if c in numeric and t == pl.String()]
-        fixed.append(frame.with_columns(casts) if casts else frame)
-    return pl.concat(fixed, how="diagonal_relaxed")
+    taken = set(layout.columns)
+    exprs = []
+    for column, field, value, items in (("calls", "kind", "n", names[0]), ("values", layout.value_field, "value", names[1])):
+        for item in items:
+            wide = CALLS_PREFIX + item if column == "calls" else item
+            if wide in taken:
+                continue  # a name that would shadow a fixed column (or an earlier one) is not spread
+            taken.add(wide)
+            element = pl.element().struct
+            exprs.append(pl.col(column).list.eval(element.field(value).filter(element.field(field) == item))
+                         .list.first().alias(wide))
+    return lazy.with_columns(exprs).drop(_NESTED)
 
 
-def compact(store: str | os.PathLike[str], *, min_runs: int = 1) -> int:
-    """Merge the per-run files and the parts of ``store`` into one runs part and one traces part.
+def _refuse(path: Path, schema: Mapping[str, pl.DataType]) -> None:
+    """Raise :class:`StoreSchemaError` for a file of an older store schema."""
+    old = _old_version(path, schema)
+    if old is not None:
+        raise StoreSchemaError(path.parent.parent, old)
 
-    Damaged files are moved aside first (:meth:`Store.repair`). Crash-safe: the new traces
-    part is written first, then the new runs part (each atomically), and only then are the
-    merged files removed: old parts, then per-run files. Readers take each run from the
-    newest part that holds its attempt, trust a traces part only beside its runs part, and
-    skip per-run files of runs that a part holds at the same attempt, so at every moment
-    each run is read exactly once. Per-run files no reader takes (leftovers of an
-    interrupted compaction, attempts a newer one replaced) are removed here. Concurrent
-    compactions are serialized by a lock file; ``harness bench`` may keep writing: its files
-    have names of their own, and only files read here are removed.
 
-    Parameters
-    ----------
-    store
-        The store directory.
-    min_runs
-        Merge only when at least this many per-run files are waiting (or parts to merge).
+def _refuse_newer(root: Path, version: Any) -> None:
+    if isinstance(version, int) and version > SCHEMA_VERSION:
+        raise StoreSchemaError(root, version)
 
-    Returns
-    -------
-    int
-        The number of per-run files merged.
 
-    Raises
-    ------
-    StoreFullError
-        When the disk is full; the store is left as it was.
+_CHECKED_PARTS: set[tuple[str, int, int]] = set()  # runs parts found of this schema (parts never change)
+
+
+def _refuse_old_store(root: Path, snapshot: _Snapshot) -> None:
+    """Raise :class:`StoreSchemaError` when the store is of an older store schema (footers only).
+
+    Every runs part is checked and one per-run runs file (a store is written by one harness;
+    the readers check each per-run file they read anyway).
     """
-    root = Path(store)
-    Store(root).repair()
-    with _exclusive(root / ".compact.lock"):
-        snapshot = _snapshot(root)
-        _remove_leftovers(root, snapshot)
-        old_parts = [p for p, _ in snapshot.run_parts]
-        waiting = len(snapshot.run_files)
-        if len(old_parts) < 2 and (waiting == 0 or waiting < min_runs):
-            return 0
-        runs = _scan_runs(root, snapshot)[0].collect()
-        if runs.is_empty():
-            return 0
-        ids = set(runs.get_column("run_id").to_list())
-        traces = _scan_traces(root, ids, snapshot)[0].collect()
-        loose = {r: p for r, p in snapshot.run_files.items() if r in ids}
-        attempts = {r: _loose_key(p)[1] for r, p in loose.items()}
-        runs = runs.with_columns(  # the file name is the truth for files written before the column
-            pl.when(pl.col("run_id").is_in(sorted(attempts)))
-            .then(pl.col("run_id").replace_strict(attempts, default=None, return_dtype=pl.Int64()))
-            .otherwise(pl.col("attempt"))
-            .alias("attempt")
-        )
-        name = f"{PART_PREFIX}{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
-        _atomic_write(traces, root / "traces" / name)
+    for path in sorted(snapshot.run_files.values())[:1]:
         try:
-            _atomic_write(runs, root / "runs" / name)
-        except BaseException:
-            (root / "traces" / name).unlink(missing_ok=True)
-            raise
-        for part in old_parts:  # runs parts first: a traces part alone is a leftover, never read
-            part.unlink(missing_ok=True)
-        for part in old_parts:
-            (root / "traces" / part.name).unlink(missing_ok=True)
-        for run_id in sorted(loose):
-            (root / "traces" / loose[run_id].name).unlink(missing_ok=True)
-        for run_id in sorted(loose):
-            loose[run_id].unlink(missing_ok=True)
-        _fsync_dir(root / "traces")
-        _fsync_dir(root / "runs")
-        return len(loose)
+            schema = pl.read_parquet_schema(path)
+        except Exception:  # noqa: BLE001, S112 - vanished or damaged: the readers and repair name it
+            continue
+        _refuse(path, schema)
+    for part, _ in snapshot.run_parts:
+        try:
+            stat = os.stat(part)
+            key = (str(part), stat.st_ino, stat.st_mtime_ns)
+            if key in _CHECKED_PARTS:
+                continue
+            _refuse(part, pl.read_parquet_schema(part))
+        except (FileNotFoundError, StoreSchemaError) as exc:
+            if isinstance(exc, StoreSchemaError):
+                raise
+            continue
+        except Exception:  # noqa: BLE001, S112 - damage: the readers and repair name it
+            continue
+        _CHECKED_PARTS.add(key)
+
+
+def _old_version(path: Path, schema: Mapping[str, Any]) -> int | None:
+    """The store schema of a file in an older layout, one column per metric (``None``: this layout).
+
+    Older layouts had neither ``calls`` nor ``values``. A runs file names its version in
+    ``schema_version`` (none: 1); a traces file has none of its own: its runs file's. A
+    file without the nested columns whose runs file says 3 is damage, not an older layout.
+    """
+    if any(c in schema for c in _NESTED):
+        return None
+    if path.parent.name == "traces":
+        runs = path.parent.parent / "runs" / path.name
+        try:
+            return _old_version(runs, pl.read_parquet_schema(runs))
+        except Exception:  # noqa: BLE001 - missing or unreadable: the trace is judged alone
+            return None
+    if "schema_version" not in schema:
+        return 1
+    try:
+        versions = pl.read_parquet(path, columns=["schema_version"])["schema_version"].drop_nulls()
+    except FileNotFoundError:
+        raise
+    except Exception:  # noqa: BLE001 - unreadable pages: damage, named by the caller
+        return None
+    version = int(versions.max()) if len(versions) and versions.dtype.is_integer() else 1
+    return version if version < SCHEMA_VERSION else None
+
+
+def _footer(path: Path) -> dict[str, Any]:
+    """The store's key of a file's footer (``{}``: none, or unreadable)."""
+    try:
+        text = pl.read_parquet_metadata(path).get(FOOTER_KEY)
+        value = json.loads(text) if text else {}
+    except FileNotFoundError:
+        raise
+    except Exception:  # noqa: BLE001 - another tool's footer: the data says it
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 _RETRIES = 5
@@ -772,7 +941,258 @@ def _snapshot(root: Path) -> _Snapshot:
     )
 
 
-def _file_problem(path: Path, columns: Mapping[str, pl.DataType], run_id: str, *, runs: bool) -> str | None:
+def compact(store: str | os.PathLike[str], *, min_runs: int = 1) -> int:
+    """Merge the per-run files and the parts of ``store`` into one runs part and one traces part.
+
+    Damaged files are moved aside first (:meth:`Store.repair`). Crash-safe: the new traces
+    part is written first, then the new runs part (each atomically), and only then are the
+    merged files removed: old parts, then per-run files. Readers take each run from the
+    newest part that holds its attempt, trust a traces part only beside its runs part, and
+    skip per-run files of runs that a part holds at the same attempt, so at every moment
+    each run is read exactly once. Per-run files no reader takes (leftovers of an
+    interrupted compaction, attempts a newer one replaced) are removed here. Concurrent
+    compactions are serialized by a lock file; ``harness bench`` may keep writing: its files
+    have names of their own, and only files read here are removed.
+
+    A store of an older store schema (1 or 2: one column per metric) is migrated: its files
+    (per-run files and parts) are read in their own layout, converted to this one and
+    written as one part pair, whatever ``min_runs``; the old files are removed only after.
+    Until then the readers refuse the store (:class:`StoreSchemaError`).
+
+    Parameters
+    ----------
+    store
+        The store directory.
+    min_runs
+        Merge only when at least this many per-run files are waiting (or parts to merge).
+
+    Returns
+    -------
+    int
+        The number of per-run files merged.
+
+    Raises
+    ------
+    StoreFullError
+        When the disk is full; the store is left as it was.
+    """
+    root = Path(store)
+    Store(root)._repair(old_ok=True)
+    with _exclusive(root / ".compact.lock"):
+        snapshot = _snapshot(root)
+        _remove_leftovers(root, snapshot)
+        old_parts = [p for p, _ in snapshot.run_parts]
+        waiting = len(snapshot.run_files)
+        migrate = _holds_old(snapshot)
+        if not migrate and len(old_parts) < 2 and (waiting == 0 or waiting < min_runs):
+            return 0
+        if migrate:
+            runs, traces = _migrated(snapshot)
+        else:
+            runs = _scan_runs(root, snapshot, wide=False)[0].collect()
+            traces = None
+        if runs.is_empty():
+            return 0
+        ids = set(runs.get_column("run_id").to_list())
+        if traces is None:
+            traces = _scan_traces(root, ids, snapshot, wide=False)[0].collect()
+        else:
+            traces = traces.filter(pl.col("run_id").is_in(sorted(ids)))
+        loose = {r: p for r, p in snapshot.run_files.items() if r in ids}
+        attempts = {r: _loose_key(p)[1] for r, p in loose.items()}
+        runs = runs.with_columns(  # the file name is the truth for files written before the column
+            pl.when(pl.col("run_id").is_in(sorted(attempts)))
+            .then(pl.col("run_id").replace_strict(attempts, default=None, return_dtype=pl.Int64()))
+            .otherwise(pl.col("attempt"))
+            .alias("attempt"),
+            pl.lit(SCHEMA_VERSION, dtype=pl.Int64()).alias("schema_version"),
+        )
+        name = f"{PART_PREFIX}{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
+        _atomic_write(traces, root / "traces" / name, _names(traces, _TRACES))
+        try:
+            _atomic_write(runs, root / "runs" / name, _names(runs, _RUNS))
+        except BaseException:
+            (root / "traces" / name).unlink(missing_ok=True)
+            raise
+        for part in old_parts:  # runs parts first: a traces part alone is a leftover, never read
+            part.unlink(missing_ok=True)
+        for part in old_parts:
+            (root / "traces" / part.name).unlink(missing_ok=True)
+        for run_id in sorted(loose):
+            (root / "traces" / loose[run_id].name).unlink(missing_ok=True)
+        for run_id in sorted(loose):
+            loose[run_id].unlink(missing_ok=True)
+        _fsync_dir(root / "traces")
+        _fsync_dir(root / "runs")
+        return len(loose)
+
+
+def _holds_old(snapshot: _Snapshot) -> bool:
+    """Whether a runs file the readers take (per-run or part) is of an older store schema (footers only)."""
+    for path in (*snapshot.run_files.values(), *(p for p, _ in snapshot.run_parts)):
+        try:
+            if _old_version(path, pl.read_parquet_schema(path)) is not None:
+                return True
+        except Exception:  # noqa: BLE001, S112 - damaged: repair named it
+            continue
+    return False
+
+
+def _migrated(snapshot: _Snapshot) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The runs and traces of a snapshot, in this layout, from files of any store schema.
+
+    Files of this schema are taken as they are; older files (one column per metric) are
+    stacked by schema (a task's files share one) and packed: a value is kept when it is not
+    null, or (runs) when its metric is declared in the row's ``metrics``.
+    """
+
+    def read(sources: Iterable[tuple[Path, frozenset[str] | None]], layout: _Layout) -> pl.DataFrame:
+        current: list[pl.DataFrame] = []
+        old: dict[tuple[tuple[str, str], ...], list[pl.DataFrame]] = {}
+        for path, keep in sources:
+            try:
+                frame = pl.read_parquet(path)
+            except FileNotFoundError:
+                continue
+            except Exception as exc:  # noqa: BLE001 - repair moved damaged files aside; one broken since is skipped
+                warnings.warn(f"{path}: unreadable Parquet file ({_one_line(exc)}); not migrated",
+                              CorruptFileWarning, stacklevel=4)
+                continue
+            if keep is not None:
+                frame = frame.filter(pl.col("run_id").is_in(sorted(keep)))
+            if _old_version(path, frame.schema) is None:
+                current.append(_conform(frame, frame.schema, layout))
+            else:
+                old.setdefault(tuple((c, str(t)) for c, t in frame.schema.items()), []).append(frame)
+        for frames in old.values():
+            current.append(_from_wide(pl.concat(frames, how="vertical_relaxed"), layout))
+        return pl.concat([pl.DataFrame(schema=layout.columns), *current], how="vertical")
+
+    runs = read([*snapshot.run_parts, *((p, None) for p in snapshot.run_files.values())], _RUNS)
+    traces = read([*snapshot.trace_parts, *((p, None) for p in snapshot.trace_files.values())], _TRACES)
+    return runs.with_columns(pl.col("attempt").fill_null(0)), traces
+
+
+def _from_wide(frame: pl.DataFrame, layout: _Layout) -> pl.DataFrame:
+    """A frame of an older layout (one column per metric and call kind) in this layout.
+
+    Extra columns are values (floats) or, named ``calls_<kind>``, call counts (ints); one
+    of another type is read as numbers where it holds them (an older compaction stored some
+    as strings), null elsewhere, with a :class:`CorruptFileWarning`.
+    """
+    extra = [c for c in frame.columns if c not in layout.columns]
+    calls = [c for c in extra if c.startswith(CALLS_PREFIX)]
+    values = [c for c in extra if not c.startswith(CALLS_PREFIX)]
+    odd = sorted(c for c in extra if not frame.schema[c].is_numeric() and frame.schema[c] != pl.Null())
+    if odd:
+        warnings.warn(f"column(s) {', '.join(odd)} of an older store are not numbers; read as numbers where they are",
+                      CorruptFileWarning, stacklevel=5)
+    frame = frame.with_columns(
+        *(pl.col(c).cast(pl.Float64(), strict=False).cast(pl.Int64(), strict=False) for c in calls),
+        *(pl.col(c).cast(pl.Float64(), strict=False) for c in values),
+    )
+    declared = None
+    if layout.runs and "metrics" in frame.columns:
+        declared = pl.Series([_declared(text) for text in frame.get_column("metrics").cast(pl.String()).to_list()],
+                             dtype=pl.List(pl.String()))
+    keep_calls = [frame.get_column(c).is_not_null() for c in calls]
+    keep_values = [frame.get_column(c).is_not_null() | (declared.list.contains(c) if declared is not None else False)
+                   for c in values]
+    packed = frame.drop(extra).with_columns(
+        _pack(frame, calls, [c[len(CALLS_PREFIX):] for c in calls], "kind", "n", CALLS_DTYPE, keep_calls),
+        _pack(frame, values, values, layout.value_field, "value", layout.columns["values"], keep_values),
+    )
+    return _conform(packed, packed.schema, layout)
+
+
+def _declared(text: str | None) -> list[str]:
+    try:
+        value = json.loads(text) if text else {}
+    except ValueError:
+        return []
+    return [str(k) for k in value] if isinstance(value, dict) else []
+
+
+def _build(points: Sequence[Mapping[str, Any]], layout: _Layout, constants: Mapping[str, Any]) -> tuple[pl.DataFrame, _Names]:
+    """The nested frame of wide rows or points, and its names, built column by column with the layout's types.
+
+    Linear in the points: each key is gathered once, and the lists are cut from flat
+    columns (no per-row structs, no type inference). Every row lists the same names: each
+    key some row has (null where a row has none), as the old wide file had its columns.
+    """
+    n = len(points)
+    every = set().union(*points)
+    first = list(points[0]) if points else []
+    keys = [*first, *sorted(every.difference(first))]  # the first point's order, then the rest sorted
+
+    def gather(name: str) -> list[Any]:
+        try:
+            return list(map(dict.get, points, itertools.repeat(name)))  # C-level for plain dicts
+        except TypeError:
+            return [point.get(name) for point in points]
+
+    nested = [k for k in keys if k in _NESTED]
+    if nested:
+        raise ValueError(f"a row sets {', '.join(map(repr, nested))}, the store's nested column(s): "
+                         "give calls as calls_<kind> and values under their names")
+    columns: dict[str, list[Any]] = {}
+    schema: dict[str, pl.DataType] = {}
+    for name in layout.scalars:
+        columns[name] = [constants[name]] * n if name in constants else gather(name)
+        schema[name] = layout.columns[name]
+    calls = [k for k in keys if k not in layout.columns and k.startswith(CALLS_PREFIX)]
+    values = [k for k in keys if k not in layout.columns and not k.startswith(CALLS_PREFIX)]
+    for name in (*calls, *values):
+        columns[name] = gather(name)
+        schema[name] = pl.Int64() if name in calls else pl.Float64()
+    wide = pl.DataFrame(columns, schema=schema, strict=False)
+    bad = [k for k in (*calls, *values) if wide.get_column(k).null_count() and wide.get_column(k).null_count() != columns[k].count(None)]
+    if bad:
+        raise ValueError(f"not a number in {', '.join(map(repr, bad))} "
+                         f"(e.g. {next(v for v in columns[bad[0]] if v is not None)!r})")
+    kinds = [c[len(CALLS_PREFIX):] for c in calls]
+    frame = wide.select(
+        *layout.scalars,
+        _pack(wide, calls, kinds, "kind", "n", CALLS_DTYPE),
+        _pack(wide, values, values, layout.value_field, "value", layout.columns["values"]),
+    )
+    return frame, (kinds, values)
+
+
+def _pack(frame: pl.DataFrame, columns: Sequence[str], names: Sequence[str], name_field: str, value_field: str,
+          dtype: pl.DataType, keep: Sequence[pl.Series] | None = None) -> pl.Series:
+    """``columns`` of ``frame`` as one list of ``{name_field: name, value_field: value}`` per row.
+
+    The entries are laid out flat (row by row, ``columns`` in order) and the lists cut from
+    them, in time linear in the frame; ``keep`` (one boolean series per column) drops entries.
+    """
+    n, m = frame.height, len(columns)
+    column = dtype  # the list type
+    label = "calls" if name_field == "kind" else "values"
+    if n == 0:
+        return pl.Series(label, [], dtype=column)
+    if m == 0:
+        return pl.Series(label, [[]], dtype=column).gather(np.zeros(n, dtype=np.int64))
+    inner = column.inner  # type: ignore[attr-defined]
+    value_dtype = dict(inner.to_schema())[value_field]
+    order = (np.arange(m)[None, :] * n + np.arange(n)[:, None]).ravel()
+    flat = {
+        name_field: pl.Series(list(names), dtype=pl.String()).gather(np.tile(np.arange(m), n)),
+        value_field: pl.concat([frame.get_column(c).cast(value_dtype) for c in columns]).gather(order),
+    }
+    if keep is not None:
+        flat["_keep"] = pl.concat([k.fill_null(False) for k in keep]).gather(order)
+    lists = pl.DataFrame(flat).to_struct(label).reshape((n, m))
+    if keep is None:
+        return lists.cast(column)
+    element = pl.element().struct
+    return (pl.DataFrame({label: lists}).select(
+        pl.col(label).arr.to_list().list.eval(
+            pl.struct(element.field(name_field), element.field(value_field)).filter(element.field("_keep")))
+    ).to_series().cast(column))
+
+
+def _file_problem(path: Path, layout: _Layout, run_id: str, *, old_ok: bool = False) -> str | None:
     """What is wrong with a per-run file (``None``: nothing); raises ``FileNotFoundError`` when it vanished."""
     try:
         frame = pl.read_parquet(path)
@@ -780,26 +1200,65 @@ def _file_problem(path: Path, columns: Mapping[str, pl.DataType], run_id: str, *
         raise
     except Exception as exc:  # noqa: BLE001 - polars raises several error types for bad files
         return f"unreadable Parquet file ({_one_line(exc)})"
-    return _frame_problem(frame, columns, run_id, runs=runs)
+    return _frame_problem(frame, layout, run_id, path, old_ok=old_ok)
 
 
-def _frame_problem(frame: pl.DataFrame, columns: Mapping[str, pl.DataType], run_id: str, *, runs: bool) -> str | None:
+def _frame_problem(frame: pl.DataFrame, layout: _Layout, run_id: str, path: Path, *, old_ok: bool = False) -> str | None:
     """What in a per-run file's frame departs from the layout (``None``: nothing).
 
-    Numbers of another width pass (they are cast); a number stored as a string, a string
-    column of numbers, or rows of another run do not.
+    Numbers of another width pass (they are cast); a number stored as a string (also
+    inside ``calls`` or ``values``), a missing column of the layout's, or rows of another
+    run do not. A file of an older store schema raises :class:`StoreSchemaError` (``old_ok``:
+    it is checked in its own layout, one column per metric); one of a newer one always does.
     """
+    runs = layout.runs
     if runs and frame.height != 1:
         return f"{frame.height} rows, not 1"
-    required = ("run_id", "status") if runs else tuple(TRACE_COLUMNS)
+    old = _old_version(path, frame.schema)
+    if old is not None:
+        if not old_ok:
+            raise StoreSchemaError(path.parent.parent, old)
+        return _old_frame_problem(frame, layout, run_id)
+    required = ("run_id", "status", *_NESTED) if runs else tuple(layout.columns)
     missing = [c for c in required if c not in frame.columns]
     if missing:
         return f"no {', '.join(missing)} column"
     for name, dtype in frame.schema.items():
-        expected = columns.get(name)
+        expected = layout.columns.get(name)
+        if expected is not None and dtype != pl.Null() and not _fits(dtype, expected):
+            return f"column {name} is {dtype}, not {expected}"
+    if runs and "schema_version" in frame.columns and frame.schema["schema_version"].is_integer():
+        _refuse_newer(path.parent.parent, frame.get_column("schema_version")[0])
+    if frame.height and frame.get_column("run_id").unique().to_list() != [run_id]:
+        return f"rows of another run than {run_id}"
+    return None
+
+
+def _fits(dtype: pl.DataType, expected: pl.DataType) -> bool:
+    """Whether a column of ``dtype`` reads as ``expected`` without loss of meaning (numbers of another width do)."""
+    if dtype == expected or dtype == pl.Null():
+        return True
+    if dtype.is_numeric() and expected.is_numeric():
+        return True
+    if isinstance(dtype, pl.List) and isinstance(expected, pl.List):
+        return _fits(dtype.inner, expected.inner)
+    if isinstance(dtype, pl.Struct) and isinstance(expected, pl.Struct):
+        got, want = dict(dtype.to_schema()), dict(expected.to_schema())
+        return set(got) == set(want) and all(_fits(got[f], want[f]) for f in want)
+    return False
+
+
+def _old_frame_problem(frame: pl.DataFrame, layout: _Layout, run_id: str) -> str | None:
+    """:func:`_frame_problem` of a per-run file of an older store schema (one column per metric)."""
+    required = ("run_id", "status") if layout.runs else layout.scalars
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        return f"no {', '.join(missing)} column"
+    for name, dtype in frame.schema.items():
+        expected = layout.columns.get(name)
         if dtype == pl.Null():
             continue
-        if expected is not None and dtype != expected and not (dtype.is_numeric() and expected.is_numeric()):
+        if expected is not None and not _fits(dtype, expected):
             return f"column {name} is {dtype}, not {expected}"
         if expected is None and dtype == pl.String() and _numeric_strings(frame.get_column(name)):
             return f"column {name} holds numbers stored as strings"
@@ -813,8 +1272,11 @@ def _numeric_strings(column: pl.Series) -> bool:
     return len(values) > 0 and values.str.strip_chars().cast(pl.Float64(), strict=False).null_count() == 0
 
 
-def _part_problem(runs_part: Path, traces_part: Path) -> str | None:
-    """What is wrong with a part pair, from the footers (``None``: nothing, or it vanished)."""
+def _part_problem(runs_part: Path, traces_part: Path, *, old_ok: bool = False) -> str | None:
+    """What is wrong with a part pair, from the footers (``None``: nothing, or it vanished).
+
+    A part of an older store schema raises :class:`StoreSchemaError` unless ``old_ok``.
+    """
     if not runs_part.exists():
         return None
     for path, label in ((runs_part, ""), (traces_part, "its traces part: ")):
@@ -826,6 +1288,8 @@ def _part_problem(runs_part: Path, traces_part: Path) -> str | None:
             return f"{label}unreadable Parquet file ({_one_line(exc)})"
         if "run_id" not in schema:
             return f"{label}no run_id column"
+        if not old_ok:
+            _refuse(path, schema)
     return None
 
 
@@ -842,42 +1306,32 @@ def _entries(directory: Path, *, parts: bool) -> list[Path]:
     return [directory / n for n in names if n.startswith(PART_PREFIX) == parts]
 
 
-def _read_files(files: Mapping[str, Path], columns: Mapping[str, pl.DataType], *, runs: bool) -> tuple[pl.DataFrame, bool]:
-    """Read per-run files (run id -> file), in the layout's types.
+def _read_files(files: Mapping[str, Path], layout: _Layout) -> tuple[pl.DataFrame, bool]:
+    """Read per-run files (run id -> file) into one nested frame of the layout's columns and types.
 
-    A file that departs from the layout is named and skipped, and so is one whose extra
-    column holds strings where other files hold numbers. ``complete`` is false when a file
-    vanished (a compaction moved it).
+    A file that departs from the layout is named and skipped. ``complete`` is false when a
+    file vanished (a compaction moved it).
     """
-    frames: list[tuple[Path, pl.DataFrame]] = []
+    frames: list[pl.DataFrame] = []
     complete = True
     for run_id, path in sorted(files.items()):
         try:
             frame = pl.read_parquet(path)
+            why = _frame_problem(frame, layout, run_id, path)
         except FileNotFoundError:
             complete = False
             continue
+        except StoreSchemaError:
+            raise
         except Exception as exc:  # noqa: BLE001 - polars raises several error types for bad files
             why = f"unreadable Parquet file ({_one_line(exc)})"
-        else:
-            why = _frame_problem(frame, columns, run_id, runs=runs)
         if why is not None:
             warnings.warn(f"{path}: {why}; skipped", CorruptFileWarning, stacklevel=5)
             continue
-        casts = [pl.col(c).cast(columns[c]) for c, t in frame.schema.items() if c in columns and t != columns[c]]
-        frames.append((path, frame.with_columns(casts) if casts else frame))
-    numeric = {c for _, f in frames for c, t in f.schema.items() if t.is_numeric()}
-    kept = []
-    for path, frame in frames:
-        clash = sorted(c for c, t in frame.schema.items() if c in numeric and t == pl.String())
-        if clash:
-            warnings.warn(f"{path}: column(s) {', '.join(clash)} hold strings where other runs hold numbers; skipped",
-                          CorruptFileWarning, stacklevel=5)
-        else:
-            kept.append(frame)
-    if not kept:
-        return pl.DataFrame(), complete
-    return pl.concat(kept, how="diagonal_relaxed"), complete
+        frames.append(_conform(frame, frame.schema, layout))
+    if not frames:
+        return pl.DataFrame(schema=layout.columns), complete
+    return pl.concat(frames, how="vertical"), complete
 
 
 def _remove_leftovers(root: Path, snapshot: _Snapshot) -> None:
@@ -894,23 +1348,6 @@ def _exclusive(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-
-def _frame(rows: list[dict[str, Any]], columns: Mapping[str, pl.DataType]) -> pl.DataFrame:
-    extra = {k: _infer_dtype(rows, k) for row in rows for k in row if k not in columns}
-    schema = {**columns, **extra}
-    return pl.DataFrame(rows, schema=schema, strict=False)
-
-
-def _infer_dtype(rows: list[dict[str, Any]], key: str) -> pl.DataType:
-    values = [row.get(key) for row in rows if row.get(key) is not None]
-    if values and all(isinstance(v, bool) for v in values):
-        return pl.Boolean()
-    if values and all(isinstance(v, int) and not isinstance(v, bool) for v in values) and key.startswith("calls_"):
-        return pl.Int64()
-    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-        return pl.Float64()
-    return pl.String()
 
 
 def _is_full(exc: BaseException) -> bool:
@@ -944,12 +1381,14 @@ def _umask() -> int:
     return mask
 
 
-def _atomic_write(frame: pl.DataFrame, path: Path) -> None:
+def _atomic_write(frame: pl.DataFrame, path: Path, names: _Names) -> None:
+    """Write ``frame`` to ``path`` atomically, its call kinds and value names in the footer."""
+    footer = json.dumps({"schema_version": SCHEMA_VERSION, "calls": names[0], "values": names[1]})
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # as open() would create it; mkstemp makes 0600
         with os.fdopen(fd, "wb") as handle:
-            frame.write_parquet(handle)
+            frame.write_parquet(handle, metadata={FOOTER_KEY: footer})
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -972,6 +1411,5 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def dumps(value: Any) -> str:
-    """Canonical JSON (sorted keys) for parameter columns."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+#: Canonical JSON (sorted keys, no spaces) for parameter columns: :func:`harness.record._dumps`, its one owner.
+dumps = record._dumps

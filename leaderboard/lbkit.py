@@ -32,6 +32,7 @@ from harness.leaderboard import (
     method_declarations,
     store_fingerprint,
 )
+from harness.record import NOT_RUN
 from harness.store import scan_runs, scan_traces
 
 #: Sidebar filters: run column -> label.
@@ -71,8 +72,8 @@ def store_key() -> tuple[str, tuple[int, int, int, int]]:
 
 @st.cache_resource(max_entries=4, show_spinner=False)
 def _runs(store: str, fingerprint: tuple[int, ...]) -> pl.DataFrame:
-    # An older store lacks the clock's newer columns: they read as null (unflagged, no offline phase).
-    return score.with_clock_columns(scan_runs(store)).collect()
+    # Every fixed column of the record: one an older store lacks reads as null (unflagged, no offline phase).
+    return score.with_run_columns(scan_runs(store), metrics=()).collect()
 
 
 def runs() -> pl.DataFrame:
@@ -160,7 +161,7 @@ def _ecdf(store: str, fingerprint: tuple[int, ...], filters: Filters, x: str) ->
     frame = _filter(_runs(store, fingerprint), filters)
     traces = scan_traces(store, frame["run_id"].to_list())
     curve = score.ecdf(traces, frame, x=x)  # type: ignore[arg-type]
-    solvers = frame.filter(pl.col("status") != "skipped").select(score.SOLVER_KEYS).unique()
+    solvers = frame.filter(~pl.col("status").is_in(NOT_RUN)).select(score.SOLVER_KEYS).unique()
     return sample_steps(curve, points=200), score.ecdf_summary(curve, solvers=solvers)
 
 
@@ -286,7 +287,7 @@ def clock_flag_notice(runs: pl.DataFrame, *, where: str = "in view", methods: bo
     if "clock_compiles" not in runs.columns:
         return
     if not skipped and "status" in runs.columns:  # as the scores count runs (skipped ones never ran)
-        runs = runs.filter(~pl.col("status").is_in(score.NOT_RUN_STATUSES))
+        runs = runs.filter(~pl.col("status").is_in(NOT_RUN))
     flagged = runs.filter(pl.col("clock_compiles").fill_null(0) > 0)
     if flagged.is_empty():
         return

@@ -65,7 +65,8 @@ def test_bench_then_rerun_runs_nothing_new(tmp_path):
     first = harness(*args)
     assert first.returncode == 0, first.stderr
     assert "4 runs, 0 already in" in first.stdout and f"store: {store.resolve()}" in first.stdout
-    assert "results (median over seeds)" in first.stdout
+    assert "results (median over seeds), one row per configuration" in first.stdout
+    assert "skipped" in first.stdout and "ms/step" in first.stdout  # harness.score.results_table, rendered
     runs = read_runs(store)
     assert runs.height == 4 and set(runs["status"]) == {"reached_target"}
     second = harness(*args)

@@ -71,15 +71,15 @@ def with_method_and_suite(load_test_catalog, root, *, method: str, suite: str):
 def test_incompatible_pairs_are_skipped_with_a_reason(tmp_path, load_test_catalog):
     catalog = with_method_and_suite(
         load_test_catalog, tmp_path,
-        method="id: cg\nname: CG\nfamily: toy\npaper: p\nrequires: [matvec]\n"
+        method="id: cg\nname: CG\nfamily: toy\npaper: p\nrequires: [fisher]\n"
                "implementations:\n  torch: {entry: 'cg.py:CG'}\n",
         suite="id: mixed\nframeworks: [torch, jax]\nentries:\n  - tasks: [quadratic]\n    methods: [sleepy-gd, cg]\n",
     )
     plan = make_plan(catalog, suite="mixed")
     assert {(r.method, r.framework) for r in plan.runs} == {("sleepy-gd", "torch"), ("sleepy-gd", "jax")}
     assert [(s.method, s.framework, s.reason) for s in plan.skipped] == [
-        ("cg", "torch", "the task does not provide matvec"),
-        ("cg", "jax", "the task does not provide matvec"),
+        ("cg", "torch", "the task does not provide fisher"),
+        ("cg", "jax", "the task does not provide fisher"),
     ]
 
 

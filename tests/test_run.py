@@ -7,8 +7,9 @@ import json
 import numpy as np
 import pytest
 
+from harness.execute import failed_result
 from harness.plan import make_plan
-from harness.run import DIVERGENCE_FACTOR, execute_run, failed_result
+from harness.run import DIVERGENCE_FACTOR, execute_run
 from harness.spec import Budget, SuiteEntry, SuiteSpec
 
 

@@ -338,3 +338,19 @@ def test_problem_labels_name_only_the_parameters_that_vary() -> None:
         "logreg[dataset=digits]@cpu", "logreg[dataset=synthetic]@gpu", "softmax@cpu",
     ]
     assert score.varying_parameters([("t", '{"n": 1, "d": 2}'), ("t", '{"n": 3, "d": 2}')]) == {"t": {"n"}}
+
+
+def test_prepare_fills_the_records_columns_with_their_kinds() -> None:
+    runs = runs_frame([timed("t", "a", 1.0)]).drop("suboptimality", "steps_to_target")
+    prepared = score.prepare(runs).collect()
+    from harness.record import RUN_COLUMNS
+
+    assert set(RUN_COLUMNS) | {"suboptimality"} <= set(prepared.columns)
+    assert prepared.schema["suboptimality"] == pl.Float64 and prepared.schema["clock_compiles"] == pl.Int64
+    assert prepared["scored_suboptimality"].to_list() == [None] and prepared["counted"].to_list() == [True]
+
+
+def test_a_parameter_missing_from_some_rows_varies() -> None:
+    assert score.varying_parameters(iter([("m", '{"lr": 1}'), ("m", '{"lr": 1, "b": 2}')])) == {"m": {"b"}}
+    frame = pl.DataFrame({"method": ["m", "m", "n"], "hyperparameters": ['{"lr":3.0,"s":50}', '{"lr":3.0,"s":0}', '{"lr":1}']})
+    assert score.setting_labels(frame).to_list() == ["s=50", "s=0", ""]

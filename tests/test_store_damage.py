@@ -69,6 +69,12 @@ def damage_and_rebench(store: Path, before: dict[str, str], victim: str, why: st
     assert bench(store).output.count("0 to run") == 1  # repaired for good
 
 
+def values_as_strings() -> pl.Expr:
+    """The metric values inside the nested ``values`` column, stored as strings (what another tool may write)."""
+    element = pl.element().struct
+    return pl.col("values").list.eval(pl.struct(element.field("metric"), element.field("value").cast(pl.String)))
+
+
 def victim_of(store: Path) -> str:
     return sorted(p.name.removesuffix(".parquet") for p in (store / "runs").glob("*.parquet"))[0]
 
@@ -105,7 +111,7 @@ def test_numbers_stored_as_strings_are_named_never_spread_to_other_rows(stored) 
     path = store / "runs" / f"{victim}.parquet"
     frame = pl.read_parquet(path)
     # A valid Parquet file: the numeric columns as strings (another tool rewrote it).
-    frame.with_columns(pl.col("timed_s", "suboptimality", "steps").cast(pl.String)).write_parquet(path)
+    frame.with_columns(pl.col("timed_s", "steps").cast(pl.String), values_as_strings()).write_parquet(path)
     with pytest.warns(CorruptFileWarning, match="column .* is String"):
         runs = read_runs(store)
     assert runs.height == 1 and runs.schema["timed_s"] == pl.Float64 and runs.schema["suboptimality"] == pl.Float64
@@ -118,12 +124,12 @@ def test_numbers_stored_as_strings_are_named_never_spread_to_other_rows(stored) 
     assert set(finished(store)) == set(before)
 
 
-def test_a_metric_stored_as_strings_in_an_extra_column_is_damage(stored) -> None:
+def test_a_metric_stored_as_strings_in_the_nested_values_is_damage(stored) -> None:
     store, before = stored
     victim = victim_of(store)
     path = store / "runs" / f"{victim}.parquet"
-    pl.read_parquet(path).with_columns(pl.col("suboptimality").cast(pl.String)).write_parquet(path)
-    damage_and_rebench(store, before, victim, "column suboptimality holds numbers stored as strings")
+    pl.read_parquet(path).with_columns(values_as_strings()).write_parquet(path)
+    damage_and_rebench(store, before, victim, "column values is List(Struct({'metric': String, 'value': String}))")
 
 
 def test_a_part_of_an_older_compaction_with_strings_is_read_as_numbers_and_rewritten(stored) -> None:
@@ -131,11 +137,11 @@ def test_a_part_of_an_older_compaction_with_strings_is_read_as_numbers_and_rewri
     compact(store)
     (part,) = (store / "runs").glob("part-*.parquet")
     # What the old compaction persisted after one bad file: a numeric column as strings for all rows.
-    pl.read_parquet(part).with_columns(pl.col("timed_s", "suboptimality").cast(pl.String)).write_parquet(part)
+    pl.read_parquet(part).with_columns(pl.col("timed_s").cast(pl.String), values_as_strings()).write_parquet(part)
     with pytest.warns(CorruptFileWarning, match="not of the layout's type"):
         runs = read_runs(store)
     assert runs.height == 2 and runs.schema["timed_s"] == pl.Float64 and runs.schema["suboptimality"] == pl.Float64
-    assert runs["timed_s"].null_count() == 0
+    assert runs["timed_s"].null_count() == 0 and runs["suboptimality"].null_count() == 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CorruptFileWarning)
         bench(store)  # writes nothing: both stored
@@ -143,6 +149,7 @@ def test_a_part_of_an_older_compaction_with_strings_is_read_as_numbers_and_rewri
         compact(store)  # the next compaction rewrites the part with the layout's types
     (part,) = (store / "runs").glob("part-*.parquet")
     assert pl.read_parquet_schema(part)["timed_s"] == pl.Float64
+    assert pl.read_parquet_schema(part)["values"] == pl.List(pl.Struct({"metric": pl.String, "value": pl.Float64}))
     with warnings.catch_warnings():
         warnings.simplefilter("error", CorruptFileWarning)
         assert set(finished(store)) == {*before, "extra"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import importlib
 import sys
 from typing import Any
@@ -20,7 +21,16 @@ _PER_EXAMPLE_CHUNK = 512
 
 
 class TorchOracle(CountingOracle):
-    """Derivatives by torch.autograd on ``problem.loss``."""
+    """Derivatives by torch.autograd on ``problem.loss``; the problem's closed forms without autograd."""
+
+    def _closed_form(self, hook: Any) -> Any:
+        """``hook`` under ``torch.no_grad()`` on detached tensors: a closed form records no graph."""
+
+        def closed(*args: Any) -> Any:
+            with torch.no_grad():
+                return hook(*(a.detach() if isinstance(a, torch.Tensor) else a for a in args))
+
+        return closed
 
     def _value(self, params: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -49,6 +59,7 @@ class TorchOracle(CountingOracle):
     # Finite-sum and logit structure (see harness.oracle): torch.func transforms of the hooks.
 
     def _indices(self, indices: np.ndarray, like: torch.Tensor) -> torch.Tensor:
+        """The sampler's numpy indices as a ``torch.long`` tensor on the device of ``like``."""
         return torch.as_tensor(indices, dtype=torch.long, device=like.device)
 
     def _batch_value_and_grad(self, params: torch.Tensor, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -115,7 +126,7 @@ class TorchOptimMethod:
 
     def init(self, params: torch.Tensor, oracle: Any) -> tuple[torch.Tensor, torch.optim.Optimizer]:
         leaf = params.detach().clone().requires_grad_(True)
-        return leaf, self.optimizer([leaf], **self.kwargs)
+        return _OptimState(leaf, self.optimizer([leaf], **self.kwargs), self.kwargs)
 
     def step(self, params: torch.Tensor, state: Any, oracle: Any) -> tuple[torch.Tensor, Any]:
         leaf, opt = state
@@ -133,6 +144,28 @@ class TorchOptimMethod:
             leaf.grad = oracle.grad(leaf.detach())
             opt.step()
         return leaf.detach().clone(), state
+
+
+class _OptimState(tuple):
+    """``(leaf, optimizer)``: a deep copy is a new optimizer over a copied leaf, with the optimizer's state.
+
+    ``copy.deepcopy`` of a torch optimizer goes through ``Optimizer.__getstate__``, which keeps
+    only defaults, state and param groups: a copied ``LBFGS`` loses ``_params`` and fails at its
+    next step. A state must survive a copy (the method contract test checks it), so the copy is
+    built as :meth:`TorchOptimMethod.init` built the original, then given its state.
+    """
+
+    def __new__(cls, leaf: torch.Tensor, optimizer: torch.optim.Optimizer, kwargs: dict[str, Any]) -> _OptimState:
+        state = super().__new__(cls, (leaf, optimizer))
+        state.kwargs = kwargs
+        return state
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _OptimState:
+        leaf, optimizer = self
+        copied = leaf.detach().clone().requires_grad_(True)
+        rebuilt = type(optimizer)([copied], **self.kwargs)
+        rebuilt.load_state_dict(copy.deepcopy(optimizer.state_dict(), memo))
+        return _OptimState(copied, rebuilt, self.kwargs)
 
 
 class Backend:
@@ -162,6 +195,10 @@ class Backend:
         if not array.flags.writeable:  # torch cannot alias a read-only buffer: copy it
             array = array.copy()
         return torch.as_tensor(array, dtype=self._torch_dtype, device=self._device)
+
+    def asarray_int(self, value: Any) -> torch.Tensor:
+        """Integer indices as a ``torch.long`` tensor on the run's device (a problem's index data)."""
+        return torch.as_tensor(np.array(value), dtype=torch.long, device=self._device)
 
     def to_numpy(self, value: torch.Tensor) -> np.ndarray:
         return value.detach().cpu().numpy()

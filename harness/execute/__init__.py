@@ -13,23 +13,32 @@ Executors:
 - ``ray`` (:class:`~harness.execute.ray.RayExecutor`): Ray tasks on a cluster or a local instance;
 - ``inline`` (:class:`~harness.execute.inline.InlineExecutor`): this process, no isolation.
 
-Multi-rank runs (``ranks > 1``) start their torch.distributed ranks from whichever process
-executes them (:mod:`harness.execute.ranks`).
+Where one run executes is decided here too: :func:`execute` runs a multi-rank run (``ranks >
+1``) as torch.distributed ranks started from whichever process executes it
+(:mod:`harness.execute.ranks`), and any other run in this process
+(:func:`harness.run.execute_run`). :func:`failed_result` is the result an executor records
+for a run that left none of its own (killed, crashed, never started).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
+    from harness.catalog import Catalog
     from harness.execute.worker import CatalogSource
     from harness.plan import RunSpec
+    from harness.record import Status
     from harness.run import RunResult
     from harness.store import Store
 
-__all__ = ["EXECUTORS", "CatalogSource", "Executor", "check_executor", "drive", "make_executor"]
+# Nothing heavy is imported here, at module level: ``python -m harness.execute.worker`` imports
+# this package before it forks, and the run loop (harness.run) is imported where it is called.
+
+__all__ = ["EXECUTORS", "CatalogSource", "Executor", "check_executor", "drive", "execute", "failed_result",
+           "make_executor"]
 
 EXECUTORS = ("inline", "pool", "ray")
 
@@ -41,6 +50,90 @@ def __getattr__(name: str) -> object:
 
         return CatalogSource
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def execute(run: RunSpec, catalog: Catalog, *,
+            on_point: Callable[[dict[str, Any]], None] | None = None) -> RunResult:
+    """Execute ``run`` from this process and return its row and trace; never raises for run failures.
+
+    A run of a multi-rank profile (``ranks > 1``) starts its ranks as child processes of this
+    one (:func:`~harness.execute.ranks.execute_ranks`) and returns rank 0's result; any other
+    run executes in this process (:func:`~harness.run.execute_run`), and ``on_point`` is called
+    with each of its trace points as it is recorded.
+    """
+    if catalog.hardware[run.hardware].spec.ranks > 1:
+        from harness.execute.ranks import execute_ranks
+
+        return execute_ranks(run, catalog)
+    from harness.run import execute_run
+
+    return execute_run(run, catalog, on_point=on_point)
+
+
+def failed_result(
+    run: RunSpec,
+    catalog: Catalog,
+    *,
+    status: Status | str,
+    error: str,
+    wall_s: float = 0.0,
+    started_at: str | None = None,
+    environment: Mapping[str, Any] | None = None,
+    trace: Sequence[Mapping[str, Any]] = (),
+) -> RunResult:
+    """The result of a run that left none of its own (killed, crashed, never started).
+
+    Its row is :meth:`RunRecord.for_run <harness.record.RunRecord.for_run>`'s, with the
+    status and error, the times given, this host's fingerprint and, when the run streamed trace
+    points before it ended, what the last one says: its step (``steps``), its clock
+    (``timed_s``), its oracle call counts (``calls_<kind>``, summed in ``oracle_calls``) and
+    its metric values. Everything else is the record's default (no setup, compile or
+    evaluation time, no program, no peak memory, no target reached).
+
+    Parameters
+    ----------
+    run, catalog
+        The run and the catalog that declares its task, method and hardware.
+    status, error
+        Its status (a :class:`~harness.record.Status`) and the reason, kept as the row's error text.
+    wall_s, started_at
+        How long it ran and when it started (default: now), as the executor saw it.
+    environment
+        Fingerprint columns that replace this process's (``host``, ``cpu``, ``gpu``, ...):
+        by default the row names the executor's host, which for a local worker is the run's too.
+    trace
+        The trace points the run recorded before it ended (as a worker streamed them): kept,
+        as the result's trace.
+    """
+    from harness.environment import fingerprint
+    from harness.record import CALLS_PREFIX, RunRecord, Status
+    from harness.run import RunResult
+
+    points = [dict(point) for point in trace]
+    measured: dict[str, Any] = {}
+    if points:
+        last = points[-1]
+        calls = {key[len(CALLS_PREFIX):]: int(n) for key, n in last.items() if key.startswith(CALLS_PREFIX)}
+        metrics = catalog.tasks[run.task].spec.metrics
+        measured = {
+            "steps": int(last["step"]),
+            "timed_s": float(last["time_s"]),
+            "calls": calls,
+            "oracle_calls": sum(calls.values()),
+            "values": {m.id: None if last.get(m.id) is None else float(last[m.id]) for m in metrics},
+        }
+    now = _now()
+    record = RunRecord.for_run(
+        run, catalog, status=Status(status), error=error, wall_s=wall_s, started_at=started_at or now,
+        finished_at=now, **measured, **{**fingerprint(), **(environment or {})},
+    )
+    return RunResult.of(record, points)
+
+
+def _now() -> str:
+    import datetime as dt
+
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
 
 
 class Executor(Protocol):

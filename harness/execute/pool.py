@@ -14,9 +14,10 @@ The driver watches every busy worker:
   (``oom``); inside the worker ``RLIMIT_AS`` makes most allocations fail first, cleanly;
 - a worker that exits or is killed by a signal mid-run leaves an ``error`` row naming the
   exit code or signal, with the tail of the worker's output;
-- a worker that sends anything but a well-formed message (:class:`_Inbox`, :func:`_validate`:
+- a worker that sends anything but a well-formed message (:class:`_Inbox`, :func:`_validate_row`:
   JSON frames of the shapes :mod:`~harness.execute.worker` sends, the row's columns of the
-  store's types, the run's own id) leaves an ``error`` row saying what was wrong: the run's
+  record's kinds (:data:`harness.record.RUN_COLUMNS`), a status of its vocabulary, the run's
+  own id) leaves an ``error`` row saying what was wrong: the run's
   code shares the worker's process and may write to its socket. The driver never unpickles
   what a worker sends, and never blocks on it: a partial frame waits for the run's deadline;
 
@@ -53,8 +54,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
-import polars as pl
-
+from harness.execute import failed_result
 from harness.execute.worker import (
     CatalogSource,
     LeftBehind,
@@ -64,10 +64,11 @@ from harness.execute.worker import (
     start_process,
     thread_env,
 )
+from harness.host import RANK_STARTUP_S
 from harness.plan import RunSpec
-from harness.run import STATUSES, RunResult, failed_result
+from harness.record import CALLS_PREFIX, RUN_COLUMNS, ColumnKind, Status, column_kind
+from harness.run import DRIVER_COLUMNS, RunResult
 from harness.spec import HardwareProfile
-from harness.store import RUN_COLUMNS
 
 __all__ = ["LocalWorker", "PoolExecutor", "default_jobs", "gpu_count", "kill_tree"]
 
@@ -370,24 +371,25 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _fits(dtype: pl.DataType, value: Any) -> bool:
-    """Whether ``value`` (from JSON) can be stored in a column of ``dtype``."""
+def _fits(kind: ColumnKind, value: Any) -> bool:
+    """Whether ``value`` (from JSON) can be stored in a column of ``kind``."""
     if value is None:
         return True
-    if isinstance(dtype, pl.String):
+    if kind == "str":
         return isinstance(value, str)
-    if isinstance(dtype, pl.Boolean):
+    if kind == "bool":
         return isinstance(value, bool)
-    if isinstance(dtype, pl.Int64):
+    if kind == "int":
         return _is_int(value)
-    if isinstance(dtype, pl.Float64):
+    if kind == "float":
         return _is_number(value)
     return False
 
 
 #: Columns a worker's row must have, and those it must not (the driver and the store set them).
 _REQUIRED = ("run_id", "suite", "task", "method", "framework", "hardware", "seed", "status", "error", "steps")
-_NOT_THE_WORKERS = ("schema_version", "attempt", "left_behind")
+_NOT_THE_WORKERS = ("schema_version", *DRIVER_COLUMNS)
+_STATUSES = frozenset(Status)
 
 
 def _validate_point(point: Any, where: str) -> dict[str, Any]:
@@ -405,17 +407,11 @@ def _validate_row(row: Any, run: RunSpec, metrics: frozenset[str]) -> dict[str, 
     if not isinstance(row, dict):
         raise _BadMessage(f"the result's row is not an object: {_excerpt(row)}")
     for key, value in row.items():
-        dtype = RUN_COLUMNS.get(key)
         if key in _NOT_THE_WORKERS:
             raise _BadMessage(f"the result's row sets the column {key!r}, which is not the worker's to set")
-        if dtype is not None:
-            fits = _fits(dtype, value)
-        elif key.startswith("calls_"):
-            fits = value is None or _is_int(value)
-        elif key in metrics:
-            fits = value is None or _is_number(value)
-        else:
+        if key not in RUN_COLUMNS and not key.startswith(CALLS_PREFIX) and key not in metrics:
             raise _BadMessage(f"the result's row has a column the store does not know: {key!r}")
+        fits = _fits(column_kind(key), value)  # fixed, calls_<kind> (int) or a metric's value (float)
         if not fits:
             raise _BadMessage(f"the result's row has {key} = {_excerpt(value)}, not of the column's type")
     missing = [key for key in _REQUIRED if key not in row]
@@ -426,7 +422,7 @@ def _validate_row(row: Any, run: RunSpec, metrics: frozenset[str]) -> dict[str, 
     wrong = {key: row[key] for key, value in expected.items() if row[key] != value}
     if wrong:
         raise _BadMessage(f"the result's row is not the run's: {_excerpt(wrong)}")
-    if row["status"] not in STATUSES:
+    if row["status"] not in _STATUSES:
         raise _BadMessage(f"the result's row has status {_excerpt(row['status'])}")
     return row
 
@@ -508,7 +504,7 @@ class _Supervisor:
             except _BadMessage as exc:
                 worker.kill()
                 error = f"the worker sent a malformed message: {exc}; the worker was replaced"
-                return self._failed(worker, "error", _with_output(error, worker.log_tail()), now), False
+                return self._failed(worker, Status.ERROR, _with_output(error, worker.log_tail()), now), False
             if worker.inbox.closed:
                 return self._lost(worker), False
         if now >= worker.deadline:
@@ -522,7 +518,7 @@ class _Supervisor:
                 worker.kill()
                 error = (f"killed: resident memory {rss / 2**20:.0f} MiB passed the limit of hardware profile "
                          f"{profile.id!r} ({profile.memory_limit_mb} MiB above the worker's baseline)")
-                return self._failed(worker, "oom", error, now), False
+                return self._failed(worker, Status.OOM, error, now), False
         return None, True
 
     def _handle(self, worker: _Worker, message: list[Any], now: float) -> tuple[RunResult | None, bool] | None:
@@ -581,10 +577,10 @@ class _Supervisor:
         if kind == "failed":
             if len(fields) != 1 or not isinstance(fields[0], str):
                 raise _BadMessage(f"a 'failed' message of the wrong shape: {_excerpt(message)}")
-            return self._failed(worker, "error", f"the worker could not start the run:\n{fields[0]}", now), True
+            return self._failed(worker, Status.ERROR, f"the worker could not start the run:\n{fields[0]}", now), True
         raise _BadMessage(f"a message of unknown kind {_excerpt(kind)}")
 
-    def _failed(self, worker: _Worker, status: str, error: str, now: float) -> RunResult:
+    def _failed(self, worker: _Worker, status: Status, error: str, now: float) -> RunResult:
         run = worker.run
         assert run is not None
         started = worker.started if worker.started is not None else worker.assigned
@@ -599,11 +595,11 @@ class _Supervisor:
         worker.kill()
         if worker.started is None:
             error = f"the worker did not start the run within {now - worker.assigned:.0f} s"
-            status = "error"
+            status = Status.ERROR
         else:
             error = (f"killed at the wall-clock limit: {now - worker.started:.1f} s (time budget "
                      f"{run.budget.seconds:g} s plus grace) without the run returning")
-            status = "timeout"
+            status = Status.TIMEOUT
         return self._failed(worker, status, _with_output(error, worker.log_tail()), now)
 
     def _lost(self, worker: _Worker) -> RunResult:
@@ -622,7 +618,7 @@ class _Supervisor:
         else:
             how = f"exited with code {code}"
         error = _with_output(f"the worker process {how} during the run", worker.log_tail())
-        return self._failed(worker, "error", error, time.monotonic())
+        return self._failed(worker, Status.ERROR, error, time.monotonic())
 
 
 def _with_output(error: str, output: str) -> str:
@@ -645,7 +641,8 @@ class PoolExecutor:
     startup_s
         Seconds a fresh worker may take to start a run (interpreter and framework import).
     rank_startup_s
-        Extra seconds for multi-rank runs, which start their rank processes inside the run.
+        Extra seconds for multi-rank runs, which start their rank processes inside the run
+        (default :data:`harness.host.RANK_STARTUP_S`).
     pin
         Pin each worker to cores of its own when ``jobs`` x the cores per run fit on the host.
     poll_s
@@ -659,7 +656,7 @@ class PoolExecutor:
         jobs: int | None = None,
         grace_s: float | None = None,
         startup_s: float = 300.0,
-        rank_startup_s: float = 120.0,
+        rank_startup_s: float = RANK_STARTUP_S,
         pin: bool = True,
         poll_s: float = 0.1,
     ) -> None:
@@ -731,7 +728,7 @@ class LocalWorker:
     """
 
     def __init__(self, source: CatalogSource, *, grace_s: float | None = None, startup_s: float = 300.0,
-                 rank_startup_s: float = 120.0, poll_s: float = 0.1) -> None:
+                 rank_startup_s: float = RANK_STARTUP_S, poll_s: float = 0.1) -> None:
         self._supervisor = _Supervisor(source, grace_s=grace_s, startup_s=startup_s, rank_startup_s=rank_startup_s,
                                        pin=False, poll_s=poll_s)
         self.poll_s = poll_s

@@ -2,8 +2,8 @@
 
 A hardware profile with ``ranks: N`` runs each of its runs as N rank processes on one host,
 joined over ``tcp://127.0.0.1:PORT``; :func:`execute_ranks` starts them, watches them and
-returns rank 0's row and trace. Every rank runs the run loop of :mod:`harness.run` with a
-:class:`TorchCollective`, which
+returns rank 0's row and trace. Every rank runs the run loop (:func:`harness.run.execute_run`,
+:func:`harness.loop.run_loop`) with a :class:`TorchCollective`, which
 
 - shards the problem: a problem with a ``shard(rank, world_size) -> (local_problem, weight)``
   hook is replaced on each rank by its local part, and every oracle call that returns a sum
@@ -25,7 +25,8 @@ returns rank 0's row and trace. Every rank runs the run loop of :mod:`harness.ru
   its own ``batch_size`` (the per-rank batch); the ranks' oracles then draw their
   minibatches from their own rows;
 - keeps the loop in lockstep: rank 0 alone evaluates (on the whole problem), decides stops
-  and broadcasts them; the time budget is checked on the slowest rank's clock;
+  and broadcasts them (:meth:`TorchCollective.decide`); the time budget is checked on the
+  slowest rank's clock;
 - reports the slowest rank's clocks (all-reduce max), as AlgoPerf does.
 """
 
@@ -39,11 +40,12 @@ import os
 import socket
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection, wait
-from typing import Any
+from typing import Any, TypeVar
 
 from harness.catalog import Catalog
+from harness.execute import failed_result
 from harness.execute.worker import (
     CatalogSource,
     default_grace,
@@ -53,8 +55,11 @@ from harness.execute.worker import (
     start_process,
     thread_env,
 )
+from harness.host import RANK_STARTUP_S, hardware_unavailable
+from harness.loop import LOCAL_FAILURES
 from harness.plan import RunSpec
-from harness.run import RunResult, execute_run, failed_result, hardware_unavailable
+from harness.record import Status
+from harness.run import RunResult, execute_run
 
 __all__ = ["REDUCED_CALLS", "ShardedOracle", "TorchCollective", "execute_ranks", "free_port"]
 
@@ -64,8 +69,7 @@ REDUCED_CALLS = frozenset(
      "player_grads", "matvec"}
 )
 
-#: Seconds the ranks may take to start and join the process group.
-RANK_STARTUP_S = 100.0
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -76,7 +80,10 @@ def free_port() -> int:
 
 
 class TorchCollective:
-    """The :class:`harness.run.Collective` of one rank, over the default torch.distributed group."""
+    """The :class:`harness.loop.Collective` of one rank, over the default torch.distributed group."""
+
+    #: Oracle calls are all-reduces, which a compiled program cannot hold: methods run eagerly.
+    traceable = False
 
     def __init__(self, *, rank: int, world_size: int, device: Any) -> None:
         import torch
@@ -93,9 +100,14 @@ class TorchCollective:
         return tensor.tolist()
 
     def broadcast(self, value: Any) -> Any:
+        """Rank 0's ``value`` (a picklable object), on every rank."""
         box = [value]
         self.dist.broadcast_object_list(box, src=0, device=self.device)
         return box[0]
+
+    def decide(self, call: Callable[[], T]) -> T:
+        """Rank 0 calls ``call``; every rank gets its value (a rank-0 exception leaves the others waiting)."""
+        return self.broadcast(call() if self.rank == 0 else None)
 
     def make_oracle(self, problem: Any, backend: Any, **options: Any) -> Any:
         shard = getattr(problem, "shard", None)
@@ -206,7 +218,7 @@ def execute_ranks(run: RunSpec, catalog: Catalog, *, grace_s: float | None = Non
     if reason is None and run.framework != "torch" and profile.dist_backend == "nccl":
         reason = f"{run.framework} runs cannot use NCCL ranks (collectives run on torch tensors)"
     if reason is not None:
-        return failed_result(run, catalog, status="skipped", error=reason)
+        return failed_result(run, catalog, status=Status.SKIPPED, error=reason)
     started, started_at = time.monotonic(), dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
     grace = grace_s if grace_s is not None else default_grace(run.budget.seconds)
     source = CatalogSource.for_run(catalog, run)
@@ -227,7 +239,7 @@ def execute_ranks(run: RunSpec, catalog: Catalog, *, grace_s: float | None = Non
 
 def _watch(run: RunSpec, catalog: Catalog, ranks: list[_Rank], started: float, started_at: str,
            grace: float) -> RunResult:
-    def failed(status: str, error: str) -> RunResult:
+    def failed(status: Status, error: str) -> RunResult:
         return failed_result(run, catalog, status=status, error=error, wall_s=time.monotonic() - started,
                              started_at=started_at)
 
@@ -240,9 +252,9 @@ def _watch(run: RunSpec, catalog: Catalog, ranks: list[_Rank], started: float, s
         readable = wait([r.conn for r in waiting], timeout=timeout)
         if not readable and time.monotonic() >= deadline:
             if len(ready) < len(ranks):
-                return failed("error", f"the ranks did not join within {RANK_STARTUP_S:.0f} s "
+                return failed(Status.ERROR, f"the ranks did not join within {RANK_STARTUP_S:.0f} s "
                                        f"({len(ready)} of {len(ranks)} did)")
-            return failed("timeout", f"killed at the wall-clock limit: time budget {run.budget.seconds:g} s plus "
+            return failed(Status.TIMEOUT, f"killed at the wall-clock limit: time budget {run.budget.seconds:g} s plus "
                                      f"{grace:g} s grace, without the ranks returning")
         for rank_process in waiting:
             if rank_process.conn not in readable:
@@ -250,16 +262,16 @@ def _watch(run: RunSpec, catalog: Catalog, ranks: list[_Rank], started: float, s
             try:
                 message = rank_process.conn.recv()
             except (EOFError, OSError):
-                return failed("error", f"rank {rank_process.rank} {rank_process.how_it_ended()} during the run")
+                return failed(Status.ERROR, f"rank {rank_process.rank} {rank_process.how_it_ended()} during the run")
             if message[0] == "ready":
                 ready.add(rank_process.rank)
                 if len(ready) == len(ranks):
                     deadline = time.monotonic() + run.budget.seconds + grace
             elif message[0] == "failed":
-                return failed("error", f"rank {rank_process.rank} could not start:\n{message[1]}")
+                return failed(Status.ERROR, f"rank {rank_process.rank} could not start:\n{message[1]}")
             else:
                 result = RunResult(row=message[1], trace=message[2])
-                if result.status in ("error", "oom"):
+                if result.status in LOCAL_FAILURES:
                     # The other ranks wait in a collective that will never complete: stop here.
                     result.row["error"] = f"rank {rank_process.rank}: {result.row['error']}"
                     return result
@@ -333,7 +345,7 @@ def _rank_main(argv: Sequence[str] | None = None) -> None:
     with memory_limit(profile.memory_limit_mb, device=profile.device):
         result = execute_run(run, catalog, comm=collective)
     conn.send(("result", result.row, result.trace))
-    if result.status not in ("error", "oom"):
+    if result.status not in LOCAL_FAILURES:  # the others are stuck in a collective: no goodbye
         dist.destroy_process_group()
 
 

@@ -28,9 +28,12 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from harness.execute import failed_result
 from harness.execute.worker import CatalogSource, default_grace
+from harness.host import RANK_STARTUP_S
 from harness.plan import RunSpec
-from harness.run import RunResult, failed_result
+from harness.record import Status
+from harness.run import RunResult
 from harness.spec import HardwareProfile
 
 __all__ = ["RayExecutor", "resources"]
@@ -154,14 +157,15 @@ class RayExecutor:
                     options = resources(profile)
                     reason = _unschedulable(options, cluster)
                     if reason is not None:
-                        yield failed_result(run, catalog, status="skipped", error=f"profile {profile.id!r}: {reason}")
+                        yield failed_result(run, catalog, status=Status.SKIPPED,
+                                            error=f"profile {profile.id!r}: {reason}")
                         continue
                     ref = remote.options(max_retries=0, **options).remote(
                         run.model_dump(mode="json"), self.source, self.grace_s
                     )
                     now = time.monotonic()
                     grace = self.grace_s if self.grace_s is not None else default_grace(run.budget.seconds)
-                    ranks_extra = 120.0 if profile.ranks > 1 else 0.0  # the local worker's rank start-up allowance
+                    ranks_extra = RANK_STARTUP_S if profile.ranks > 1 else 0.0  # as the local worker allows
                     deadline = now + 2 * self.startup_s + run.budget.seconds + 2 * grace + ranks_extra
                     in_flight[ref] = (run, now, deadline, _now())
                 if not in_flight:
@@ -177,7 +181,7 @@ class RayExecutor:
                     ray.cancel(ref, force=True)
                     error = (f"cancelled {now - submitted:.1f} s after it was handed to Ray (time budget "
                              f"{run.budget.seconds:g} s): neither the run nor its node's watchdog returned")
-                    yield failed_result(run, catalog, status="timeout", error=error, wall_s=now - submitted,
+                    yield failed_result(run, catalog, status=Status.TIMEOUT, error=error, wall_s=now - submitted,
                                         started_at=started_at, environment=foreign)
         finally:
             for ref in in_flight:
@@ -195,11 +199,11 @@ class RayExecutor:
             row, trace = ray.get(ref)
             return RunResult(row=row, trace=trace)
         except rex.OutOfMemoryError as exc:
-            status, error = "oom", f"Ray's memory monitor killed the run's worker:\n{exc}"
+            status, error = Status.OOM, f"Ray's memory monitor killed the run's worker:\n{exc}"
         except rex.WorkerCrashedError as exc:
-            status, error = "error", f"the Ray worker process died during the run:\n{exc}"
+            status, error = Status.ERROR, f"the Ray worker process died during the run:\n{exc}"
         except rex.RayError as exc:  # task errors, lost nodes, failed runtime environments
-            status, error = "error", f"{type(exc).__name__}: {exc}"
+            status, error = Status.ERROR, f"{type(exc).__name__}: {exc}"
         return failed_result(run, catalog, status=status, error=error, wall_s=time.monotonic() - submitted,
                              started_at=started_at, environment=foreign)
 

@@ -240,14 +240,14 @@ def execute_isolated(run: RunSpec, catalog: Catalog, *,
 
     ``on_point`` gets each trace point as the run records it (one-rank runs).
     """
-    from harness.run import execute_run
+    from harness.execute import execute
 
     profile: HardwareProfile = catalog.hardware[run.hardware].spec
     preload(run.framework, threads=profile.threads)
     if profile.ranks > 1:
-        return execute_run(run, catalog)
+        return execute(run, catalog)  # starts the ranks, which cap their own memory
     with memory_limit(profile.memory_limit_mb, device=profile.device):
-        return execute_run(run, catalog, on_point=on_point)
+        return execute(run, catalog, on_point=on_point)
 
 
 def send_message(conn: Connection, message: Sequence[Any]) -> None:
@@ -564,6 +564,7 @@ def _keep(server: int) -> None:
 
 def _serve(conn: Connection, source: CatalogSource, message: dict[str, Any]) -> None:
     from harness.plan import RunSpec
+    from harness.record import Status
 
     try:
         run = RunSpec.model_validate(message)
@@ -582,7 +583,7 @@ def _serve(conn: Connection, source: CatalogSource, message: dict[str, Any]) -> 
     sys.stdout.flush()
     sys.stderr.flush()
     left = left_behind(threads)
-    if result.status == "oom" and not left:
+    if result.status == Status.OOM and not left:
         _give_back_memory()  # what the run hoarded is garbage now: the next run's baseline stays low
     send_message(conn, ("result", result.row, result.trace, left.describe() if left else None))
 

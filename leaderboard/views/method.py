@@ -9,6 +9,7 @@ import polars as pl
 import streamlit as st
 
 from harness import score
+from harness.record import FAILED, NOT_RUN
 
 filters = lbkit.current_filters()
 runs = lbkit.filtered_runs(filters)
@@ -31,7 +32,7 @@ if not lbkit.empty_notice(runs):
 
     st.subheader("Score")
     lbkit.clock_flag_notice(mine, where="of this method", methods=False)
-    offline = mine.filter(pl.col("status") != "skipped")["offline_s"].drop_nulls()
+    offline = mine.filter(~pl.col("status").is_in(NOT_RUN))["offline_s"].drop_nulls()
     if not offline.is_empty():
         st.text(f"Offline phase: median {offline.median():.3g} s, max {offline.max():.3g} s over "
                 f"{offline.len()} runs (reported apart from the clock, amortized over problems).")
@@ -89,7 +90,7 @@ if not lbkit.empty_notice(runs):
         st.caption("No failed run and every target reached.")
     else:
         st.dataframe(failing.sort("problem").select(columns), hide_index=True, key="method_fails", column_config=config)
-    errors = mine.filter(pl.col("status").is_in(score.FAILED_STATUSES))
+    errors = mine.filter(pl.col("status").is_in(FAILED))
     if not errors.is_empty():
         st.caption("Failed runs and their errors")
         st.dataframe(errors.select("task", "hardware", "framework", "seed", "status", "error").sort("task", "seed"),

@@ -7,6 +7,7 @@ import polars as pl
 import streamlit as st
 
 from harness import score
+from harness.record import NOT_RUN
 
 filters = lbkit.current_filters()
 runs = lbkit.filtered_runs(filters)
@@ -83,7 +84,7 @@ if not lbkit.empty_notice(runs):
         log_y = st.checkbox("Log scale", value=metric in ("suboptimality", "objective"), key="task_log")
         st.caption("Median over seeds per method; the band spans the 10% to 90% quantiles.")
         traced = set(traces["run_id"].unique().to_list())
-        untraced = task_runs.filter(~pl.col("run_id").is_in(list(traced)) & (pl.col("status") != "skipped"))
+        untraced = task_runs.filter(~pl.col("run_id").is_in(list(traced)) & ~pl.col("status").is_in(NOT_RUN))
         if not untraced.is_empty():
             missing = untraced.group_by("method", "status").len().sort("method", "status")
             st.text("No evaluation point (not plotted): " + ", ".join(

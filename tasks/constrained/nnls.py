@@ -1,11 +1,13 @@
-"""Non-negative least squares, ``min ||A x - b||^2`` subject to ``x >= 0``, in torch and jax.
+"""Non-negative least squares, ``min ||A x - b||^2`` subject to ``x >= 0``: one class for torch and jax.
 
 The iterate is a point of R^d; methods that keep it non-negative by construction (exponentiated
 gradient) or by projection solve the constrained problem. Metrics are measured at the
 projection ``max(x, 0)`` of the iterate, so an infeasible iterate cannot score below ``f*``;
 ``infeasibility`` reports how far the iterate itself is from the orthant.
 
-``f_star`` comes from :func:`scipy.optimize.nnls` (active-set, exact up to rounding).
+``f_star`` comes from :func:`scipy.optimize.nnls` (active-set, exact up to rounding). The loss is
+written once over the array namespace; every task parameter comes from ``nnls.yaml`` (no
+function here has a default for one).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import numpy as np
 from harness.arrays import immutable, to_float64
 from harness.reference import Reference
 
-__all__ = ["NNLSJax", "NNLSTorch", "Reference", "load_data", "reference"]
+__all__ = ["NNLS", "Reference", "load_data", "reference"]
 
 
 @functools.cache
@@ -32,7 +34,7 @@ def _load(m: int, d: int, noise: float, data_seed: int) -> tuple[np.ndarray, np.
     return immutable(A), immutable(b)
 
 
-def load_data(m: int = 200, d: int = 50, noise: float = 0.1, data_seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def load_data(*, m: int, d: int, noise: float, data_seed: int) -> tuple[np.ndarray, np.ndarray]:
     """``A`` (m, d) with N(0, 1/m) entries and ``b = A x_true + noise N(0, I)``, ``x_true ~ N(0, I)``.
 
     Drawn from ``default_rng(data_seed)`` in this order: A, x_true, the noise.
@@ -49,18 +51,18 @@ def _reference(m: int, d: int, noise: float, data_seed: int) -> Reference:
     return Reference(immutable(x_star), float(residual**2))
 
 
-def reference(m: int = 200, d: int = 50, noise: float = 0.1, data_seed: int = 0) -> Reference:
+def reference(*, m: int, d: int, noise: float, data_seed: int) -> Reference:
     """``scipy.optimize.nnls``: the minimizer and ``||A x* - b||^2``."""
     return _reference(int(m), int(d), float(noise), int(data_seed))
 
 
-class _NNLS:
-    """Data, ``f_star``, a positive seeded start and the metrics (numpy)."""
+class NNLS:
+    """Data, ``f_star``, a positive seeded start and the metrics (numpy); the loss, for torch and jax."""
 
-    def __init__(self, *, backend: Any, m: int = 200, d: int = 50, noise: float = 0.1, data_seed: int = 0) -> None:
+    def __init__(self, *, backend: Any, m: int, d: int, noise: float, data_seed: int) -> None:
         self.backend = backend
-        self.A_np, self.b_np = load_data(m, d, noise, data_seed)
-        ref = reference(m, d, noise, data_seed)
+        self.A_np, self.b_np = load_data(m=m, d=d, noise=noise, data_seed=data_seed)
+        ref = reference(m=m, d=d, noise=noise, data_seed=data_seed)
         self.x_star: np.ndarray = ref.x_star
         self.f_star: float | None = ref.f_star
         self.dim = self.A_np.shape[1]
@@ -89,11 +91,3 @@ class _NNLS:
             "distance": float(np.linalg.norm(feasible - self.x_star) / max(np.linalg.norm(self.x_star), 1e-300)),
             "kkt_residual": float(np.linalg.norm(projected)),
         }
-
-
-class NNLSTorch(_NNLS):
-    """NNLS in torch."""
-
-
-class NNLSJax(_NNLS):
-    """NNLS in jax (``loss`` is jittable)."""

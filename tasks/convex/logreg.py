@@ -1,16 +1,20 @@
-"""Binary logistic regression with an L2 penalty, in torch and in jax.
+"""Binary logistic regression with an L2 penalty: one problem class for torch and jax.
 
 .. math:: f(w) = \\frac{1}{n} \\sum_i \\log(1 + e^{-y_i x_i^\\top w}) + \\ell_2 \\lVert w \\rVert^2
 
-The data, the metrics and the reference optimum are numpy code shared by both frameworks
-(cached per parameter set), so a torch run and a jax run see the same data and the same
-``f_star``; the frameworks only write the loss and its closed-form Hessian. The loss uses
-``logaddexp(0, -m)``, exact for every margin ``m`` (torch's ``softplus`` switches to the
-identity above 20, an error of ~2e-9 that would show in a 1e-8 suboptimality).
+The data, the metrics and the reference optimum are numpy code (cached per parameter set), so
+a torch run and a jax run see the same data and the same ``f_star``. The differentiable hooks
+are written once over the array namespace (``harness.arrays``, ``harness.losses``): the loss,
+the logits and the closed-form Hessian, which the scipy reference evaluates on numpy arrays
+and the oracle on the framework's (through the backend: jitted in jax, detached in torch).
+The loss uses ``logaddexp(0, -m)``, exact for every margin ``m`` (torch's ``softplus``
+switches to the identity above 20, an error of ~2e-9 that would show in a 1e-8 suboptimality).
+
+Every task parameter comes from ``logreg.yaml``: no function here has a default for one.
 
 This module is loaded by file path: it imports nothing from ``tasks/`` (what tasks share lives
 in ``harness.datasets``, ``harness.reference``, ``harness.arrays`` and ``harness.losses``) and
-imports torch or jax only inside the code of that framework.
+never imports torch or jax.
 """
 
 from __future__ import annotations
@@ -21,15 +25,14 @@ from typing import Any
 import numpy as np
 import scipy.special
 
-from harness.arrays import normal_init, take, to_float64
+from harness.arrays import eye, normal_init, take, to_float64
 from harness.datasets import BINARY_DATASETS, binary_classification, binary_key
 from harness.losses import CrossEntropyTerms, binary_logits, logistic_loss, sigmoid
 from harness.reference import Reference, optimum
 
 __all__ = [
     "DATASETS",
-    "LogRegJax",
-    "LogRegTorch",
+    "LogReg",
     "Reference",
     "gradient",
     "hessian",
@@ -46,9 +49,7 @@ DATASETS = BINARY_DATASETS
 # ---------------------------------------------------------------------------------------------
 
 
-def load_data(
-    dataset: str = "synthetic", n: int = 1000, d: int = 20, data_seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
+def load_data(*, dataset: str, n: int, d: int, data_seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Features ``X`` (n, d) and labels ``y`` in {-1, +1}, as read-only float64 arrays.
 
     The recipe is :func:`harness.datasets.binary_classification`: synthetic logistic data
@@ -75,11 +76,15 @@ def gradient(w: np.ndarray, X: np.ndarray, y: np.ndarray, l2: float) -> np.ndarr
     return X.T @ (-y * scipy.special.expit(-margins)) / X.shape[0] + 2.0 * l2 * w
 
 
-def hessian(w: np.ndarray, X: np.ndarray, y: np.ndarray, l2: float) -> np.ndarray:
-    """Hessian of :func:`objective`: ``X^T diag(p (1 - p)) X / n + 2 l2 I``."""
+def hessian(w: Any, X: Any, l2: float) -> Any:
+    """Hessian of :func:`objective`: ``X^T diag(p (1 - p)) X / n + 2 l2 I`` (it does not depend on ``y``).
+
+    Written once over the array namespace of ``w`` and ``X``: numpy arrays for the reference
+    (``sigmoid`` is then ``scipy.special.expit``), the framework's for the oracle.
+    """
     margins = X @ w
-    curvature = scipy.special.expit(margins) * scipy.special.expit(-margins)
-    return (X.T * curvature) @ X / X.shape[0] + 2.0 * l2 * np.eye(X.shape[1])
+    curvature = sigmoid(margins) * sigmoid(-margins)
+    return (X.T * curvature) @ X / X.shape[0] + 2.0 * l2 * eye(X.shape[1], like=w)
 
 
 @functools.cache
@@ -88,14 +93,12 @@ def _reference(dataset: str, n: int, d: int, data_seed: int, l2: float) -> Refer
     return optimum(
         lambda w: objective(w, X, y, l2),
         lambda w: gradient(w, X, y, l2),
-        lambda w: hessian(w, X, y, l2),
+        lambda w: hessian(w, X, l2),
         np.zeros(X.shape[1]),
     )
 
 
-def reference(
-    dataset: str = "synthetic", n: int = 1000, d: int = 20, l2: float = 5e-4, data_seed: int = 0
-) -> Reference:
+def reference(*, dataset: str, n: int, d: int, l2: float, data_seed: int) -> Reference:
     """The minimizer and minimum, computed in numpy/scipy independently of torch and jax.
 
     scipy L-BFGS-B to ``gtol`` 1e-12, then Newton polish (:func:`harness.reference.minimize`):
@@ -107,12 +110,12 @@ def reference(
 
 
 # ---------------------------------------------------------------------------------------------
-# The problem, per framework
+# The problem: one class, written once over the array namespace
 # ---------------------------------------------------------------------------------------------
 
 
-class _LogReg(CrossEntropyTerms):
-    """Data, ``f_star``, seeded init, numpy metrics and the differentiable hooks of both frameworks.
+class LogReg(CrossEntropyTerms):
+    """Data, ``f_star``, seeded init, numpy metrics and the differentiable hooks, for torch and jax.
 
     Parameters
     ----------
@@ -128,6 +131,7 @@ class _LogReg(CrossEntropyTerms):
     Finite-sum hooks (see :mod:`harness.oracle`): ``n_samples``, ``loss(params, indices)``, and the
     cross-entropy view with logits ``[0, y_i x_i.w]`` (class 1 correct), ``logit_hessian`` and
     ``regularizer``, for per-example gradients, logit JVPs, Gauss-Newton and Fisher matrices.
+    Closed form: ``hessian`` (:func:`hessian`), which the oracle prefers to autodiff.
 
     Attributes
     ----------
@@ -144,22 +148,14 @@ class _LogReg(CrossEntropyTerms):
     """
 
     def __init__(
-        self,
-        *,
-        backend: Any,
-        dataset: str = "synthetic",
-        n: int = 1000,
-        d: int = 20,
-        l2: float = 5e-4,
-        data_seed: int = 0,
-        batch_size: int = 0,
+        self, *, backend: Any, dataset: str, n: int, d: int, l2: float, data_seed: int, batch_size: int
     ) -> None:
         self.backend = backend
         self.l2 = float(l2)
-        self.X_np, self.y_np = load_data(dataset, n, d, data_seed)
+        self.X_np, self.y_np = load_data(dataset=dataset, n=n, d=d, data_seed=data_seed)
         self.n_samples = self.X_np.shape[0]
         self.batch_size = int(batch_size)
-        ref = reference(dataset, n, d, l2, data_seed)
+        ref = reference(dataset=dataset, n=n, d=d, l2=l2, data_seed=data_seed)
         self.x_star: np.ndarray = ref.x_star
         self.f_star: float | None = ref.f_star
         self.dim = self.X_np.shape[1]
@@ -167,7 +163,6 @@ class _LogReg(CrossEntropyTerms):
         # Labels folded into the features: the margins are one matrix-vector product.
         self.yX = backend.asarray(self.y_np[:, None] * self.X_np)
         self.X = backend.asarray(np.array(self.X_np))  # a copy: torch.as_tensor would alias the cached array
-        self.eye = backend.asarray(np.eye(self.dim))
 
     def init_params(self, seed: int) -> Any:
         """``w ~ N(0, I/d)`` from ``default_rng(seed)``: the same start in every framework."""
@@ -193,28 +188,6 @@ class _LogReg(CrossEntropyTerms):
         """``[0, y_i x_i.w]`` per sample: the loss is the cross-entropy with class 1 correct."""
         return binary_logits(self._margins(params, indices))
 
-    def _hessian_expr(self, params: Any) -> Any:
-        """The closed-form Hessian ``X^T diag(p (1 - p)) X / n + 2 l2 I`` in framework ops."""
-        margins = self.X @ params
-        curvature = sigmoid(margins) * sigmoid(-margins)
-        return (self.X.T * curvature) @ self.X / self.X.shape[0] + 2.0 * self.l2 * self.eye
-
-
-class LogRegTorch(_LogReg):
-    """Logistic regression in torch; ``hessian`` is closed-form (the oracle prefers it to autograd)."""
-
     def hessian(self, params: Any) -> Any:
-        return self._hessian_expr(params.detach())
-
-
-class LogRegJax(_LogReg):
-    """Logistic regression in jax (jittable ``loss``); ``hessian`` is closed-form and jitted."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        import jax
-
-        self._hessian = jax.jit(self._hessian_expr)
-
-    def hessian(self, params: Any) -> Any:
-        return self._hessian(params)
+        """The closed-form Hessian (:func:`hessian`) at ``params``, in the framework of ``params``."""
+        return hessian(params, self.X, self.l2)

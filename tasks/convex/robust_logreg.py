@@ -1,4 +1,4 @@
-"""Adversarially robust binary logistic regression (l2 ball, closed-form inner max), torch and jax.
+"""Adversarially robust binary logistic regression (l2 ball, closed-form inner max): one class for torch and jax.
 
 .. math:: f(w) = \\frac{1}{n} \\sum_i \\log\\big(1 + e^{-y_i x_i^\\top w + \\epsilon \\lVert w \\rVert}\\big)
           + \\ell_2 \\lVert w \\rVert^2
@@ -10,9 +10,12 @@ problem is one convex minimization. ``eps = 0`` gives plain logistic regression 
 The problem is a finite sum over examples and a cross-entropy on logits
 ``z_i = [0, y_i x_i.w - eps ||w||]`` (class 1 correct), so it exposes the hooks of
 :mod:`harness.oracle`: ``n_samples``, ``loss(params, indices)``, ``logits``, ``logit_hessian``,
-``regularizer`` and ``batch_size`` (minibatch gradients). Data, metrics and the reference optimum
-are numpy; this module imports torch or jax only inside the code of that framework, and shares
-code with other tasks only through ``harness`` (it is loaded by file path).
+``regularizer`` and ``batch_size`` (minibatch gradients), written once over the array namespace.
+Data, metrics and the reference optimum are numpy (the reference's closed-form Hessian too: the
+oracle differentiates the loss, whose curvature includes that of ``eps ||w||``). Every task
+parameter comes from ``robust-logreg.yaml``: no function here has a default for one. This module
+never imports torch or jax, and shares code with other tasks only through ``harness`` (it is
+loaded by file path).
 """
 
 from __future__ import annotations
@@ -32,8 +35,7 @@ __all__ = [
     "DATASETS",
     "LABELS",
     "Reference",
-    "RobustLogRegJax",
-    "RobustLogRegTorch",
+    "RobustLogReg",
     "gradient",
     "hessian",
     "load_data",
@@ -69,9 +71,7 @@ def _load(dataset: str, n: int, d: int, data_seed: int, labels: str) -> tuple[np
     return X, y
 
 
-def load_data(
-    dataset: str = "synthetic", n: int = 1000, d: int = 20, data_seed: int = 0, labels: str = "real"
-) -> tuple[np.ndarray, np.ndarray]:
+def load_data(*, dataset: str, n: int, d: int, data_seed: int, labels: str) -> tuple[np.ndarray, np.ndarray]:
     """Features ``X`` (n, d) and labels in {-1, +1}; the recipe of the ``logreg`` task.
 
     ``labels="shuffled"`` permutes the labels with ``default_rng([data_seed, 1])``: the same
@@ -134,15 +134,7 @@ def _reference(key: tuple[Any, ...], eps: float, l2: float) -> Reference:
     )
 
 
-def reference(
-    dataset: str = "synthetic",
-    n: int = 1000,
-    d: int = 20,
-    eps: float = 0.1,
-    l2: float = 5e-4,
-    data_seed: int = 0,
-    labels: str = "real",
-) -> Reference:
+def reference(*, dataset: str, n: int, d: int, eps: float, l2: float, data_seed: int, labels: str) -> Reference:
     """The minimizer and minimum by scipy L-BFGS-B (gtol 1e-6) and Newton polish, in numpy."""
     if not l2 > 0:
         raise ValueError(f"l2 must be positive; got {l2}")
@@ -152,30 +144,42 @@ def reference(
 
 
 # ---------------------------------------------------------------------------------------------
-# The problem, per framework
+# The problem: one class, written once over the array namespace
 # ---------------------------------------------------------------------------------------------
 
 
-class _RobustLogReg(CrossEntropyTerms):
-    """Data, ``f_star``, seeded init, numpy metrics; the frameworks write the differentiable parts."""
+class RobustLogReg(CrossEntropyTerms):
+    """Data, ``f_star``, seeded init, numpy metrics and the differentiable hooks, for torch and jax.
+
+    Parameters
+    ----------
+    backend
+        The run's framework backend.
+    dataset, n, d, data_seed, labels
+        The data, see :func:`load_data`.
+    eps, l2
+        Radius of the perturbation ball and weight of the penalty ``l2 ||w||^2``.
+    batch_size
+        Minibatch size of the oracle's ``grad`` and ``value_and_grad``; 0 is the full batch.
+    """
 
     def __init__(
         self,
         *,
         backend: Any,
-        dataset: str = "synthetic",
-        n: int = 1000,
-        d: int = 20,
-        eps: float = 0.1,
-        l2: float = 5e-4,
-        data_seed: int = 0,
-        labels: str = "real",
-        batch_size: int = 0,
+        dataset: str,
+        n: int,
+        d: int,
+        eps: float,
+        l2: float,
+        data_seed: int,
+        labels: str,
+        batch_size: int,
     ) -> None:
         self.backend = backend
         self.eps, self.l2 = float(eps), float(l2)
-        self.X_np, self.y_np = load_data(dataset, n, d, data_seed, labels)
-        ref = reference(dataset, n, d, eps, l2, data_seed, labels)
+        self.X_np, self.y_np = load_data(dataset=dataset, n=n, d=d, data_seed=data_seed, labels=labels)
+        ref = reference(dataset=dataset, n=n, d=d, eps=eps, l2=l2, data_seed=data_seed, labels=labels)
         self.x_star: np.ndarray = ref.x_star
         self.f_star: float | None = ref.f_star
         self.n_samples, self.dim = self.X_np.shape
@@ -198,7 +202,7 @@ class _RobustLogReg(CrossEntropyTerms):
             "grad_norm": float(np.linalg.norm(gradient(w, *args))),
         }
 
-    # Written once for both frameworks: operators, and functions that read the framework off the array.
+    # Written once over the array namespace: operators, and functions that read the framework off the array.
     def _margins(self, params: Any, indices: Any) -> Any:
         """``y_i x_i.w - eps ||w||`` for the samples ``indices`` (all when ``None``)."""
         return take(self.yX, indices) @ params - self.eps * namespace(params).sqrt(params @ params)
@@ -210,12 +214,3 @@ class _RobustLogReg(CrossEntropyTerms):
     def loss(self, params: Any, indices: Any = None) -> Any:
         """Mean over ``indices`` (all when ``None``) of ``log(1 + exp(-margin))``, plus the penalty."""
         return logistic_loss(self._margins(params, indices)) + self.regularizer(params)
-
-
-
-class RobustLogRegTorch(_RobustLogReg):
-    """Adversarial logistic regression in torch."""
-
-
-class RobustLogRegJax(_RobustLogReg):
-    """Adversarial logistic regression in jax (every hook jittable)."""

@@ -1,4 +1,4 @@
-"""Multinomial logistic (softmax) regression with an L2 penalty, in torch and in jax.
+"""Multinomial logistic (softmax) regression with an L2 penalty: one problem class for torch and jax.
 
 .. math:: f(W) = \\frac{1}{n} \\sum_i \\Big(\\log \\sum_c e^{x_i^\\top W_c} - x_i^\\top W_{y_i}\\Big)
           + \\ell_2 \\lVert W \\rVert_F^2
@@ -7,13 +7,17 @@
 There is no bias. Without the penalty ``f`` is invariant to adding one vector to every column;
 with it the problem is strongly convex (modulus ``2 l2``) and the optimum has columns summing to 0.
 
-The data, the metrics and the reference optimum are numpy code shared by both frameworks
-(cached per parameter set); the frameworks write the loss and its closed-form Hessian. Labels
-enter as one-hot float rows, so no integer tensors are needed on either side.
+The data, the metrics and the reference optimum are numpy code (cached per parameter set). The
+differentiable hooks are written once over the array namespace: the logits and the closed-form
+Hessian, which the scipy reference evaluates on numpy arrays and the oracle on the framework's
+(through the backend: jitted in jax, detached in torch). Labels enter as one-hot float rows, so
+no integer tensors are needed.
+
+Every task parameter comes from ``softmax.yaml``: no function here has a default for one.
 
 This module is loaded by file path: it imports nothing from ``tasks/`` (what tasks share lives
 in ``harness.datasets``, ``harness.reference``, ``harness.arrays`` and ``harness.losses``) and
-imports torch or jax only inside the code of that framework.
+never imports torch or jax.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from typing import Any
 import numpy as np
 import scipy.special
 
-from harness.arrays import immutable, namespace, normal_init, softmax, take, to_float64
+from harness.arrays import einsum, eye, immutable, normal_init, softmax, take, to_float64
 from harness.datasets import sklearn_dataset
 from harness.losses import CrossEntropyTerms
 from harness.reference import Reference, optimum
@@ -32,8 +36,7 @@ from harness.reference import Reference, optimum
 __all__ = [
     "DATASETS",
     "Reference",
-    "SoftmaxJax",
-    "SoftmaxTorch",
+    "Softmax",
     "gradient",
     "hessian",
     "load_data",
@@ -75,12 +78,7 @@ def _load(
 
 
 def load_data(
-    dataset: str = "blobs",
-    n: int = 1000,
-    d: int = 20,
-    classes: int = 5,
-    separation: float = 2.0,
-    data_seed: int = 0,
+    *, dataset: str, n: int, d: int, classes: int, separation: float, data_seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Features ``X`` (n, d) and integer labels in ``0..C-1``, as read-only arrays.
 
@@ -119,17 +117,19 @@ def gradient(w: np.ndarray, X: np.ndarray, labels: np.ndarray, l2: float, classe
     return (X.T @ (probs - _one_hot(labels, classes)) / X.shape[0]).ravel() + 2.0 * l2 * w
 
 
-def hessian(w: np.ndarray, X: np.ndarray, labels: np.ndarray, l2: float, classes: int) -> np.ndarray:
-    """Hessian of :func:`objective`, ``(d C, d C)`` in the flattened index ``j * C + c``.
+def hessian(w: Any, X: Any, l2: float, classes: int) -> Any:
+    """Hessian of :func:`objective`, ``(d C, d C)`` in the flattened index ``j * C + c`` (it does not depend on the labels).
 
     ``H[(j,a),(k,b)] = sum_i x_ij x_ik (p_ia [a = b] - p_ia p_ib) / n + 2 l2 [(j,a) = (k,b)]``.
+    Written once over the array namespace of ``w`` and ``X``: numpy arrays for the reference
+    (scipy's softmax, numpy's optimized einsum), the framework's for the oracle.
     """
     n, d = X.shape
-    probs = scipy.special.softmax(X @ w.reshape(d, classes), axis=1)
+    probs = softmax(X @ w.reshape(d, classes))
     weighted = (X[:, :, None] * probs[:, None, :]).reshape(n, d * classes)  # x_ij p_ia
-    diagonal = np.einsum("ij,ik,ia->jak", X, X, probs, optimize=True)  # sum_i x_ij x_ik p_ia
-    blocks = (diagonal[:, :, :, None] * np.eye(classes)[None, :, None, :]).reshape(d * classes, d * classes)
-    return (blocks - weighted.T @ weighted) / n + 2.0 * l2 * np.eye(d * classes)
+    diagonal = einsum("ij,ik,ia->jak", X, X, probs)  # sum_i x_ij x_ik p_ia
+    blocks = (diagonal[:, :, :, None] * eye(classes, like=probs)[None, :, None, :]).reshape(d * classes, d * classes)
+    return (blocks - weighted.T @ weighted) / n + 2.0 * l2 * eye(d * classes, like=probs)
 
 
 def _classes(key: tuple[Any, ...], labels: np.ndarray) -> int:
@@ -144,19 +144,13 @@ def _reference(key: tuple[Any, ...], l2: float) -> Reference:
     return optimum(
         lambda w: objective(w, X, labels, l2, classes),
         lambda w: gradient(w, X, labels, l2, classes),
-        lambda w: hessian(w, X, labels, l2, classes),
+        lambda w: hessian(w, X, l2, classes),
         np.zeros(X.shape[1] * classes),
     )
 
 
 def reference(
-    dataset: str = "blobs",
-    n: int = 1000,
-    d: int = 20,
-    classes: int = 5,
-    separation: float = 2.0,
-    l2: float = 5e-4,
-    data_seed: int = 0,
+    *, dataset: str, n: int, d: int, classes: int, separation: float, l2: float, data_seed: int
 ) -> Reference:
     """The minimizer and minimum, computed in numpy/scipy independently of torch and jax.
 
@@ -169,12 +163,12 @@ def reference(
 
 
 # ---------------------------------------------------------------------------------------------
-# The problem, per framework
+# The problem: one class, written once over the array namespace
 # ---------------------------------------------------------------------------------------------
 
 
-class _Softmax(CrossEntropyTerms):
-    """Data, ``f_star``, seeded init, numpy metrics and the differentiable hooks of both frameworks.
+class Softmax(CrossEntropyTerms):
+    """Data, ``f_star``, seeded init, numpy metrics and the differentiable hooks, for torch and jax.
 
     Parameters
     ----------
@@ -189,7 +183,8 @@ class _Softmax(CrossEntropyTerms):
 
     Finite-sum hooks (see :mod:`harness.oracle`): ``n_samples``, ``loss(params, indices)``,
     ``logits(params, indices)`` (``X W``), ``logit_hessian`` and ``regularizer``, for per-example
-    gradients, logit JVPs (the ghost radius), Gauss-Newton and Fisher matrices.
+    gradients, logit JVPs (the ghost radius), Gauss-Newton and Fisher matrices. Closed form:
+    ``hessian`` (:func:`hessian`), which the oracle prefers to autodiff.
 
     Attributes
     ----------
@@ -210,14 +205,14 @@ class _Softmax(CrossEntropyTerms):
         self,
         *,
         backend: Any,
-        dataset: str = "blobs",
-        n: int = 1000,
-        d: int = 20,
-        classes: int = 5,
-        separation: float = 2.0,
-        l2: float = 5e-4,
-        data_seed: int = 0,
-        batch_size: int = 0,
+        dataset: str,
+        n: int,
+        d: int,
+        classes: int,
+        separation: float,
+        l2: float,
+        data_seed: int,
+        batch_size: int,
     ) -> None:
         key = _canonical(dataset, n, d, classes, separation, data_seed)
         self.backend = backend
@@ -226,7 +221,7 @@ class _Softmax(CrossEntropyTerms):
         self.n_samples = self.X_np.shape[0]
         self.batch_size = int(batch_size)
         self.classes = _classes(key, self.labels_np)
-        ref = reference(dataset, n, d, classes, separation, l2, data_seed)
+        ref = reference(dataset=dataset, n=n, d=d, classes=classes, separation=separation, l2=l2, data_seed=data_seed)
         self.x_star: np.ndarray = ref.x_star
         self.f_star: float | None = ref.f_star
         self.features = self.X_np.shape[1]
@@ -234,8 +229,6 @@ class _Softmax(CrossEntropyTerms):
         self.layout: tuple[tuple[str, tuple[int, ...]], ...] = (("W", (self.features, self.classes)),)
         self.X = backend.asarray(np.array(self.X_np))  # a copy: torch.as_tensor would alias the cached array
         self.Y = backend.asarray(_one_hot(self.labels_np, self.classes))
-        self.eye = backend.asarray(np.eye(self.dim))
-        self.class_eye = backend.asarray(np.eye(self.classes))
 
     def init_params(self, seed: int) -> Any:
         """``W ~ N(0, I/d)`` from ``default_rng(seed)``: the same start in every framework."""
@@ -256,31 +249,6 @@ class _Softmax(CrossEntropyTerms):
         """``X W`` for the samples ``indices`` (all when ``None``), shape (m, C)."""
         return take(self.X, indices) @ params.reshape(self.features, self.classes)
 
-    def _hessian_expr(self, params: Any) -> Any:
-        """The closed-form Hessian of :func:`hessian` in framework ops."""
-        n, d, C = self.X.shape[0], self.features, self.classes
-        probs = softmax(self.X @ params.reshape(d, C))
-        weighted = (self.X[:, :, None] * probs[:, None, :]).reshape(n, d * C)  # x_ij p_ia
-        diagonal = namespace(probs).einsum("ij,ik,ia->jak", self.X, self.X, probs)  # sum_i x_ij x_ik p_ia
-        blocks = (diagonal[:, :, :, None] * self.class_eye[None, :, None, :]).reshape(d * C, d * C)
-        return (blocks - weighted.T @ weighted) / n + 2.0 * self.l2 * self.eye
-
-
-class SoftmaxTorch(_Softmax):
-    """Softmax regression in torch; ``hessian`` is closed-form (the oracle prefers it to autograd)."""
-
     def hessian(self, params: Any) -> Any:
-        return self._hessian_expr(params.detach())
-
-
-class SoftmaxJax(_Softmax):
-    """Softmax regression in jax (jittable ``loss``); ``hessian`` is closed-form and jitted."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        import jax
-
-        self._hessian = jax.jit(self._hessian_expr)
-
-    def hessian(self, params: Any) -> Any:
-        return self._hessian(params)
+        """The closed-form Hessian (:func:`hessian`) at ``params``, in the framework of ``params``."""
+        return hessian(params, self.X, self.l2, self.classes)

@@ -1,4 +1,4 @@
-"""Modular addition with a quadratic-activation two-layer network (grokking), in torch and jax.
+"""Modular addition with a quadratic-activation two-layer network (grokking): one class for torch and jax.
 
 Inputs are the pairs ``(a, b)`` of ``Z_M``, one-hot encoded and concatenated (``2M`` inputs);
 the label is ``(a + b) mod M``. The network ``logits = W2 (W1 x)^2`` has ``K`` hidden units
@@ -8,8 +8,10 @@ the rest the test set. Since ``x`` is two one-hots, ``W1 x = W1[:, a] + W1[:, M 
 not a matrix product.
 
 Parameters are ``[W1 (K, 2M), W2 (M, K)]`` flattened row-major; ``layout`` names them. The problem
-is a finite sum with the hooks of :mod:`harness.oracle`, written once for both frameworks with
-the framework-reading helpers of ``harness.arrays`` and ``harness.losses``.
+is a finite sum with the hooks of :mod:`harness.oracle`, written once over the array namespace
+(``harness.arrays``, ``harness.losses``); the backend makes the integer index arrays
+(``backend.asarray_int``). Every task parameter comes from ``modadd-grok.yaml``: no function
+here has a default for one.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import scipy.special
 from harness.arrays import immutable, take, to_float64
 from harness.losses import CrossEntropyTerms
 
-__all__ = ["ModAddJax", "ModAddTorch", "Split", "split"]
+__all__ = ["ModAdd", "Split", "split"]
 
 
 class Split(NamedTuple):
@@ -50,7 +52,7 @@ def _split(modulus: int, train_fraction: float, data_seed: int) -> Split:
     return Split(*(immutable(v) for v in (pairs[train], labels[train], pairs[test], labels[test])))
 
 
-def split(modulus: int = 31, train_fraction: float = 0.3, data_seed: int = 0) -> Split:
+def split(*, modulus: int, train_fraction: float, data_seed: int) -> Split:
     """The training pairs: the first ``round(train_fraction M^2)`` of ``default_rng(data_seed).permutation``."""
     return _split(int(modulus), float(train_fraction), int(data_seed))
 
@@ -60,28 +62,25 @@ def _numpy_logits(W1: np.ndarray, W2: np.ndarray, pairs: np.ndarray, modulus: in
     return (hidden**2).T @ W2.T
 
 
-class _ModAdd(CrossEntropyTerms):
-    """Split, layout, seeded init, numpy metrics and the differentiable hooks of both frameworks.
-
-    A framework's subclass supplies ``_index``: integer row indices as an array of the framework.
-    """
+class ModAdd(CrossEntropyTerms):
+    """Split, layout, seeded init, numpy metrics and the differentiable hooks, for torch and jax."""
 
     def __init__(
         self,
         *,
         backend: Any,
-        modulus: int = 31,
-        hidden: int = 256,
-        train_fraction: float = 0.3,
-        l2: float = 1e-4,
-        init_scale: float = 1.0,
-        data_seed: int = 0,
-        batch_size: int = 0,
+        modulus: int,
+        hidden: int,
+        train_fraction: float,
+        l2: float,
+        init_scale: float,
+        data_seed: int,
+        batch_size: int,
     ) -> None:
         self.backend = backend
         self.modulus, self.hidden = int(modulus), int(hidden)
         self.l2, self.init_scale = float(l2), float(init_scale)
-        self.data = split(modulus, train_fraction, data_seed)
+        self.data = split(modulus=modulus, train_fraction=train_fraction, data_seed=data_seed)
         M, K = self.modulus, self.hidden
         self.layout: tuple[tuple[str, tuple[int, ...]], ...] = (("W1", (K, 2 * M)), ("W2", (M, K)))
         self.dim = K * 2 * M + M * K
@@ -89,7 +88,8 @@ class _ModAdd(CrossEntropyTerms):
         self.batch_size = int(batch_size)
         self.f_star: float | None = None  # non-convex: no reference optimum
         pairs = self.data.train_pairs
-        self.first, self.second = self._index(pairs[:, 0]), self._index(M + pairs[:, 1])
+        # Integer rows of W1^T as index arrays of the framework (torch.long on the device, jax int64).
+        self.first, self.second = backend.asarray_int(pairs[:, 0]), backend.asarray_int(M + pairs[:, 1])
         self.Y = backend.asarray(np.eye(M)[self.data.train_labels])
 
     def unflatten(self, params: Any) -> tuple[Any, Any]:
@@ -127,21 +127,3 @@ class _ModAdd(CrossEntropyTerms):
             out[f"{name}_accuracy"] = float(np.mean(np.argmax(logits, axis=1) == labels))
         out["objective"] = out["train_loss"] + self.l2 * float(theta @ theta)
         return out
-
-
-class ModAddTorch(_ModAdd):
-    """Modular addition in torch."""
-
-    def _index(self, values: np.ndarray) -> Any:
-        import torch
-
-        return torch.as_tensor(np.array(values), dtype=torch.long, device=self.backend.device)
-
-
-class ModAddJax(_ModAdd):
-    """Modular addition in jax (every hook jittable)."""
-
-    def _index(self, values: np.ndarray) -> Any:
-        import jax.numpy as jnp
-
-        return jnp.asarray(values)

@@ -1,4 +1,4 @@
-"""Two-layer tanh teacher-student regression, in torch and jax.
+"""Two-layer tanh teacher-student regression: one problem class for torch and jax.
 
 A teacher ``y = a*. tanh(W* x)`` (50-10-1) labels Gaussian inputs ``x ~ N(0, I/2)``; a wider
 student ``y_hat = a . tanh(W x)`` (50-50-1) fits them by the mean squared error
@@ -12,7 +12,8 @@ Parameters are one flat vector ``[W (K, d) row-major, a (1, K)]``; ``layout`` na
 methods that act on matrices or on neurons (muon, curl descent) can view them. The problem is a
 finite sum with the hooks of :mod:`harness.oracle` (``n_samples``, ``loss(params, indices)``,
 ``logits`` = the scalar outputs, ``logit_hessian`` = 1, ``regularizer`` = 0, ``batch_size``),
-written once for both frameworks: the framework is read off the arrays (``harness.arrays``).
+written once over the array namespace: the framework is read off the arrays (``harness.arrays``).
+Every task parameter comes from ``teacher-student.yaml``: no function here has a default for one.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy as np
 
 from harness.arrays import immutable, namespace, take, to_float64
 
-__all__ = ["Data", "TeacherStudentJax", "TeacherStudentTorch", "forward", "load_data"]
+__all__ = ["Data", "TeacherStudent", "forward", "load_data"]
 
 
 class Data(NamedTuple):
@@ -58,9 +59,7 @@ def _load(n: int, n_test: int, d: int, teacher_hidden: int, noise: float, data_s
     return Data(*(immutable(v) for v in (X, y, X_test, y_test, teacher_W, teacher_a)))
 
 
-def load_data(
-    n: int = 1000, n_test: int = 2000, d: int = 50, teacher_hidden: int = 10, noise: float = 0.0, data_seed: int = 0
-) -> Data:
+def load_data(*, n: int, n_test: int, d: int, teacher_hidden: int, noise: float, data_seed: int) -> Data:
     """The teacher and its data, from ``default_rng(data_seed)``.
 
     Drawn in this order: teacher ``W* ~ N(0, 2/d)`` (k, d), ``a* ~ N(0, 1/k)``; training inputs
@@ -70,26 +69,26 @@ def load_data(
     return _load(int(n), int(n_test), int(d), int(teacher_hidden), float(noise), int(data_seed))
 
 
-class _TeacherStudent:
-    """Data, layout, seeded init, numpy metrics and the differentiable hooks of both frameworks."""
+class TeacherStudent:
+    """Data, layout, seeded init, numpy metrics and the differentiable hooks, for torch and jax."""
 
     def __init__(
         self,
         *,
         backend: Any,
-        n: int = 1000,
-        n_test: int = 2000,
-        d: int = 50,
-        teacher_hidden: int = 10,
-        student_hidden: int = 50,
-        noise: float = 0.0,
-        data_seed: int = 0,
-        batch_size: int = 0,
+        n: int,
+        n_test: int,
+        d: int,
+        teacher_hidden: int,
+        student_hidden: int,
+        noise: float,
+        data_seed: int,
+        batch_size: int,
     ) -> None:
         if student_hidden < teacher_hidden:
             raise ValueError("the student needs at least as many hidden units as the teacher (f* = 0 then)")
         self.backend = backend
-        self.data = load_data(n, n_test, d, teacher_hidden, noise, data_seed)
+        self.data = load_data(n=n, n_test=n_test, d=d, teacher_hidden=teacher_hidden, noise=noise, data_seed=data_seed)
         self.d, self.hidden = int(d), int(student_hidden)
         self.layout: tuple[tuple[str, tuple[int, ...]], ...] = (("W", (self.hidden, self.d)), ("a", (1, self.hidden)))
         self.dim = self.hidden * self.d + self.hidden
@@ -143,11 +142,3 @@ class _TeacherStudent:
             "test_error": float(0.5 * np.mean(test_residual**2)),
             "grad_norm": float(np.sqrt(np.sum(grad_a**2) + np.sum(grad_W**2))),
         }
-
-
-class TeacherStudentTorch(_TeacherStudent):
-    """Teacher-student regression in torch."""
-
-
-class TeacherStudentJax(_TeacherStudent):
-    """Teacher-student regression in jax (every hook jittable)."""

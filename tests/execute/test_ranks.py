@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 from _execute_helpers import runs_of
 
+from harness.execute import execute
 from harness.execute.pool import PoolExecutor
 from harness.execute.ranks import ShardedOracle, TorchCollective
-from harness.run import execute_run, hardware_unavailable
+from harness.host import hardware_unavailable
+from harness.run import execute_run
 
 METRICS = ("objective", "suboptimality")
 
@@ -30,7 +32,7 @@ def test_two_gloo_ranks_of_a_data_parallel_task_give_the_one_process_trace(catal
     profile = catalog.hardware["cpu-ranks"].spec
     assert profile.ranks == 2 and hardware_unavailable(profile) is None
     solo = execute_run(solo_run, catalog)
-    ranks = execute_run(ranks_run, catalog)  # starts 2 rank processes: rank 0's row and trace come back
+    ranks = execute(ranks_run, catalog)  # starts 2 rank processes: rank 0's row and trace come back
     assert solo.status == ranks.status == "completed", ranks.row["error"]
     assert_same_trace(solo, ranks)
     assert ranks.row["steps"] == solo.row["steps"] == 20

@@ -41,11 +41,18 @@ def failures_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def legacy_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The small store as an older harness wrote it: ``warmup_s``, none of the clock's new columns."""
+    """The small store as an older harness wrote it (``warmup_s``, none of the clock's new columns), migrated.
+
+    Readers refuse a store of an older schema; ``harness compact`` migrates it, and the
+    leaderboard shows what it held (the clock's newer columns null).
+    """
+    from harness.store import compact
+
     root = tmp_path_factory.mktemp("legacy")
     (root / "runs").mkdir()
     (root / "traces").mkdir()
     storegen.build_store(root, legacy=True)
+    compact(root)
     return root
 
 

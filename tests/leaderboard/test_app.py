@@ -453,11 +453,12 @@ def test_an_older_store_without_the_new_timing_columns(app, legacy_store, page) 
 
 
 def test_a_store_of_old_and_new_runs(app, tmp_path) -> None:
-    from harness.store import Store
+    from harness.store import Store, compact
 
     (tmp_path / "runs").mkdir()
     (tmp_path / "traces").mkdir()
     storegen.build_store(tmp_path, seeds=(0, 1), legacy=True)
+    compact(tmp_path)  # migrated: then new runs join it
     row, trace = storegen.simulate("logreg", "gd", seed=0, framework="jax")  # flagged
     Store(tmp_path).write_run({**row, "run_id": "new-run"}, trace)
     at = app(tmp_path)

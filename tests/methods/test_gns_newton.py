@@ -61,7 +61,7 @@ def _numpy_gns(problem, x: np.ndarray, gamma: float, steps: int, max_retries: in
     data = (problem.X_np, problem.y_np, problem.l2)
     iterates, accepted, rejected = [x], 0, 0
     for _ in range(steps):
-        grad, curvature, value = g(x, *data), H(x, *data), f(x, *data)
+        grad, curvature, value = g(x, *data), H(x, problem.X_np, problem.l2), f(x, *data)  # H does not depend on y
         for _ in range(max_retries + 1):
             lam = np.linalg.norm(grad) / gamma
             trial = x - np.linalg.solve(curvature + lam * np.eye(x.size), grad)

@@ -130,13 +130,15 @@ def test_declaration_matches_implementation(task_id: str) -> None:
     }
     assert task.target is not None and (task.target.metric, task.target.value) == ("suboptimality", 1e-8)
     assert set(task.implementations) == set(FRAMEWORKS)
-    for framework in FRAMEWORKS:
-        cls = load_entry(task.implementations[framework], path)
-        # The YAML parameters are exactly the constructor's keywords, with the same defaults.
-        init = next(k.__init__ for k in cls.__mro__ if "backend" in inspect.signature(k.__init__).parameters)
-        signature = inspect.signature(init)
-        defaults = {name: p.default for name, p in signature.parameters.items() if name not in ("self", "backend")}
-        assert defaults == {name: p.default for name, p in task.parameters.items()}
+    # One class for both frameworks.
+    assert len({load_entry(task.implementations[fw], path) for fw in FRAMEWORKS}) == 1
+    cls = load_entry(task.implementations["torch"], path)
+    # The YAML parameters are exactly the constructor's keywords, keyword-only and without defaults.
+    parameters = dict(inspect.signature(cls).parameters)
+    assert parameters.pop("backend").kind is inspect.Parameter.KEYWORD_ONLY
+    assert set(parameters) == set(task.parameters)
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY and p.default is inspect.Parameter.empty
+               for p in parameters.values())
 
 
 @pytest.mark.parametrize("task_id, dataset", CASES, ids=CASE_IDS)

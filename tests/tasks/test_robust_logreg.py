@@ -16,6 +16,16 @@ from _content import REPO, load_entry, load_task, make_method, make_oracle, make
 FRAMEWORKS = ("torch", "jax")
 
 
+def default(name: str):
+    """The YAML default of a task parameter (the task module has none of its own)."""
+    return load_task("convex", "robust-logreg")[0].parameters[name].default
+
+
+def numpy_args(problem) -> tuple:
+    """``(X, y, eps, l2)`` of the module's numpy objective, gradient and Hessian at the declared defaults."""
+    return problem.X_np, problem.y_np, default("eps"), default("l2")
+
+
 def test_declaration() -> None:
     task, _ = load_task("convex", "robust-logreg")
     assert task.id == "robust-logreg" and task.paper.startswith("Federated Adversarial Learning")
@@ -29,19 +39,20 @@ def test_inner_max_is_the_worst_perturbation() -> None:
     rng = np.random.default_rng(0)
     w = rng.standard_normal(problem.dim)
     x, y = problem.X_np[0], problem.y_np[0]
-    closed = np.logaddexp(0.0, -y * x @ w + 0.1 * np.linalg.norm(w))
+    eps = default("eps")
+    closed = np.logaddexp(0.0, -y * x @ w + eps * np.linalg.norm(w))
     deltas = rng.standard_normal((20_000, problem.dim))
-    deltas *= 0.1 / np.linalg.norm(deltas, axis=1, keepdims=True)
+    deltas *= eps / np.linalg.norm(deltas, axis=1, keepdims=True)
     sampled = np.logaddexp(0.0, -y * (x + deltas) @ w)
     assert sampled.max() <= closed + 1e-15
-    assert np.logaddexp(0.0, -y * (x - 0.1 * y * w / np.linalg.norm(w)) @ w) == pytest.approx(closed, rel=1e-14)
+    assert np.logaddexp(0.0, -y * (x - eps * y * w / np.linalg.norm(w)) @ w) == pytest.approx(closed, rel=1e-14)
 
 
 @pytest.mark.parametrize("dataset", ["synthetic", "breast_cancer"])
 def test_reference_optimum_is_stationary_and_beats_scipy_bfgs(dataset: str) -> None:
     problem = make_problem("convex", "robust-logreg", "torch", dataset=dataset)
     module = sys.modules[type(problem).__module__]
-    args = (problem.X_np, problem.y_np, 0.1, 5e-4)
+    args = numpy_args(problem)
     assert np.linalg.norm(module.gradient(problem.x_star, *args)) < 1e-10
     # The closed-form gradient matches finite differences, and another solver lands on the same value.
     w = np.random.default_rng(1).standard_normal(problem.dim)
@@ -76,7 +87,7 @@ def test_hessian_and_loss_agree_with_numpy(framework: str) -> None:
     oracle = make_oracle("convex", "robust-logreg", problem, framework)
     w = problem.init_params(0)
     wn = np.asarray(problem.backend.to_numpy(w))
-    args = (problem.X_np, problem.y_np, 0.1, 5e-4)
+    args = numpy_args(problem)
     assert float(oracle.value(w)) == pytest.approx(module.objective(wn, *args), abs=1e-14)
     assert np.abs(np.asarray(oracle.hessian(w)) - module.hessian(wn, *args)).max() < 1e-13
 

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _content import load_task, make_oracle, make_problem  # noqa: E402
+from _runs import run_single  # noqa: E402
 
 
 
@@ -59,3 +61,14 @@ def test_data_are_seeded_and_inputs_have_variance_one_half() -> None:
     assert not np.array_equal(data.teacher_W, other.teacher_W)
     noisy = make_problem("dynamics", "teacher-student", "torch", noise=0.1)
     assert noisy.f_star is None and np.array_equal(noisy.data.X, data.X)
+
+
+def test_a_noisy_variant_has_no_reference_and_completes_without_suboptimality(full_catalog) -> None:
+    """With label noise f* is unknown: the run completes, its suboptimality null, its target unreachable."""
+    from harness.spec import Budget
+
+    result = run_single(full_catalog, "teacher-student", "gd", "torch", params={"noise": 0.1}, hyperparameters={"lr": 0.05},
+                        budget=Budget(steps=10, seconds=60))
+    assert result.status == "completed", result.row["error"]
+    assert result.row["suboptimality"] is None and result.row["objective"] > 0
+    assert all(point["suboptimality"] is None for point in result.trace)
