@@ -102,17 +102,23 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--executors", nargs="+", default=["inline"])
+    parser.add_argument("--no-latency", action="store_true", help="measure the per-step overhead only")
     args = parser.parse_args()
-    print("latency: `harness bench` launch -> first timed step (median of %d)" % args.repeats)
+    if not args.no_latency:
+        print("latency: `harness bench` launch -> first timed step (median of %d)" % args.repeats)
+        for framework in ("torch", "jax"):
+            for executor in args.executors:
+                values = latency(framework, executor, args.repeats)
+                print(f"  {framework:5s} {executor:7s} {statistics.median(values):6.2f} s   (all: {', '.join(f'{v:.2f}' for v in values)})")
+    print(f"per-step overhead: gd on logreg (n=1000, d=20), {args.steps} steps, one process, median of {args.repeats}")
     for framework in ("torch", "jax"):
-        for executor in args.executors:
-            values = latency(framework, executor, args.repeats)
-            print(f"  {framework:5s} {executor:7s} {statistics.median(values):6.2f} s   (all: {', '.join(f'{v:.2f}' for v in values)})")
-    print(f"per-step overhead: gd on logreg (n=1000, d=20), {args.steps} steps, one process")
-    for framework in ("torch", "jax"):
-        harness_step, bare = per_step(framework, args.steps)
+        # Harness then bare loop, repeated: each ratio compares two measurements taken back to back.
+        pairs = [per_step(framework, args.steps) for _ in range(args.repeats)]
+        ratios = [h / b for h, b in pairs]
+        harness_step, bare = statistics.median(h for h, _ in pairs), statistics.median(b for _, b in pairs)
         print(f"  {framework:5s} harness {1e6 * harness_step:8.1f} us/step   bare loop {1e6 * bare:8.1f} us/step   "
-              f"ratio {harness_step / bare:5.2f}   overhead {1e6 * (harness_step - bare):+7.1f} us/step")
+              f"ratio {statistics.median(ratios):5.2f} (all: {', '.join(f'{r:.2f}' for r in ratios)})   "
+              f"overhead {1e6 * (harness_step - bare):+7.1f} us/step")
 
 
 if __name__ == "__main__":
