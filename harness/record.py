@@ -16,7 +16,8 @@ Statuses
 ``reached_target``, ``completed``
     Finished: the method's result is scored.
 ``diverged``, ``error``, ``timeout``, ``oom``
-    Failed: infinite suboptimality and time to target in the scores. ``error``, ``timeout``
+    Failed: infinite time to target in the scores, and infinite suboptimality except for a
+    ``timeout``, which keeps the value it reached (as a ``completed`` run). ``error``, ``timeout``
     and ``oom`` (:data:`NO_RESULT`) ended without a result of the method's: a bench that
     leaves one exits 1 and ``harness bench --retry-failed`` runs them again; ``diverged`` is
     a result.
@@ -83,7 +84,7 @@ class Status(enum.StrEnum):
 
 #: The method's result is scored as measured.
 FINISHED: tuple[Status, ...] = (Status.REACHED_TARGET, Status.COMPLETED)
-#: Scored as infinite suboptimality and time to target.
+#: Scored as infinite time to target (and suboptimality, but a timeout keeps the value it reached).
 FAILED: tuple[Status, ...] = (Status.DIVERGED, Status.ERROR, Status.TIMEOUT, Status.OOM)
 #: Never ran: counted apart, no sample.
 NOT_RUN: tuple[Status, ...] = (Status.SKIPPED,)

@@ -15,34 +15,45 @@ configuration
 Rules
 -----
 - A run whose status is a failure (``diverged | error | timeout | oom``) counts as infinite
-  suboptimality and infinite time-to-target; it is counted and shown, never dropped.
+  suboptimality and infinite time-to-target; it is counted and shown, never dropped. A
+  ``timeout`` keeps its measured (final, finite) suboptimality and target-metric value, as a
+  ``completed`` run does (and as the ECDF reads its trace); only its time-to-target is infinite.
   A run that did not reach its target has infinite time-to-target. ``skipped`` runs (pairs
   the plan could not run) are counted apart and are no sample.
 - Per configuration: the median over seeds, with a percentile-bootstrap interval (resampling
   the seeds). Within a problem, configurations are ranked by median time-to-target, then by
-  median suboptimality. A configuration is *significantly better* than another when its
-  time-to-target interval lies wholly below the other's, or, when both intervals are
-  ``[inf, inf]`` (neither reaches the target), its suboptimality interval lies wholly below.
-  Two configurations are *tied* when neither is significantly better: their intervals
-  overlap. ``stat_rank`` is one plus the number of significantly better configurations.
+  median suboptimality; where the problem measures no suboptimality, by the median final
+  value of its ``target_metric`` in the metric's declared direction (``lower_is_better``,
+  e.g. higher accuracy first). A configuration is *significantly better* than another when a
+  two-sided Mann-Whitney U test on their per-seed times-to-target rejects at
+  :data:`SIGNIFICANCE_LEVEL` and its times are the lower ones, or, when neither reaches the
+  target in median, the same test on suboptimality (or the oriented target metric) does.
+  Intervals are shown, not tested: with 1, 2, 3 seeds, bootstrap intervals of identical
+  distributions fail to overlap 100%, 35%, 10% of the time. A configuration with fewer than
+  :data:`MIN_SEEDS_FOR_SIGNIFICANCE` seeds is not tested: no pair with it is called different
+  or tied, and its ``significance`` column says why. Two tested configurations are *tied*
+  when neither is significantly better. ``stat_rank`` is one plus the number of significantly better
+  configurations.
 - Performance profiles (Dolan and More, 2002): on each problem, a solver's ratio is its median
   time-to-target over the best solver's (its best hyperparameter setting counts); a solver
   absent from a problem, or failing it, has ratio infinity. ``rho(tau)`` is the fraction of
   problems with ratio <= tau, for tau in [1, 4]; the score is the normalized area
   ``1/(4 - 1) * integral_1^4 rho(tau) dtau`` (AlgoPerf's benchmark score), computed exactly.
-  Problems without a target are left out of profiles.
+  Problems without a target are left out of profiles, and so are problems whose runs were all
+  skipped (no solver ran them, e.g. a GPU profile on a CPU host), as in the ECDF.
 - The clock (issue 8): ``timed_s``, ``time_to_target_s`` and the traces' ``time_s`` hold
   everything the method does (``init``, every step, its ``output`` hook); compilation before the
   clock (``compile_s``) and a declared offline phase (``offline_s``, e.g. training a learned
   solver) are reported apart. A run whose clock caught compilations (``clock_compiles > 0``)
   is *flagged*: it stays in every score (the compilation time counts against the method) and
   the tables count such runs (``n_clock_compiled``, ``clock_compile_s``). A method's offline
-  cost is shown beside its score (median and max of ``offline_s`` over its runs). Stores
-  written before these columns existed read as unflagged, without offline cost.
+  cost is shown beside its score (median and max of ``offline_s`` over its runs). A store
+  migrated from before these columns existed reads as unflagged, without offline cost.
 - ECDFs (COCO): 51 targets log-spaced from 1e2 to 1e-8 on suboptimality; for each solver, the
   fraction of (run, target) pairs whose target the run's best-so-far suboptimality has met,
-  as a function of time (or step). Failed runs count in the denominator, and so does a
-  problem the solver did not run (as in the profiles).
+  as a function of time (or step). A sweep shows as its best setting per problem (the
+  profiles' choice), over that configuration's own runs; problems weigh equally. Failed runs
+  count in the denominator, and so does a problem the solver did not run (as in the profiles).
 
 Examples
 --------
@@ -53,8 +64,10 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
+import math
 import os
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Literal
@@ -70,9 +83,11 @@ __all__ = [
     "CONFIG_KEYS",
     "ECDF_TARGETS",
     "LABELS",
+    "MIN_SEEDS_FOR_SIGNIFICANCE",
     "OFFLINE",
     "OFFLINE_HELP",
     "PROBLEM_KEYS",
+    "SIGNIFICANCE_LEVEL",
     "SOLVER_KEYS",
     "TAU_MAX",
     "bootstrap_median_ci",
@@ -114,6 +129,13 @@ SOLVER_KEYS: tuple[str, ...] = ("method", "framework")
 CONFIG_KEYS: tuple[str, ...] = (*PROBLEM_KEYS, *SOLVER_KEYS, "hyperparameters")
 #: Upper end of the performance profiles' tau range.
 TAU_MAX = 4.0
+#: Fewest seeds per configuration for a significance test. Bootstrap intervals of the median
+#: with 1, 2 or 3 seeds fail to overlap for identical distributions 100%, 35% and 10% of the
+#: time; and with 3 seeds against 3 the exact two-sided Mann-Whitney p-value is never below
+#: 0.1, so no test at 5% can tell them apart. Below it a configuration ties with every other.
+MIN_SEEDS_FOR_SIGNIFICANCE = 4
+#: Level of the two-sided Mann-Whitney U test between two configurations' seeds.
+SIGNIFICANCE_LEVEL = 0.05
 #: COCO-style targets on suboptimality: 51 values, 1e2 down to 1e-8 (5 per decade).
 ECDF_TARGETS: tuple[float, ...] = tuple(float(10.0 ** (2 - j / 5)) for j in range(51))
 
@@ -122,6 +144,8 @@ LABELS: dict[str, str] = {
     "rank": "rank",
     "stat_rank": "rank (CI)",
     "tied_with": "tied with",
+    "significance": "significance",
+    "median_target_metric": "target metric",
     "label": "method",
     "n_runs": "runs",
     "n_reached": "reached ↑",
@@ -212,7 +236,8 @@ def prepare(runs: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
     kind: :func:`with_run_columns`), ``clock_compiled`` (the clock caught a compilation),
     ``failed`` (a status of :data:`harness.record.FAILED`) and ``counted`` (not
     :data:`harness.record.NOT_RUN`), ``scored_suboptimality`` (infinite for a
-    failure, non-finite values infinite, null when a finished run measured none),
+    failure, except a ``timeout`` that measured a finite value, which keeps it; non-finite
+    values infinite, null when a finished run measured none),
     ``scored_time_to_target_s`` and ``scored_steps_to_target`` (infinite unless reached).
 
     Parameters
@@ -230,11 +255,17 @@ def prepare(runs: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
         failed.alias("failed"),
         (pl.col("clock_compiles").fill_null(0) > 0).alias("clock_compiled"),
         (~pl.col("status").is_in(_statuses(NOT_RUN))).alias("counted"),
-        pl.when(failed).then(_INF).when(sub.is_null()).then(None).when(sub.is_finite()).then(sub).otherwise(_INF)
+        pl.when(_kept_timeout(sub)).then(sub)
+        .when(failed).then(_INF).when(sub.is_null()).then(None).when(sub.is_finite()).then(sub).otherwise(_INF)
         .alias("scored_suboptimality"),
         _reached_or_inf(ttt, failed).alias("scored_time_to_target_s"),
         _reached_or_inf(stt, failed).alias("scored_steps_to_target"),
     )
+
+
+def _kept_timeout(value: pl.Expr) -> pl.Expr:
+    """A ``timeout`` run's measured value (not null, finite) is kept as its result: only its time is infinite."""
+    return (pl.col("status") == str(Status.TIMEOUT)) & value.is_not_null() & value.is_finite()
 
 
 def _reached_or_inf(value: pl.Expr, failed: pl.Expr) -> pl.Expr:
@@ -531,8 +562,12 @@ def task_table(
     polars.DataFrame
         The columns of :func:`medians`, plus ``unit`` (of suboptimality), ``suboptimality_lo``,
         ``suboptimality_hi``, ``time_to_target_lo``, ``time_to_target_hi``, ``rank`` (by median
-        time-to-target, then median suboptimality, within the problem), ``stat_rank``,
-        ``tied`` and ``tied_with`` (labels of the configurations whose intervals overlap),
+        time-to-target, then median suboptimality or, where the problem measures none, the
+        target metric in its direction, within the problem), ``median_target_metric`` (median
+        final value of the run's ``target_metric``; failures count as its worst value),
+        ``stat_rank``, ``tied`` and ``tied_with`` (labels of the configurations not
+        significantly different: see the module's rules), ``significance`` (why a
+        configuration was not tested, ``""`` when it was),
         ``label`` (method, with framework and hyperparameters where the problem needs them to
         tell configurations apart). Sorted by problem, then rank.
     """
@@ -540,20 +575,33 @@ def task_table(
     table = medians(lazy)
     if table.is_empty():
         return _empty_task_table(table)
+    info = metric_info(lazy)
+    oriented, sign = _target_metric(lazy, info)
     values = (
         lazy.filter(pl.col("counted"))
+        .with_columns(oriented.alias("_tgt_value"), sign.alias("_tgt_sign"))
         .group_by(*CONFIG_KEYS)
         .agg(
             pl.col("scored_suboptimality").drop_nulls().alias("_sub"),
             pl.col("scored_time_to_target_s").alias("_ttt"),
+            pl.col("_tgt_value").drop_nulls().alias("_tgt"),
+            pl.col("_tgt_value").median().alias("_tgt_median"),
+            pl.col("_tgt_sign").drop_nulls().first().alias("_tgt_sign"),
+            pl.col("suboptimality").is_not_null().any().alias("_measured"),
         )
         .collect()
     )
     table = table.join(values, on=list(CONFIG_KEYS), how="left", nulls_equal=True)
+    # A problem where no run measured suboptimality is judged on its target metric instead.
+    measured = pl.col("_measured").fill_null(False).any().over(PROBLEM_KEYS)
+    table = table.with_columns(
+        (pl.col("_tgt_median") * pl.col("_tgt_sign")).alias("median_target_metric"),
+        pl.when(measured).then(pl.col("median_suboptimality")).otherwise(pl.col("_tgt_median")).alias("_q_median"),
+        pl.when(measured).then(pl.col("_sub")).otherwise(pl.col("_tgt")).alias("_q"),
+    )
     sub_ci = bootstrap_median_ci(_arrays(table["_sub"]), n_boot=n_boot, level=level, seed=seed)
     ttt_ci = bootstrap_median_ci(_arrays(table["_ttt"]), n_boot=n_boot, level=level, seed=seed + 1)
-    info = metric_info(lazy)
-    table = table.drop("_sub", "_ttt").with_columns(
+    table = table.drop("_sub", "_tgt", "_tgt_median", "_tgt_sign", "_measured").with_columns(
         pl.Series("suboptimality_lo", sub_ci[:, 0]).fill_nan(None),
         pl.Series("suboptimality_hi", sub_ci[:, 1]).fill_nan(None),
         pl.Series("time_to_target_lo", ttt_ci[:, 0]).fill_nan(None),
@@ -561,7 +609,40 @@ def task_table(
         pl.col("task").replace_strict({t: _unit(info, t) for t in info}, default="", return_dtype=pl.String)
         .alias("unit"),
     )
-    return _rank(table)
+    return _rank(table).drop("_q", "_q_median", "_ttt")
+
+
+def _target_metric(lazy: pl.LazyFrame, info: Mapping[str, Mapping[str, Mapping[str, object]]]) -> tuple[pl.Expr, pl.Expr]:
+    """Each run's final value of its ``target_metric``, oriented so that lower is better, and the sign used.
+
+    The value is negated where the metric declares ``lower_is_better: false`` (e.g. an
+    accuracy). A failure (``diverged | error | oom``, and a ``timeout`` without a finite
+    value) and a non-finite value score as the worst value, ``+inf`` once oriented; a run
+    without one is null. The sign (``1.0`` or ``-1.0``) turns an oriented median back.
+    """
+    names = set(lazy.collect_schema().names())
+    if "target_metric" not in names:
+        return pl.lit(None, pl.Float64), pl.lit(None, pl.Float64)
+    pairs = lazy.select("task", "target_metric").unique().drop_nulls().collect().rows()
+    value: pl.Expr = pl.lit(None, pl.Float64)
+    sign: pl.Expr = pl.lit(None, pl.Float64)
+    for task, metric in pairs:
+        if metric not in names:
+            continue
+        lower = info.get(task, {}).get(metric, {}).get("lower_is_better", True)
+        factor = 1.0 if lower is not False else -1.0
+        here = (pl.col("task") == task) & (pl.col("target_metric") == metric)
+        raw = pl.col(metric).cast(pl.Float64)
+        scored = (
+            pl.when(_kept_timeout(raw)).then(raw * factor)
+            .when(pl.col("failed")).then(_INF)
+            .when(raw.is_null()).then(None)
+            .when(raw.is_finite()).then(raw * factor)
+            .otherwise(_INF)
+        )
+        value = pl.when(here).then(scored).otherwise(value)
+        sign = pl.when(here).then(pl.lit(factor)).otherwise(sign)
+    return value, sign
 
 
 def _arrays(column: pl.Series) -> list[np.ndarray]:
@@ -572,7 +653,9 @@ def _empty_task_table(table: pl.DataFrame) -> pl.DataFrame:
     extra = {
         "suboptimality_lo": pl.Float64, "suboptimality_hi": pl.Float64,
         "time_to_target_lo": pl.Float64, "time_to_target_hi": pl.Float64, "unit": pl.String,
-        "rank": pl.Int64, "stat_rank": pl.Int64, "tied": pl.Boolean, "tied_with": pl.String, "label": pl.String,
+        "median_target_metric": pl.Float64,
+        "rank": pl.Int64, "stat_rank": pl.Int64, "tied": pl.Boolean, "tied_with": pl.String,
+        "significance": pl.String, "label": pl.String,
     }
     return table.with_columns([pl.lit(None, dtype).alias(name) for name, dtype in extra.items()])
 
@@ -580,44 +663,123 @@ def _empty_task_table(table: pl.DataFrame) -> pl.DataFrame:
 def _rank(table: pl.DataFrame) -> pl.DataFrame:
     """Ranks, statistical ranks, ties and labels of the configurations, problem by problem.
 
-    Configurations without a sample (only skipped runs) get no rank and tie with none.
+    ``table`` holds the per-seed samples ``_ttt`` (time-to-target) and ``_q`` (suboptimality,
+    or the oriented target metric where the problem measures no suboptimality) and the
+    median ``_q_median``. Configurations without a sample (only skipped runs) get no rank and
+    tie with none. A pair is tested (:func:`_compare`) only when both configurations have at
+    least :data:`MIN_SEEDS_FOR_SIGNIFICANCE` seeds; otherwise it is tied, and the
+    configuration with too few seeds says why in ``significance``.
     """
-    table = table.sort(*PROBLEM_KEYS, "median_time_to_target_s", "median_suboptimality", nulls_last=True)
+    table = table.sort(*PROBLEM_KEYS, "median_time_to_target_s", "_q_median", *SOLVER_KEYS, "hyperparameters",
+                       nulls_last=True)
     starts = np.flatnonzero(table.select(pl.struct(PROBLEM_KEYS).is_first_distinct()).to_series().to_numpy())
     bounds = np.append(starts, table.height)
-    t_lo, t_hi = _column(table, "time_to_target_lo"), _column(table, "time_to_target_hi")
-    s_lo, s_hi = _column(table, "suboptimality_lo"), _column(table, "suboptimality_hi")
-    sampled = table["n_runs"].to_numpy() > 0
+    n_runs = table["n_runs"].to_numpy()
+    sampled = n_runs > 0
+    ttt, quality = _arrays(table["_ttt"]), _arrays(table["_q"])
+    median_ttt = _column(table, "median_time_to_target_s")
     keys = table.select("method", "framework", "hyperparameters").rows()
     rank = np.full(table.height, -1, dtype=np.int64)
     stat_rank = np.full(table.height, -1, dtype=np.int64)
     tied = np.zeros(table.height, dtype=bool)
     tied_with = [""] * table.height
+    notes = [""] * table.height
     labels: list[str] = []
     for begin, end in itertools.pairwise(bounds):
         labels += _config_labels(keys[begin:end])
         rows = begin + np.flatnonzero(sampled[begin:end])
         if rows.size == 0:
             continue
-        with np.errstate(invalid="ignore"):
-            by_time = t_hi[rows, None] < t_lo[None, rows]
-            never = (t_lo[rows] == _INF)[:, None] & (t_lo[rows] == _INF)[None, :]
-            better = by_time | (never & (s_hi[rows, None] < s_lo[None, rows]))  # better[i, j]: i beats j
-        np.fill_diagonal(better, False)
-        tie = ~better & ~better.T
+        enough = n_runs[rows] >= MIN_SEEDS_FOR_SIGNIFICANCE
+        better = np.zeros((rows.size, rows.size), dtype=bool)  # better[i, j]: i beats j
+        for i, j in itertools.combinations(range(rows.size), 2):
+            if enough[i] and enough[j]:
+                a, b = rows[i], rows[j]
+                never = median_ttt[a] == _INF and median_ttt[b] == _INF
+                outcome = _compare(ttt[a], ttt[b])
+                if outcome == 0 and never:
+                    outcome = _compare(quality[a], quality[b])
+                better[i, j], better[j, i] = outcome > 0, outcome < 0
+        # A tie is a tested pair found not different; an untested pair is neither (its note says why).
+        tie = enough[:, None] & enough[None, :] & ~better & ~better.T
         np.fill_diagonal(tie, False)
         rank[rows] = np.arange(1, rows.size + 1)
         stat_rank[rows] = 1 + better.sum(axis=0)
         tied[rows] = tie.any(axis=1)
         for i, row in enumerate(tie):
             tied_with[rows[i]] = ", ".join(labels[rows[j]] for j in np.flatnonzero(row))
+            if not enough[i] and rows.size > 1:
+                count = int(n_runs[rows[i]])
+                notes[rows[i]] = f"{count} seed{'s' if count != 1 else ''} < {MIN_SEEDS_FOR_SIGNIFICANCE}: untested"
     return table.with_columns(
         pl.Series("rank", rank).replace(-1, None),
         pl.Series("stat_rank", stat_rank).replace(-1, None),
         pl.Series("tied", tied, dtype=pl.Boolean),
         pl.Series("tied_with", tied_with, dtype=pl.String),
+        pl.Series("significance", notes, dtype=pl.String),
         pl.Series("label", labels, dtype=pl.String),
     )
+
+
+def _compare(x: np.ndarray, y: np.ndarray, *, level: float = SIGNIFICANCE_LEVEL) -> int:
+    """``1`` when sample ``x`` is significantly lower than ``y``, ``-1`` when higher, else ``0``.
+
+    A two-sided Mann-Whitney U test on the per-seed values (rank-based: infinite values, the
+    failures, are the largest and tie among themselves) at ``level``, as
+    ``scipy.stats.mannwhitneyu(x, y, method="auto")``: the exact null distribution when a
+    sample has at most 8 values and there are no ties, else the normal approximation with tie and
+    continuity corrections. The direction is the side of ``U_x`` (pairs with ``x > y``, ties
+    half) from ``n_x n_y / 2``: below, ``x`` is lower.
+    """
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    x, y = x[~np.isnan(x)], y[~np.isnan(y)]
+    m, n = x.size, y.size
+    if m == 0 or n == 0:
+        return 0
+    both = np.concatenate([x, y])
+    _, inverse, counts = np.unique(both, return_inverse=True, return_counts=True)
+    if counts.size == 1:
+        return 0
+    ranks = (np.cumsum(counts) - (counts - 1) / 2.0)[inverse]  # mid-ranks; inf compares as the largest
+    u = float(ranks[:m].sum() - m * (m + 1) / 2.0)
+    centre = m * n / 2.0
+    if u == centre:
+        return 0
+    ties = bool((counts > 1).any())
+    if not ties and min(m, n) <= 8:
+        table = _exact_u_counts(m, n)
+        high = max(u, m * n - u)
+        pvalue = min(1.0, 2.0 * float(table[int(round(high)):].sum()) / float(table.sum()))
+    else:
+        size = m + n
+        var = m * n / 12.0 * ((size + 1) - float((counts**3 - counts).sum()) / (size * (size - 1)))
+        if var <= 0:
+            return 0
+        z = max(abs(u - centre) - 0.5, 0.0) / math.sqrt(var)
+        pvalue = math.erfc(z / math.sqrt(2.0))
+    if not pvalue < level:
+        return 0
+    return 1 if u < centre else -1
+
+
+@functools.lru_cache(maxsize=256)
+def _exact_u_counts(m: int, n: int) -> np.ndarray:
+    """How many of the ``C(m + n, m)`` splits give each U (0..m n): the Gaussian binomial's coefficients.
+
+    ``sum_u count(u) q^u = prod_{k=1}^{m} (1 - q^(n+k)) / (1 - q^k)``, computed on power series
+    truncated past degree ``m n`` (the product is a polynomial of that degree).
+    """
+    m, n = min(m, n), max(m, n)
+    size = m * n + 1
+    poly = np.zeros(size)
+    poly[0] = 1.0
+    for k in range(1, m + 1):
+        if n + k < size:
+            poly[n + k:] -= poly[: size - n - k].copy()
+        padded = np.zeros(-(-size // k) * k)
+        padded[:size] = poly
+        poly = np.cumsum(padded.reshape(-1, k), axis=0).ravel()[:size]  # divided by (1 - q^k)
+    return poly
 
 
 def _column(frame: pl.DataFrame, name: str) -> np.ndarray:
@@ -710,11 +872,14 @@ def performance_ratios(
     polars.DataFrame
         One row per (problem, solver): ``PROBLEM_KEYS``, ``SOLVER_KEYS``, ``value`` (the
         solver's best median over its hyperparameter settings; infinite when absent or
-        failed) and ``ratio`` (``value`` over the problem's best; infinite when no solver
+        failed; a configuration whose runs were all skipped is absent, and a problem whose
+        runs were all skipped, e.g. a GPU profile on a CPU host, is left out, as in the ECDF) and ``ratio`` (``value`` over the problem's best; infinite when no solver
         reached the target).
     """
     problem, solver = list(PROBLEM_KEYS), list(SOLVER_KEYS)
     scored = table.filter(pl.col("has_target"))
+    if "n_runs" in scored.columns:  # only skipped runs: no sample (a problem all skipped is left out)
+        scored = scored.filter(pl.col("n_runs") > 0)
     best = scored.group_by(*problem, *solver).agg(pl.col(measure).fill_null(_INF).min().alias("value"))
     grid = best.select(problem).unique().join(best.select(solver).unique(), how="cross")
     full = grid.join(best, on=[*problem, *solver], how="left", nulls_equal=True)
@@ -831,11 +996,18 @@ def ecdf(
     """COCO-style runtime ECDF of each solver over suboptimality targets.
 
     A run meets a target at the first evaluation point where its best-so-far suboptimality is
-    at or below it. Problems where no run measured suboptimality are left out. Every solver is
-    measured against the same pairs, as in COCO where all solvers run all problems: on each
-    problem, as many runs as the solver with most runs there made (failures included,
-    skipped runs excluded), times ``len(targets)``; a solver absent from a problem meets
-    none of its pairs.
+    at or below it. Problems where no run measured suboptimality are left out.
+
+    A hyperparameter sweep is shown as its best configuration, the choice the performance
+    profiles make (:func:`performance_ratios`: a solver's best median over its settings): on
+    each problem, the solver's configuration with the least median time-to-target, then the
+    least median suboptimality (then the first setting by name). Its ECDF is over that
+    configuration's own runs (failures included, skipped runs excluded), as in COCO and
+    IOHanalyzer: on a problem, the fraction of its ``runs x len(targets)`` pairs met; other
+    solvers' run counts (or settings) never enter it. Problems weigh equally: the curve is the
+    mean of these fractions over the problems, and a solver absent from a problem (no counted
+    run there) meets none of its pairs (as in the profiles). With as many runs everywhere, this
+    is the fraction of all (run, target) pairs.
 
     Parameters
     ----------
@@ -854,9 +1026,16 @@ def ecdf(
         ``SOLVER_KEYS``, ``x`` (the runtime), ``fraction`` (of pairs met by then), sorted.
     """
     solver = list(SOLVER_KEYS)
-    eligible = _ecdf_runs(runs).with_row_index("_rid")
-    per_problem = eligible.group_by(*PROBLEM_KEYS, *solver).len().group_by(*PROBLEM_KEYS).agg(pl.col("len").max())
-    pairs = max(int(per_problem["len"].sum()) * len(targets), 1)
+    eligible = _ecdf_runs(runs)
+    n_problems = max(eligible.select(PROBLEM_KEYS).unique().height, 1)
+    eligible = (
+        eligible.join(_best_settings(runs, eligible), on=list(CONFIG_KEYS), how="semi", nulls_equal=True)
+        .with_columns(pl.len().over([*PROBLEM_KEYS, *solver]).alias("_n"))
+        .sort("run_id")
+        .with_row_index("_rid")
+    )
+    # One run's share of its solver's curve: 1 / (own runs on the problem x targets x problems).
+    weight = 1.0 / (eligible["_n"].to_numpy().astype(float) * max(len(targets), 1) * n_problems)
     lazy = traces.lazy()
     if "suboptimality" not in lazy.collect_schema().names():
         lazy = lazy.with_columns(pl.lit(None, pl.Float64).alias("suboptimality"))
@@ -873,7 +1052,7 @@ def ecdf(
     solvers = eligible.select(solver).unique().sort(solver)
     sid_of_run = eligible.join(solvers.with_row_index("_sid"), on=solver, how="left", nulls_equal=True).sort("_rid")
     sid = sid_of_run["_sid"].to_numpy()[rid[keep]]
-    xs, gain = points["x"].to_numpy()[keep], gain[keep]
+    xs, gain = points["x"].to_numpy()[keep], gain[keep] * weight[rid[keep]]
     order = np.lexsort((xs, sid))
     sid, xs, gain = sid[order], xs[order], gain[order]
     total = np.cumsum(gain)
@@ -882,7 +1061,25 @@ def ecdf(
     total = total - np.repeat(before, np.diff(np.append(np.flatnonzero(first), sid.size)))
     last = np.concatenate([(sid[1:] != sid[:-1]) | (xs[1:] != xs[:-1]), [True]]) if sid.size else first
     labels = solvers[sid[last]] if sid.size else solvers.clear()
-    return labels.with_columns(pl.Series("x", xs[last], dtype=pl.Float64), pl.Series("fraction", total[last] / pairs))
+    fraction = np.clip(total[last], 0.0, 1.0)  # sums of shares: no rounding above 1
+    return labels.with_columns(pl.Series("x", xs[last], dtype=pl.Float64), pl.Series("fraction", fraction))
+
+
+def _best_settings(runs: pl.DataFrame | pl.LazyFrame, eligible: pl.DataFrame) -> pl.DataFrame:
+    """Per (problem, solver) of ``eligible``'s problems: the ``CONFIG_KEYS`` of its best setting.
+
+    Best as in :func:`performance_ratios`: least median time-to-target, then least median
+    suboptimality, then the first hyperparameters by name; only settings with a counted run.
+    """
+    problems = eligible.select(PROBLEM_KEYS).unique()
+    lazy = prepare(runs).join(problems.lazy(), on=list(PROBLEM_KEYS), how="semi", nulls_equal=True)
+    table = medians(lazy).filter(pl.col("n_runs") > 0)
+    return (
+        table.sort(*PROBLEM_KEYS, *SOLVER_KEYS, "median_time_to_target_s", "median_suboptimality", "hyperparameters",
+                   nulls_last=True)
+        .unique(subset=[*PROBLEM_KEYS, *SOLVER_KEYS], keep="first", maintain_order=True)
+        .select(CONFIG_KEYS)
+    )
 
 
 def _target_gains(rid: np.ndarray, values: np.ndarray, targets: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
@@ -909,7 +1106,7 @@ def _ecdf_runs(runs: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
         .drop("_measured")
     )
     return lazy.join(measured, on=list(PROBLEM_KEYS), how="semi", nulls_equal=True).select(
-        "run_id", *PROBLEM_KEYS, *SOLVER_KEYS
+        "run_id", *CONFIG_KEYS
     ).collect()
 
 
@@ -1018,7 +1215,10 @@ def convergence_bands(
     Each run's value is read on a common grid (the distinct ``x`` values when there are at most
     ``2 * points`` of them, else ``points`` evenly spaced ones) as its last evaluation at or
     before the grid point (a run that stopped keeps its last value; one
-    that failed keeps its non-finite value, which counts as infinite in the quantiles).
+    that failed keeps its non-finite value, which counts as the worst value of ``value``'s
+    direction in the quantiles: ``+inf`` where lower is better, ``-inf`` where the task
+    declares ``lower_is_better: false``, e.g. an accuracy; the runs' ``metrics`` column says
+    which, lower is better without it).
 
     Returns
     -------
@@ -1031,11 +1231,19 @@ def convergence_bands(
     lazy = traces.lazy()
     if value not in lazy.collect_schema().names():
         return empty
+    run_lazy = runs.lazy()
+    higher = [task for task, metrics in metric_info(run_lazy).items()
+              if metrics.get(value, {}).get("lower_is_better", True) is False]
+    has_task = "task" in run_lazy.collect_schema().names()
+    worst = (pl.when(pl.col("task").is_in(higher)).then(-_INF).otherwise(_INF) if has_task and higher
+             else pl.lit(_INF))
+    v = pl.col("v")
     points_frame = (
         lazy.select("run_id", pl.col(x).cast(pl.Float64).alias("x"), pl.col(value).cast(pl.Float64).alias("v"))
         .drop_nulls("x")
-        .with_columns(pl.col("v").fill_nan(_INF))
-        .join(runs.lazy().select("run_id", *solver), on="run_id", how="inner")
+        .join(run_lazy.select("run_id", *solver, *(["task"] if has_task else [])), on="run_id", how="inner")
+        .with_columns(pl.when(v.is_not_null() & ~v.is_finite()).then(worst).otherwise(v).alias("v"))
+        .select("run_id", *solver, "x", "v")
         .sort("x")
         .collect()
     )
@@ -1203,6 +1411,9 @@ def display_tables(tables: Mapping[str, pl.DataFrame]) -> dict[str, pl.DataFrame
             problem_labels(tasks),
             _interval("time_to_target_lo", "time_to_target_hi").alias("time CI [s]"),
             _interval("suboptimality_lo", "suboptimality_hi").alias("subopt. CI"),
+            # An untested configuration says why in place of its ties.
+            pl.when(pl.col("significance") != "").then(pl.col("significance")).otherwise(pl.col("tied_with"))
+            .alias("tied_with"),
         )
         tasks, extra = _cost_texts(tasks)
         shown["tasks"] = _texts(tasks, ["problem", "rank", "stat_rank", "label", "median_time_to_target_s",

@@ -130,10 +130,12 @@ def test_when_no_one_reaches_the_target_suboptimality_decides() -> None:
     assert by["broken"]["suboptimality_lo"] == INF and by["broken"]["n_failed"] == 4
 
 
-def test_a_target_reached_beats_any_failure_even_with_one_seed() -> None:
+def test_a_target_reached_ranks_first_but_one_seed_shows_no_significance() -> None:
     table = score.task_table(runs_frame([timed("t", "a", 3.0), {"task": "t", "method": "b", "status": "oom"}]))
     by = {r["method"]: r for r in table.iter_rows(named=True)}
-    assert (by["a"]["stat_rank"], by["b"]["stat_rank"]) == (1, 2)
+    assert (by["a"]["rank"], by["b"]["rank"]) == (1, 2)
+    assert (by["a"]["stat_rank"], by["b"]["stat_rank"]) == (1, 1)  # 1 seed < MIN_SEEDS_FOR_SIGNIFICANCE
+    assert by["a"]["tied_with"] == "" and by["a"]["significance"].startswith("1 seed")
     assert by["b"]["failures"] == "oom×1" and by["b"]["median_time_to_target_s"] == INF
 
 
@@ -233,13 +235,13 @@ def test_ecdf_counts_targets_met_by_best_so_far() -> None:
     })
     curve = score.ecdf(traces, runs)
     a = curve.filter(pl.col("method") == "A")
-    # Problem q measured no suboptimality: left out. Pairs on p: 2 runs (A has 2) x 51 targets.
+    # Problem q measured no suboptimality: left out. A's pairs on p: its 2 runs x 51 targets.
     # r0 meets 1e2..1e1 (6 targets) at t=1 and all 51 at t=2; the error run r1 meets none.
     assert a["x"].to_list() == [1.0, 2.0]
     assert a["fraction"].to_list() == pytest.approx([6 / 102, 51 / 102])
     b = curve.filter(pl.col("method") == "B")
-    # B meets 1e2..1e-1 (16 targets) at t=5, out of the same 102 pairs.
-    assert b["fraction"].to_list() == pytest.approx([16 / 102])
+    # B meets 1e2..1e-1 (16 targets) at t=5, out of its own 1 run x 51 targets.
+    assert b["fraction"].to_list() == pytest.approx([16 / 51])
     by_step = score.ecdf(traces, runs, x="step").filter(pl.col("method") == "A")
     assert by_step["x"].to_list() == [10.0, 20.0]
 

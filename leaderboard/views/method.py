@@ -70,15 +70,18 @@ if not lbkit.empty_notice(runs):
     table = table.with_columns(score.problem_labels(table))
     table, costs, cost_config = lbkit.cost_columns(table)
     columns = ["problem", "framework", "rank", "stat_rank", "configurations", "median_time_to_target_s", *costs,
-               "median_suboptimality", "tied_with", "n_runs", "n_failed", "failures"]
+               "median_suboptimality", "tied_with", "significance", "n_runs", "n_failed", "failures"]
     config = {
         **cost_config,
         "stat_rank": lbkit.number(score.LABELS["stat_rank"], fmt="%d"),
         "median_time_to_target_s": lbkit.number(score.LABELS["median_time_to_target_s"], fmt="%.4g"),
         "median_suboptimality": lbkit.number(score.LABELS["median_suboptimality"], fmt="%.3e"),
         "tied_with": lbkit.text(score.LABELS["tied_with"]),
+        "significance": lbkit.text(score.LABELS["significance"], help="Why a configuration was not tested."),
     }
-    wins = table.filter(pl.col("stat_rank") == 1).sort("problem")
+    # Untested (too few seeds: everyone ties) counts as a win only when first by its median.
+    tested = pl.col("significance").fill_null("") == ""
+    wins = table.filter(pl.when(tested).then(pl.col("stat_rank") == 1).otherwise(pl.col("rank") == 1)).sort("problem")
     if wins.is_empty():
         st.caption("First (or tied for first) on no problem in view.")
     else:

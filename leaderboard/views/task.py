@@ -22,9 +22,12 @@ if not lbkit.empty_notice(runs):
 
     st.subheader("Ranking")
     unit = (table["unit"].drop_nulls().first() or "") if table.height else ""
-    st.caption("Median over seeds with bootstrap 95% intervals. Ranked by time-to-target, then suboptimality; "
-               "'rank (CI)' counts only significantly better configurations, and overlapping intervals are "
-               "ties. Failed runs count as infinite.")
+    st.caption("Median over seeds with bootstrap 95% intervals. Ranked by time-to-target, then suboptimality "
+               "(or the target metric, in its direction, where no suboptimality is measured); 'rank (CI)' counts "
+               "only significantly better configurations (two-sided Mann-Whitney U test on the seeds at "
+               f"{score.SIGNIFICANCE_LEVEL:g}); a configuration with fewer than {score.MIN_SEEDS_FOR_SIGNIFICANCE} "
+               "seeds is not tested (too few seeds for any claim: its 'significance' column says so) and has no ties. "
+               "Failed runs count as infinite; a timeout keeps the value it reached.")
     table = table.with_columns(
         score.problem_labels(table),
         pl.col("hyperparameters").map_elements(lbkit.hyper_text, return_dtype=pl.String),
@@ -35,8 +38,8 @@ if not lbkit.empty_notice(runs):
     st.dataframe(
         table.select("problem", "rank", "stat_rank", "label", "framework", "hyperparameters",
                      "median_time_to_target_s", *costs, "time_to_target_lo", "time_to_target_hi",
-                     "median_suboptimality", "suboptimality_lo", "suboptimality_hi", "tied_with",
-                     "n_runs", "n_reached", "n_failed", "failures", "n_skipped"),
+                     "median_suboptimality", "suboptimality_lo", "suboptimality_hi", "median_target_metric",
+                     "tied_with", "significance", "n_runs", "n_reached", "n_failed", "failures", "n_skipped"),
         hide_index=True,
         key="task_ranking",
         column_config={
@@ -51,7 +54,12 @@ if not lbkit.empty_notice(runs):
             "median_suboptimality": lbkit.number(score.LABELS["median_suboptimality"] + sub, fmt="%.3e"),
             "suboptimality_lo": lbkit.number(score.LABELS["suboptimality_lo"] + sub, fmt="%.3e"),
             "suboptimality_hi": lbkit.number(score.LABELS["suboptimality_hi"] + sub, fmt="%.3e"),
-            "tied_with": lbkit.text(score.LABELS["tied_with"], help="Configurations whose intervals overlap."),
+            "median_target_metric": lbkit.number(score.LABELS["median_target_metric"], fmt="%.4g",
+                                                 help="Median final value of the task's target metric."),
+            "tied_with": lbkit.text(score.LABELS["tied_with"],
+                                    help="Configurations not significantly different from this one."),
+            "significance": lbkit.text(score.LABELS["significance"],
+                                       help="Why a configuration was not tested (too few seeds)."),
             "n_runs": lbkit.number("runs", fmt="%d"),
             "n_reached": lbkit.number(score.LABELS["n_reached"], fmt="%d"),
             "n_failed": lbkit.number(score.LABELS["n_failed"], fmt="%d"),

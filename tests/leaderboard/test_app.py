@@ -114,8 +114,9 @@ def test_task_page_ranking_intervals_ties_and_plots(app, small_store) -> None:
     assert cpu.iloc[0]["label"] == "lbfgs/torch" and cpu.iloc[0]["rank"] == 1
     assert (cpu["median_time_to_target_s"] >= cpu["time_to_target_lo"]).all()
     assert (cpu["median_time_to_target_s"] <= cpu["time_to_target_hi"]).all()
-    tied = cpu.set_index("label")["tied_with"]
-    assert "adam/torch" in tied["adam/jax"]
+    # 3 seeds: below the seeds a claim needs, nothing is called different or tied, and the page says why.
+    by_label = cpu.set_index("label")
+    assert by_label.loc["adam/jax", "tied_with"] == "" and "untested" in by_label.loc["adam/jax", "significance"]
     gpu = ranking[ranking["problem"] == "logreg@gpu"].set_index("label")
     assert gpu.loc["adam", "failures"] == "oom×1" and gpu.loc["adam", "n_failed"] == 1
     specs = charts(at)
