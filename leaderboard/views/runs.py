@@ -11,7 +11,7 @@ import streamlit as st
 from harness import score
 
 #: The table's columns; ``clock_flag`` is added here (the flag of runs whose clock caught compilations).
-COLUMNS = ["run_id", "task", "method", "framework", "hardware", "seed", "status", "clock_flag", "error", "steps",
+COLUMNS = ["run_id", "task", "task_variant", "method", "settings", "framework", "hardware", "seed", "status", "clock_flag", "error", "steps",
            "timed_s", "time_to_target_s", "compile_s", "offline_s", "init_s", "output_s", "clock_compiles",
            "clock_compile_s", "suboptimality", "peak_memory_bytes", "host", "cpu", "gpu", "git_commit", "git_dirty",
            "started_at"]
@@ -21,14 +21,39 @@ TIMINGS = ["setup_s", "compile_s", "offline_s", "init_s", "output_s", "timed_s",
 ENVIRONMENT = ["host", "cpu", "gpu", "versions", "git_commit", "git_dirty", "started_at", "finished_at", "suite",
                "task_params", "hyperparameters", *TIMINGS]
 
+
+
+def _with_varying_text(frame: pl.DataFrame, key: str, column: str, name: str) -> pl.DataFrame:
+    """``frame`` with ``name``: its JSON object ``column`` as ``k=v, ...``, naming only what varies within ``key``.
+
+    Runs of one task (or method) differ by these values, not only by seed; the constant ones
+    are in the run details.
+    """
+    pairs = frame.select(key, column).unique()
+    varying = score.varying_parameters(pairs.rows())
+
+    def text(owner: str, value: str | None) -> str:
+        try:
+            params = json.loads(value) if value else {}
+        except ValueError:
+            return value or ""
+        shown = varying.get(owner, set())
+        return ", ".join(f"{k}={v}" for k, v in params.items() if k in shown) if isinstance(params, dict) else str(params)
+
+    texts = pairs.with_columns(pl.Series(name, [text(*row) for row in pairs.rows()], dtype=pl.String))
+    return frame.join(texts, on=[key, column], how="left", nulls_equal=True)
+
+
 filters = lbkit.current_filters()
 runs = lbkit.filtered_runs(filters)
 st.title("Runs")
 
 if not lbkit.empty_notice(runs):
     runs = runs.with_columns(
-        score.clock_flag_text("clock_compiles", "clock_compile_s", unit="compilation").alias("clock_flag")
+        score.clock_flag_text("clock_compiles", "clock_compile_s", unit="compilation").alias("clock_flag"),
     )
+    runs = _with_varying_text(_with_varying_text(runs, "task", "task_params", "task_variant"),
+                              "method", "hyperparameters", "settings")
     lbkit.clock_flag_notice(runs, skipped=True)  # this page lists skipped runs too
     cols = st.columns(4)
     statuses = cols[0].multiselect("Status", sorted(runs["status"].drop_nulls().unique().to_list()),
@@ -55,6 +80,8 @@ if not lbkit.empty_notice(runs):
         shown.head(lbkit.MAX_ROWS).select(present), hide_index=True, key="runs_table",
         column_config={
             "run_id": lbkit.text("run_id", pinned=True),
+            "task_variant": lbkit.text("task parameters", help="Those that vary among this task's runs."),
+            "settings": lbkit.text("hyperparameters", help="Those that vary among this method's runs."),
             "clock_flag": lbkit.text(score.CLOCK_FLAG, help=score.CLOCK_FLAG_HELP, width=180),
             "timed_s": lbkit.number("timed ↓ [s]", fmt="%.4g",
                                     help="The clock: init, every step and the output hook."),

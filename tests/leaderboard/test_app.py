@@ -204,6 +204,21 @@ def test_runs_explorer_lists_every_run_with_errors_and_environment(app, small_st
     at = goto(app(small_store), "runs")
     runs = table(at, "run_id", "status", "error", "git_commit", "host")
     assert len(runs) == 69
+    # Parameters as text: those that vary among a task's (a method's) runs, parsed here from the JSON columns.
+    stored = read_runs(small_store).select("run_id", "task", "task_params", "method", "hyperparameters").rows()
+
+    def varying(owner_values: list[tuple[str, str]]) -> dict[str, set[str]]:
+        seen: dict[str, dict[str, set[str]]] = {}
+        for owner, text in owner_values:
+            for k, v in json.loads(text).items():
+                seen.setdefault(owner, {}).setdefault(k, set()).add(json.dumps(v))
+        return {o: {k for k, vs in names.items() if len(vs) > 1} for o, names in seen.items()}
+
+    tasks, methods = varying([(r[1], r[2]) for r in stored]), varying([(r[3], r[4]) for r in stored])
+    expected = {r[0]: (", ".join(f"{k}={v}" for k, v in json.loads(r[2]).items() if k in tasks[r[1]]),
+                       ", ".join(f"{k}={v}" for k, v in json.loads(r[4]).items() if k in methods[r[3]]))
+                for r in stored}
+    assert {r: (t, h) for r, t, h in zip(runs["run_id"], runs["task_variant"], runs["settings"])} == expected
     assert set(runs["status"]) == {"reached_target", "completed", "diverged", "error", "timeout", "oom", "skipped"}
     at.multiselect(key="runs_status").select("error").select("oom").run()
     filtered = table(at, "run_id", "status")
@@ -467,3 +482,20 @@ def test_a_store_of_old_and_new_runs(app, tmp_path) -> None:
     assert ranking.set_index(["method", "framework"]).loc[("gd", "jax"), "clock_flag"] == "⚠ 1 run, 0.02 s"
     assert "offline" not in ranking.columns
     assert "1 of 43 runs" in at.warning[0].value
+
+
+def test_runs_of_one_task_and_method_are_told_apart_by_what_varies(app, tmp_path) -> None:
+    from harness.store import Store
+
+    store = Store(tmp_path)
+    for seed in (0, 1):
+        for d in (5, 20):
+            for lr in (0.1, 1.0):
+                row, trace = storegen.simulate("logreg", "gd", seed=seed, framework="torch")
+                row.update(run_id=f"r{seed}-{d}-{int(10 * lr)}",  # run ids hold no dot (it marks an attempt)
+                            task_params=json.dumps({"d": d, "n": 100}),
+                           hyperparameters=json.dumps({"lr": lr, "momentum": 0.0}))
+                store.write_run(row, trace)
+    runs = table(goto(app(tmp_path), "runs"), "run_id", "task_variant", "settings").set_index("run_id")
+    assert runs.loc["r1-5-1", "task_variant"] == "d=5" and runs.loc["r1-5-1", "settings"] == "lr=0.1"
+    assert runs.loc["r0-20-10", "task_variant"] == "d=20" and runs.loc["r0-20-10", "settings"] == "lr=1.0"
