@@ -240,11 +240,25 @@ def bench(
         _run_plan(plan, None, store, retry_failed=retry_failed, force=force)
         return
     opened = _open_store(store)  # before any worker starts
+    _save_declarations(opened, loaded, plan, store)
     try:
         runner = make_executor(executor, jobs=jobs, address=address, catalog_roots=catalog or (), grace_s=grace, pin=pin)
     except ValueError as exc:
         raise _fail(str(exc)) from None
     _run_plan(plan, runner, store, retry_failed=retry_failed, force=force, opened=opened)
+
+
+def _save_declarations(opened, loaded, plan, store: Path) -> None:  # noqa: ANN001 - Store, Catalog, Plan
+    """Keep the plan's method declarations in the store: the leaderboard shows them without ``--catalog``."""
+    from harness.store import StoreFullError
+
+    try:
+        for method_id in sorted({r.method for r in plan.runs}):
+            opened.save_declaration("methods", method_id, loaded.methods[method_id].path.read_text(encoding="utf-8"))
+    except StoreFullError:
+        raise _store_error(f"no space left in {store}: nothing was run") from None
+    except OSError as exc:
+        raise _store_error(f"cannot write the store {store}: {_os_reason(exc)}") from None
 
 
 def _check_store_path(store: Path) -> None:

@@ -9,6 +9,7 @@ Layout of a store directory::
     runs/part-<name>.parquet  many runs, merged by :func:`compact` (large stores read fast)
     traces/part-<name>.parquet  their traces (trusted only beside the runs part of that name)
     damaged/runs/, damaged/traces/  files :meth:`Store.repair` moved aside (their runs are rerun)
+    declarations/methods/<id>.yaml  the method declarations the benches ran (:meth:`Store.save_declaration`)
 
 Schema (``schema_version`` 3)
 -----------------------------
@@ -142,6 +143,7 @@ __all__ = [
     "RUN_COLUMNS",
     "SCHEMA_VERSION",
     "TRACE_COLUMNS",
+    "DECLARATIONS_DIR",
     "CorruptFileWarning",
     "Store",
     "StoreFullError",
@@ -164,6 +166,10 @@ ERROR_STATUSES: tuple[str, ...] = tuple(str(s) for s in record.NO_RESULT)
 
 #: File-name prefix of the merged files written by :func:`compact`.
 PART_PREFIX = "part-"
+
+#: Where :meth:`Store.save_declaration` keeps the declarations a bench ran (``declarations/methods/<id>.yaml``):
+#: laid out as a catalog root, so the leaderboard shows a method of the user's own catalog without ``--catalog``.
+DECLARATIONS_DIR = "declarations"
 
 #: Where :meth:`Store.repair` moves damaged files (``damaged/runs``, ``damaged/traces``).
 DAMAGED_DIR = "damaged"
@@ -279,6 +285,38 @@ class Store:
             finally:
                 os.close(fd)
                 os.unlink(tmp)
+
+    def save_declaration(self, kind: str, spec_id: str, text: str) -> None:
+        """Keep the YAML ``text`` of declaration ``spec_id`` (``kind``: ``methods``, ...), atomically.
+
+        The newest bench's text wins; a text already stored is not written again. Readers of the
+        runs never look here: a run's identity is in its row, this is for people and the leaderboard.
+
+        Raises
+        ------
+        StoreFullError
+            When the disk is full (nothing half-written is left).
+        """
+        directory = self.root / DECLARATIONS_DIR / kind
+        path = directory / f"{spec_id}.yaml"
+        try:
+            if path.read_text(encoding="utf-8") == text:
+                return
+        except (FileNotFoundError, UnicodeDecodeError):
+            pass
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp = _full_is_store_full(tempfile.mkstemp, ".yaml", f".{spec_id}.", str(directory))
+        try:
+            os.fchmod(fd, 0o666 & ~_umask())
+            with os.fdopen(fd, "wb") as handle:
+                _full_is_store_full(handle.write, text.encode("utf-8"))
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        _fsync_dir(directory)
 
     def finished_run_ids(self, *, repair: bool = True) -> set[str]:
         """Ids of every finished run (in any status): a per-run pair that reads back whole, or a part's.

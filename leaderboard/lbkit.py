@@ -33,7 +33,7 @@ from harness.leaderboard import (
     store_fingerprint,
 )
 from harness.record import NOT_RUN
-from harness.store import scan_runs, scan_traces
+from harness.store import DECLARATIONS_DIR, scan_runs, scan_traces
 
 #: Sidebar filters: run column -> label.
 FILTERS: dict[str, str] = {"hardware": "Hardware profile", "framework": "Framework", "task_family": "Task family"}
@@ -176,8 +176,13 @@ def _declarations(roots: tuple[str, ...]) -> dict[str, dict[str, Any]]:
 
 
 def declarations() -> dict[str, dict[str, Any]]:
-    """Method declarations of the catalog (built-in and ``--catalog`` roots), cached."""
-    return _declarations(settings()[1])
+    """Method declarations: the catalog's (built-in and ``--catalog`` roots), then those the store kept, cached.
+
+    A bench keeps the declarations it ran in ``STORE/declarations`` (a catalog root's layout), so
+    a method of the user's own catalog is shown without passing ``--catalog`` again.
+    """
+    store, roots = settings()
+    return _declarations((*roots, str(store / DECLARATIONS_DIR)))
 
 
 # -- filters ----------------------------------------------------------------------------------

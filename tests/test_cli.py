@@ -69,6 +69,9 @@ def test_bench_then_rerun_runs_nothing_new(tmp_path):
     assert "skipped" in first.stdout and "ms/step" in first.stdout  # harness.score.results_table, rendered
     runs = read_runs(store)
     assert runs.height == 4 and set(runs["status"]) == {"reached_target"}
+    # The declarations it ran are kept beside the runs (the leaderboard shows them without --catalog).
+    kept = store / "declarations" / "methods" / "sleepy-gd.yaml"
+    assert kept.read_text() == (TEST_CATALOG / "methods" / "toy" / "sleepy-gd.yaml").read_text()
     second = harness(*args)
     assert second.returncode == 0 and "4 runs, 4 already in" in second.stdout and "0 to run" in second.stdout
     assert read_runs(store).sort("run_id")["finished_at"].to_list() == runs.sort("run_id")["finished_at"].to_list()

@@ -197,6 +197,21 @@ def test_method_without_declaration_falls_back_to_the_store(app, small_store) ->
     assert "No declaration" in " ".join(c.value for c in at.caption)
 
 
+def test_a_method_the_store_kept_is_shown_without_its_catalog(app, small_store, xss_catalog, tmp_path) -> None:
+    import shutil
+
+    from harness.store import Store
+
+    store = tmp_path / "store"
+    shutil.copytree(small_store, store)
+    (declared,) = xss_catalog.rglob("evil.yaml")
+    Store(store).save_declaration("methods", "evil", declared.read_text())  # as `harness bench` does
+    at = goto(app(store), "method")  # no --catalog
+    at.selectbox(key="method_choice").select("evil").run()
+    assert f"Name: {storegen.XSS}" in texts(at)
+    assert "No declaration" not in " ".join(c.value for c in at.caption)
+
+
 # -- runs -------------------------------------------------------------------------------------
 
 
