@@ -139,7 +139,6 @@ from harness import record
 from harness.record import CALLS_PREFIX
 
 __all__ = [
-    "ERROR_STATUSES",
     "RUN_COLUMNS",
     "SCHEMA_VERSION",
     "TRACE_COLUMNS",
@@ -159,10 +158,6 @@ __all__ = [
 #: variable part in the nested ``calls`` and ``values`` columns).
 SCHEMA_VERSION = 3
 
-#: Statuses of runs that ended without a result of the method's (it raised, ran out of time or
-#: memory): ``harness bench --retry-failed`` runs them again and they make a bench exit 1.
-#: ``diverged`` is a result.
-ERROR_STATUSES: tuple[str, ...] = tuple(str(s) for s in record.NO_RESULT)
 
 #: File-name prefix of the merged files written by :func:`compact`.
 PART_PREFIX = "part-"
@@ -1431,11 +1426,22 @@ def _atomic_write(frame: pl.DataFrame, path: Path, names: _Names) -> None:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException as exc:
+        # Asked before the partial file goes: a full device can surface as another error of the
+        # Parquet writer (a failed footer write reads "Invalid thrift: transport error").
+        full = _is_full(exc) or (isinstance(exc, Exception) and _no_room(path.parent))
         Path(tmp).unlink(missing_ok=True)
-        if _is_full(exc):
+        if full:
             raise StoreFullError(errno.ENOSPC, f"no space left on the device writing {path}") from exc
         raise
     _fsync_dir(path.parent)
+
+
+def _no_room(directory: Path) -> bool:
+    """Whether the device of ``directory`` has no block left for this user."""
+    try:
+        return os.statvfs(directory).f_bavail == 0
+    except OSError:
+        return False
 
 
 def _fsync_dir(directory: Path) -> None:
