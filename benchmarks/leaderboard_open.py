@@ -71,6 +71,9 @@ def generate(store: Path, *, runs: int, points: int, parts: int, seed: int = 0) 
         frame.write_parquet(store / "runs" / name)
         n_rows += frame.height
         n_points += trace.height
+    from harness.store import compact
+
+    compact(store)  # the parts above are in the wide layout of store schema 1: migrated to the current one
     return {"runs": n_rows, "trace_points": n_points, "generate_s": time.perf_counter() - started}
 
 
