@@ -492,6 +492,32 @@ def leaderboard(
 
 
 @app.command()
+def export(
+    store: StoreOpt = DEFAULT_STORE,
+    out: Annotated[Path, typer.Option("--out", help="Directory to write index.html into (created when missing).")] = Path("harness-report"),
+    title: Annotated[Optional[str], typer.Option("--title", help="The page's title (default: the store's name).")] = None,
+    catalog: CatalogOpt = None,
+) -> None:
+    """Write the leaderboard's views as a static HTML page (OUT/index.html) that opens offline.
+
+    Everything is inlined (Vega's JavaScript once, the charts' data, the styles): the page loads
+    nothing from the network, to attach to a paper or a pull request. The numbers are those of
+    the leaderboard and `harness report`, over every run of the store.
+    """
+    from harness.export import export as write_report
+
+    _require_store(store)
+    if out.exists() and not out.is_dir():
+        raise _fail(f"--out {out}: not a directory")
+    _plain_warnings()
+    try:
+        index = write_report(store, out, title=title, catalog=catalog or ())
+    except OSError as exc:
+        raise _fail(f"cannot export {store} to {out}: {_os_reason(exc)}", STORE_UNWRITABLE) from None
+    typer.echo(f"wrote {index} ({index.stat().st_size / 1e6:.1f} MB); open it in a browser, no server needed")
+
+
+@app.command()
 def compact(store: StoreOpt = DEFAULT_STORE) -> None:
     """Merge the per-run files and parts of a store into one part file (large stores open much faster)."""
     from harness.store import StoreFullError

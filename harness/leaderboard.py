@@ -6,7 +6,7 @@ large stores run :func:`harness.store.compact` first (``harness compact``), so t
 reads a few part files instead of one file per run.
 
 This module also holds the app's plain helpers (no Streamlit import): store fingerprint,
-method declarations from the catalog, stable method colours and Markdown escaping.
+method declarations from the catalog and Markdown escaping.
 
 Examples
 --------
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import os
 import re
 import signal
@@ -35,12 +34,10 @@ __all__ = [
     "CATALOG_ENV",
     "FitColumn",
     "FitTable",
-    "PALETTE",
     "STORE_ENV",
     "app_path",
     "escape_markdown",
     "main",
-    "method_colour",
     "method_declarations",
     "report_renderables",
     "report_tables",
@@ -53,13 +50,6 @@ __all__ = [
 STORE_ENV = "HARNESS_STORE"
 #: Environment variable of extra catalog roots, separated by ``os.pathsep``.
 CATALOG_ENV = "HARNESS_CATALOG"
-
-#: Fixed palette; a method's colour is picked by a hash of its id (stable across plots and runs).
-PALETTE: tuple[str, ...] = (
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-    "#bcbd22", "#17becf", "#393b79", "#ad494a", "#637939", "#8c6d31", "#843c39", "#7b4173",
-    "#3182bd", "#e6550d", "#31a354", "#756bb1",
-)
 
 _MARKDOWN_SPECIAL = set("\\`*_{}[]()<>#+-.!|~:$&\"'=^%@;,/?")
 
@@ -246,12 +236,6 @@ def _declaration(catalog_type: Any, path: Path) -> dict[str, Any] | None:
         "path": str(path),
         "yaml": text,
     }
-
-
-def method_colour(method: str) -> str:
-    """The colour of ``method`` in every plot: a hash of its id into :data:`PALETTE`."""
-    digest = hashlib.sha256(method.encode("utf-8")).digest()
-    return PALETTE[int.from_bytes(digest[:4], "big") % len(PALETTE)]
 
 
 def escape_markdown(text: object) -> str:
@@ -588,7 +572,8 @@ def report_renderables(tables: Any) -> list[FitTable]:
         "scores": "Solvers by performance-profile score (normalized area over tau in [1, 4])",
         "profiles": "Performance profiles: fraction of problems within tau x the best time-to-target",
         "tasks": "Per problem: median over seeds, bootstrap 95% intervals, ties (failures count as infinite)",
-        "ecdf": "ECDF over 51 suboptimality targets 1e2..1e-8 (fraction of run-target pairs met)",
+        "ecdf": "ECDF over 40 targets 10^-0.2..1e-8 on suboptimality relative to the initial point "
+                "(fraction of run-target pairs met, mean over the problems each solver ran)",
     }
     keys = {"problem": "p", "method": "c", "framework": "f"}
     texts = {score.LABELS["tied_with"], score.LABELS["failures"], score.CLOCK_FLAG, score.OFFLINE}  # may wrap

@@ -49,11 +49,14 @@ Rules
   the tables count such runs (``n_clock_compiled``, ``clock_compile_s``). A method's offline
   cost is shown beside its score (median and max of ``offline_s`` over its runs). A store
   migrated from before these columns existed reads as unflagged, without offline cost.
-- ECDFs (COCO): 51 targets log-spaced from 1e2 to 1e-8 on suboptimality; for each solver, the
-  fraction of (run, target) pairs whose target the run's best-so-far suboptimality has met,
-  as a function of time (or step). A sweep shows as its best setting per problem (the
-  profiles' choice), over that configuration's own runs; problems weigh equally. Failed runs
-  count in the denominator, and so does a problem the solver did not run (as in the profiles).
+- ECDFs (COCO): 40 targets log-spaced from 10**-0.2 to 1e-8 on the *relative* suboptimality
+  (a run's suboptimality over its own initial one, at step 0), so no target is met at the
+  start; for each solver and problem, the fraction of (run, target) pairs whose target the
+  run's best-so-far relative suboptimality has met, as a function of time (or step). A sweep
+  shows as its best setting per problem (the profiles' choice), over that configuration's own
+  runs. A solver's curve is the mean over the problems it ran (each weighing equally; its
+  count ``n_problems`` is reported), not over all problems; per task with ``task=``. Failed
+  runs count in the denominator.
 
 Examples
 --------
@@ -78,6 +81,7 @@ import polars as pl
 from harness.record import FAILED, NOT_RUN, RUN_COLUMNS, Status, column_kind
 
 __all__ = [
+    "AGREEMENT_FLOOR",
     "CLOCK_FLAG",
     "CLOCK_FLAG_HELP",
     "CONFIG_KEYS",
@@ -93,23 +97,27 @@ __all__ = [
     "bootstrap_median_ci",
     "clock_flag_text",
     "column_dtype",
-    "has_clock_flags",
-    "has_offline",
+    "comparison_labels",
+    "configuration_labels",
     "convergence_bands",
     "display_tables",
     "ecdf",
     "ecdf_summary",
+    "framework_comparison",
     "hardware_speedups",
+    "has_clock_flags",
+    "has_offline",
+    "interval_text",
     "medians",
     "metric_info",
     "offline_text",
+    "overview_tables",
     "performance_profiles",
     "performance_ratios",
     "prepare",
     "probe_columns",
     "problem_label",
     "problem_labels",
-    "varying_parameters",
     "profile_scores",
     "profile_steps",
     "report",
@@ -121,6 +129,7 @@ __all__ = [
     "task_table",
     "time_per_step",
     "variant_labels",
+    "varying_parameters",
     "with_run_columns",
 ]
 
@@ -136,8 +145,12 @@ TAU_MAX = 4.0
 MIN_SEEDS_FOR_SIGNIFICANCE = 4
 #: Level of the two-sided Mann-Whitney U test between two configurations' seeds.
 SIGNIFICANCE_LEVEL = 0.05
-#: COCO-style targets on suboptimality: 51 values, 1e2 down to 1e-8 (5 per decade).
-ECDF_TARGETS: tuple[float, ...] = tuple(float(10.0 ** (2 - j / 5)) for j in range(51))
+#: COCO-style targets on the relative suboptimality (over the run's initial one): 40 values
+#: ``10**(-k/5)``, k = 1..40, from 10**-0.2 down to 1e-8 (5 per decade), all strictly below 1.
+ECDF_TARGETS: tuple[float, ...] = tuple(float(10.0 ** (-k / 5)) for k in range(1, 41))
+
+#: Scale below which two frameworks' final values are compared absolutely (both zero to rounding).
+AGREEMENT_FLOOR = 1e-12
 
 #: Display labels of the result columns, with direction arrows (units: see ``metric_info``).
 LABELS: dict[str, str] = {
@@ -786,19 +799,49 @@ def _column(frame: pl.DataFrame, name: str) -> np.ndarray:
     return frame[name].cast(pl.Float64).fill_null(float("nan")).to_numpy()
 
 
-def _config_labels(keys: Sequence[tuple[str, str, str]]) -> list[str]:
-    """Labels of one problem's configurations: the method, plus the framework when the
-    problem has several, plus the hyperparameters when a solver has several settings."""
+def configuration_labels(frame: pl.DataFrame) -> pl.Series:
+    """A readable label of each configuration (row of ``method``, ``framework``, ``hyperparameters``).
+
+    The method, plus ``/framework`` when ``frame`` holds several frameworks, plus the
+    hyperparameters that vary among the method's settings in ``frame``, in brackets.
+
+    Examples
+    --------
+    >>> frame = pl.DataFrame({"method": ["gd", "gd", "adam"], "framework": ["torch"] * 3,
+    ...                       "hyperparameters": ['{"lr":3.0,"spike_factor":1000.0}', '{"lr":3.0}', '{"lr":0.1}']})
+    >>> configuration_labels(frame).to_list()
+    ['gd [spike_factor=1000]', 'gd', 'adam']
+    """
+    return pl.Series("label", _config_labels(frame.select("method", "framework", "hyperparameters").rows()),
+                     dtype=pl.String)
+
+
+def comparison_labels(frame: pl.DataFrame, *, group: Literal["hardware", "framework"]) -> pl.DataFrame:
+    """``frame`` with ``label`` (its configuration, without the compared ``group``) and ``variant``
+    (:func:`variant_labels`); the label starts with the variant where ``frame`` holds several.
+
+    For the hardware and framework comparisons: one label per compared configuration, its
+    bars or rows one per profile (framework).
+    """
+    keyed = frame.with_columns(pl.lit("").alias("framework")) if group == "framework" else frame
+    labelled = frame.with_columns(configuration_labels(keyed), variant_labels(frame))
+    if frame.select("task", "task_params").unique().height > 1:
+        labelled = labelled.with_columns(pl.format("{} · {}", "variant", "label").alias("label"))
+    if group == "framework" and frame["hardware"].n_unique() > 1:
+        labelled = labelled.with_columns(pl.format("{}@{}", "label", "hardware").alias("label"))
+    return labelled
+
+
+def _config_labels(keys: Sequence[tuple[str, str, str | None]]) -> list[str]:
+    """Labels of configurations: the method, plus the framework when there are several, plus
+    the hyperparameters that vary among a method's settings."""
     multi_framework = len({framework for _, framework, _ in keys}) > 1
-    counts: dict[tuple[str, str], int] = {}
-    for method, framework, _ in keys:
-        counts[(method, framework)] = counts.get((method, framework), 0) + 1
+    varying = varying_parameters((method, hyper) for method, _, hyper in keys)
     labels = []
     for method, framework, hyper in keys:
         label = f"{method}/{framework}" if multi_framework else str(method)
-        if counts[(method, framework)] > 1:
-            label += f" {hyper}"
-        labels.append(label)
+        shown = setting_label(hyper, show=varying.get(method, set()))
+        labels.append(f"{label} [{shown}]" if shown else label)
     return labels
 
 
@@ -986,73 +1029,120 @@ def profile_scores(ratios: pl.DataFrame, *, tau_max: float = TAU_MAX) -> pl.Data
     return scores.with_row_index("rank", offset=1).with_columns(pl.col("rank").cast(pl.Int64))
 
 
+def overview_tables(runs: pl.DataFrame | pl.LazyFrame) -> dict[str, pl.DataFrame]:
+    """The overview's tables (no traces, no bootstrap): what the leaderboard and ``harness export`` show first.
+
+    Returns
+    -------
+    dict
+        ``medians`` (:func:`medians`), ``ratios`` (:func:`performance_ratios`), ``scores``
+        (:func:`profile_scores` with each solver's family, run, failure and skip counts and its
+        costs, :func:`solver_costs`) and ``profiles`` (:func:`profile_steps`).
+    """
+    table = medians(runs)
+    ratios = performance_ratios(table)
+    per_solver = table.group_by(*SOLVER_KEYS).agg(
+        pl.col("method_family").drop_nulls().first() if "method_family" in table.columns
+        else pl.lit(None, pl.String).alias("method_family"),
+        pl.col("n_runs").sum(), pl.col("n_failed").sum(), pl.col("n_skipped").sum(),
+    )
+    scores = profile_scores(ratios).join(per_solver, on=list(SOLVER_KEYS), how="left")
+    scores = scores.join(solver_costs(runs), on=list(SOLVER_KEYS), how="left", nulls_equal=True)
+    return {"medians": table, "ratios": ratios, "scores": scores, "profiles": profile_steps(ratios)}
+
+
 def ecdf(
     traces: pl.DataFrame | pl.LazyFrame,
     runs: pl.DataFrame | pl.LazyFrame,
     *,
     x: Literal["time_s", "step", "oracle_calls"] = "time_s",
     targets: Sequence[float] = ECDF_TARGETS,
+    relative: bool = True,
+    task: str | Sequence[str] | None = None,
 ) -> pl.DataFrame:
-    """COCO-style runtime ECDF of each solver over suboptimality targets.
+    """COCO-style runtime ECDF of each solver over suboptimality targets, relative to the start.
 
-    A run meets a target at the first evaluation point where its best-so-far suboptimality is
-    at or below it. Problems where no run measured suboptimality are left out.
+    A run's *relative suboptimality* at a point is its suboptimality over its initial
+    suboptimality ``s0``: the value at its first evaluation point (least ``step``, else least
+    ``x``; step 0 is the task's shared initial point). Where that value is not positive and
+    finite (zero, negative, infinite, missing), ``s0`` is the median of the positive finite
+    initial values of the problem's other runs in the ECDF; where the problem has none, the
+    run meets no target (it still counts, as unmet). A run meets a target at the first
+    evaluation point where its best-so-far relative suboptimality is at or below it; the
+    default :data:`ECDF_TARGETS` all lie strictly below 1, so no run meets one at its start.
+    Problems where no run measured suboptimality are left out.
 
     A hyperparameter sweep is shown as its best configuration, the choice the performance
     profiles make (:func:`performance_ratios`: a solver's best median over its settings): on
     each problem, the solver's configuration with the least median time-to-target, then the
     least median suboptimality (then the first setting by name). Its ECDF is over that
-    configuration's own runs (failures included, skipped runs excluded), as in COCO and
-    IOHanalyzer: on a problem, the fraction of its ``runs x len(targets)`` pairs met; other
-    solvers' run counts (or settings) never enter it. Problems weigh equally: the curve is the
-    mean of these fractions over the problems, and a solver absent from a problem (no counted
-    run there) meets none of its pairs (as in the profiles). With as many runs everywhere, this
-    is the fraction of all (run, target) pairs.
+    configuration's own runs (failures included: a failed run counts as unmet for every target
+    its trace did not meet before it failed; skipped runs excluded), as in COCO and IOHanalyzer:
+    on a problem, the fraction of its ``runs x len(targets)`` pairs met; other solvers' run counts (or settings) never enter it.
+    A solver's curve is the mean of these fractions over *the problems it ran* (a counted run
+    there), each weighing equally: a solver run on fewer problems is not penalized for the
+    others (compare ``n_problems``). With as many runs everywhere, this is the fraction of
+    its (run, target) pairs.
 
     Parameters
     ----------
     traces
-        Evaluation points with ``run_id``, ``x`` and ``suboptimality``.
+        Evaluation points with ``run_id``, ``x`` and ``suboptimality`` (and ``step``, when
+        there, to find each run's initial point).
     runs
         The runs (keys and status) the traces belong to.
     x
         The runtime axis.
     targets
-        Suboptimality targets.
+        Targets on the relative suboptimality (on the suboptimality itself when not ``relative``).
+    relative
+        Divide each run's suboptimality by its initial one (default); ``False``: absolute targets.
+    task
+        Only this task (or these tasks): all their variants and hardware profiles.
 
     Returns
     -------
     polars.DataFrame
-        ``SOLVER_KEYS``, ``x`` (the runtime), ``fraction`` (of pairs met by then), sorted.
+        ``SOLVER_KEYS``, ``x`` (the runtime), ``fraction`` (mean over the solver's problems of
+        the fraction of pairs met by then), ``n_problems`` (the problems it ran); sorted. Each
+        solver with a counted run starts at its first evaluation point (at ``x = 0`` when its
+        runs left no point), so a solver that met nothing shows as zero.
     """
     solver = list(SOLVER_KEYS)
+    if task is not None:
+        runs = runs.lazy().filter(pl.col("task").is_in([task] if isinstance(task, str) else list(task)))
     eligible = _ecdf_runs(runs)
-    n_problems = max(eligible.select(PROBLEM_KEYS).unique().height, 1)
     eligible = (
         eligible.join(_best_settings(runs, eligible), on=list(CONFIG_KEYS), how="semi", nulls_equal=True)
-        .with_columns(pl.len().over([*PROBLEM_KEYS, *solver]).alias("_n"))
+        .with_columns(
+            pl.len().over([*PROBLEM_KEYS, *solver]).alias("_n"),
+            pl.struct(PROBLEM_KEYS).n_unique().over(solver).alias("n_problems"),
+            pl.struct(PROBLEM_KEYS).rank("dense").alias("_pid"),
+        )
         .sort("run_id")
         .with_row_index("_rid")
     )
-    # One run's share of its solver's curve: 1 / (own runs on the problem x targets x problems).
-    weight = 1.0 / (eligible["_n"].to_numpy().astype(float) * max(len(targets), 1) * n_problems)
-    lazy = traces.lazy()
-    if "suboptimality" not in lazy.collect_schema().names():
-        lazy = lazy.with_columns(pl.lit(None, pl.Float64).alias("suboptimality"))
-    points = (
-        lazy.select("run_id", pl.col(x).cast(pl.Float64).alias("x"), pl.col("suboptimality").cast(pl.Float64))
-        .join(eligible.lazy().select("run_id", "_rid"), on="run_id", how="inner")
-        .drop_nulls("x")
-        .select("_rid", "x", pl.col("suboptimality").fill_nan(_INF).fill_null(_INF))
-        .sort("_rid", "x")
-        .collect()
+    # One run's share of its solver's curve: 1 / (own runs on the problem x targets x problems it ran).
+    weight = 1.0 / (
+        eligible["_n"].to_numpy().astype(float) * max(len(targets), 1) * eligible["n_problems"].to_numpy()
     )
-    rid, gain = _target_gains(points["_rid"].to_numpy(), points["suboptimality"].to_numpy(), targets)
+    points = _ecdf_points(traces, eligible, x=x, relative=relative)
+    rid, gain = _target_gains(points["_rid"].to_numpy(), points["relative"].to_numpy(), targets)
     keep = gain > 0
-    solvers = eligible.select(solver).unique().sort(solver)
-    sid_of_run = eligible.join(solvers.with_row_index("_sid"), on=solver, how="left", nulls_equal=True).sort("_rid")
-    sid = sid_of_run["_sid"].to_numpy()[rid[keep]]
-    xs, gain = points["x"].to_numpy()[keep], gain[keep] * weight[rid[keep]]
+    solvers = eligible.select(solver).unique().sort(solver).with_row_index("_sid")
+    sid_of_run = eligible.join(solvers, on=solver, how="left", nulls_equal=True).sort("_rid")["_sid"].to_numpy()
+    # Every solver starts at its first point with no gain (a solver without points at x = 0).
+    starts = (
+        solvers.join(
+            points.lazy().join(eligible.lazy().select("_rid", *solver), on="_rid").group_by(solver)
+            .agg(pl.col("x").min()).collect(),
+            on=solver, how="left", nulls_equal=True,
+        )
+        .sort("_sid")
+    )
+    sid = np.concatenate([sid_of_run[rid[keep]], starts["_sid"].to_numpy()]).astype(np.int64)
+    xs = np.concatenate([points["x"].to_numpy()[keep], starts["x"].fill_null(0.0).to_numpy()])
+    gain = np.concatenate([gain[keep] * weight[rid[keep]], np.zeros(starts.height)])
     order = np.lexsort((xs, sid))
     sid, xs, gain = sid[order], xs[order], gain[order]
     total = np.cumsum(gain)
@@ -1060,9 +1150,49 @@ def ecdf(
     before = np.concatenate([[0], total[:-1]])[first]
     total = total - np.repeat(before, np.diff(np.append(np.flatnonzero(first), sid.size)))
     last = np.concatenate([(sid[1:] != sid[:-1]) | (xs[1:] != xs[:-1]), [True]]) if sid.size else first
-    labels = solvers[sid[last]] if sid.size else solvers.clear()
+    counts = solvers.join(eligible.group_by(solver).agg(pl.col("n_problems").first()), on=solver, how="left",
+                          nulls_equal=True).sort("_sid")
+    labels = counts[sid[last]] if sid.size else counts.clear()
     fraction = np.clip(total[last], 0.0, 1.0)  # sums of shares: no rounding above 1
-    return labels.with_columns(pl.Series("x", xs[last], dtype=pl.Float64), pl.Series("fraction", fraction))
+    return labels.select(
+        *solver, pl.Series("x", xs[last], dtype=pl.Float64), pl.Series("fraction", fraction, dtype=pl.Float64),
+        pl.col("n_problems").cast(pl.Int64),
+    )
+
+
+def _ecdf_points(
+    traces: pl.DataFrame | pl.LazyFrame, eligible: pl.DataFrame, *, x: str, relative: bool
+) -> pl.DataFrame:
+    """The evaluation points of ``eligible``'s runs, sorted by (run, runtime): ``_rid``, ``x``,
+    ``relative`` (the suboptimality over the run's initial one, see :func:`ecdf`; with
+    ``relative=False`` the suboptimality itself; non-finite or missing: infinite)."""
+    lazy = traces.lazy()
+    names = lazy.collect_schema().names()
+    if "suboptimality" not in names:
+        lazy = lazy.with_columns(pl.lit(None, pl.Float64).alias("suboptimality"))
+    order = pl.col("step").cast(pl.Float64) if "step" in names else pl.col(x).cast(pl.Float64)
+    base = lazy.select(
+        "run_id", pl.col(x).cast(pl.Float64).alias("x"), order.alias("_order"),
+        pl.col("suboptimality").cast(pl.Float64),
+    ).join(eligible.lazy().select("run_id", "_rid", "_pid"), on="run_id", how="inner")
+    value = pl.col("suboptimality").fill_nan(_INF).fill_null(_INF)
+    if not relative:
+        return base.drop_nulls("x").select("_rid", "x", value.alias("relative")).sort("_rid", "x").collect()
+    initial = (
+        base.group_by("_rid", "_pid")
+        .agg(pl.col("suboptimality").sort_by("_order", nulls_last=True).first().alias("_s0"))
+        .with_columns(pl.when(pl.col("_s0").is_finite() & (pl.col("_s0") > 0)).then(pl.col("_s0")).alias("_s0"))
+        .with_columns(pl.col("_s0").fill_null(pl.col("_s0").median().over("_pid")))
+        .select("_rid", "_s0")
+    )
+    # No reference (no positive finite initial value on the problem): the run meets no target.
+    ratio = pl.when(pl.col("_s0").is_not_null()).then(value / pl.col("_s0")).otherwise(_INF)
+    return (
+        base.drop_nulls("x").join(initial, on="_rid", how="left")
+        .select("_rid", "x", ratio.fill_nan(_INF).alias("relative"))
+        .sort("_rid", "x")
+        .collect()
+    )
 
 
 def _best_settings(runs: pl.DataFrame | pl.LazyFrame, eligible: pl.DataFrame) -> pl.DataFrame:
@@ -1111,26 +1241,41 @@ def _ecdf_runs(runs: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
 
 
 def ecdf_summary(curve: pl.DataFrame, *, solvers: pl.DataFrame | None = None) -> pl.DataFrame:
-    """Per solver: the fraction of target pairs met at the end, and the area under the ECDF.
+    """Per solver: the problems it ran, the fraction of target pairs met at the end, and the area under the ECDF.
 
     The area is taken over log10 of the runtime, from the smallest positive runtime in
-    ``curve`` to the largest, normalized to [0, 1] (COCO's aggregated area). ``solvers``
-    (``SOLVER_KEYS`` columns) adds the solvers that met no target, with zeros.
+    ``curve`` to the largest, normalized to [0, 1] (COCO's aggregated area). Both are means
+    over the solver's own problems (:func:`ecdf`), whose count is ``n_problems`` (from the
+    curve's column; null for a hand-made curve without it). ``solvers`` (``SOLVER_KEYS``
+    columns) adds the solvers absent from ``curve`` with zeros: they ran no problem of the ECDF
+    (``n_problems`` 0).
+
+    Returns
+    -------
+    polars.DataFrame
+        ``SOLVER_KEYS``, ``n_problems``, ``ecdf_final``, ``ecdf_area``; best area first.
     """
     solver = list(SOLVER_KEYS)
     positive = curve.filter(pl.col("x") > 0)
     lo = np.log10(positive["x"].min()) if not positive.is_empty() else 0.0
     hi = np.log10(positive["x"].max()) if not positive.is_empty() else 0.0
+    counted = "n_problems" in curve.columns
     rows = []
     for key, group in curve.group_by(*solver, maintain_order=True):
         xs, fs = group["x"].to_numpy(), group["fraction"].to_numpy()
         final = float(fs[-1]) if fs.size else 0.0
-        rows.append({**dict(zip(solver, key)), "ecdf_final": final, "ecdf_area": _log_area(xs, fs, lo, hi)})
-    schema = {**{k: pl.String for k in solver}, "ecdf_final": pl.Float64, "ecdf_area": pl.Float64}
+        n = int(group["n_problems"][0]) if counted and group["n_problems"][0] is not None else None
+        rows.append({**dict(zip(solver, key)), "n_problems": n, "ecdf_final": final,
+                     "ecdf_area": _log_area(xs, fs, lo, hi)})
+    schema = {**{k: pl.String for k in solver}, "n_problems": pl.Int64, "ecdf_final": pl.Float64,
+              "ecdf_area": pl.Float64}
     table = pl.DataFrame(rows, schema=schema)
     if solvers is not None:
         missing = solvers.select(solver).unique().join(table, on=solver, how="anti", nulls_equal=True)
-        zeros = missing.with_columns(pl.lit(0.0).alias("ecdf_final"), pl.lit(0.0).alias("ecdf_area"))
+        zeros = missing.select(
+            *(pl.col(k).cast(pl.String) for k in solver), pl.lit(0, pl.Int64).alias("n_problems"),
+            pl.lit(0.0).alias("ecdf_final"), pl.lit(0.0).alias("ecdf_area"),
+        )
         table = pl.concat([table, zeros])
     return table.sort(["ecdf_area", "ecdf_final", *solver], descending=[True, True, False, False], nulls_last=True)
 
@@ -1209,67 +1354,92 @@ def convergence_bands(
     x: Literal["time_s", "step", "oracle_calls"] = "time_s",
     points: int = 80,
     quantiles: tuple[float, float] = (0.1, 0.9),
+    relative: bool = False,
+    grid: Literal["linear", "log"] = "linear",
 ) -> pl.DataFrame:
-    """Per solver: the median and a quantile band over runs of ``value`` along ``x``.
+    """Per configuration: the median and a quantile band over its runs of ``value`` along ``x``.
 
-    Each run's value is read on a common grid (the distinct ``x`` values when there are at most
-    ``2 * points`` of them, else ``points`` evenly spaced ones) as its last evaluation at or
-    before the grid point (a run that stopped keeps its last value; one
-    that failed keeps its non-finite value, which counts as the worst value of ``value``'s
-    direction in the quantiles: ``+inf`` where lower is better, ``-inf`` where the task
-    declares ``lower_is_better: false``, e.g. an accuracy; the runs' ``metrics`` column says
-    which, lower is better without it).
+    A configuration is a method, framework and hyperparameter setting: a sweep's settings (a
+    spiked and a control run, four flip fractions) are separate lines, never one band. Each
+    run's value is read on a common grid (the distinct ``x`` values when there are at most
+    ``2 * points`` of them, else ``points`` evenly spaced ones, or log-spaced over the positive
+    ``x`` with ``grid="log"``) as its last evaluation at or before the grid point (a run that
+    stopped keeps its last value; one that failed keeps its non-finite value, which counts as the
+    worst value of ``value``'s direction in the quantiles: ``+inf`` where lower is better,
+    ``-inf`` where the task declares ``lower_is_better: false``, e.g. an accuracy; the runs'
+    ``metrics`` column says which, lower is better without it), up to its last point: past it,
+    the failed run leaves the band (its line ends where it failed). With ``relative``, each run's
+    value is divided by its value at its first evaluation point (the relative suboptimality).
 
     Returns
     -------
     polars.DataFrame
-        ``SOLVER_KEYS``, ``x``, ``median``, ``lo``, ``hi``, ``n`` (runs with a value there).
+        ``SOLVER_KEYS``, ``hyperparameters``, ``label`` (:func:`configuration_labels`), ``x``,
+        ``median``, ``lo``, ``hi``, ``n`` (runs with a value there).
     """
-    solver = list(SOLVER_KEYS)
-    empty = pl.DataFrame(schema={**{k: pl.String for k in solver}, "x": pl.Float64, "median": pl.Float64,
+    config = [*SOLVER_KEYS, "hyperparameters"]
+    empty = pl.DataFrame(schema={**{k: pl.String for k in (*config, "label")}, "x": pl.Float64, "median": pl.Float64,
                                  "lo": pl.Float64, "hi": pl.Float64, "n": pl.UInt32})
     lazy = traces.lazy()
     if value not in lazy.collect_schema().names():
         return empty
-    run_lazy = runs.lazy()
+    run_lazy = with_run_columns(runs, metrics=()).select("run_id", *config, "task", "metrics", "status")
     higher = [task for task, metrics in metric_info(run_lazy).items()
               if metrics.get(value, {}).get("lower_is_better", True) is False]
-    has_task = "task" in run_lazy.collect_schema().names()
-    worst = (pl.when(pl.col("task").is_in(higher)).then(-_INF).otherwise(_INF) if has_task and higher
-             else pl.lit(_INF))
+    worst = pl.when(pl.col("task").is_in(higher)).then(-_INF).otherwise(_INF) if higher else pl.lit(_INF)
     v = pl.col("v")
     points_frame = (
         lazy.select("run_id", pl.col(x).cast(pl.Float64).alias("x"), pl.col(value).cast(pl.Float64).alias("v"))
         .drop_nulls("x")
-        .join(run_lazy.select("run_id", *solver, *(["task"] if has_task else [])), on="run_id", how="inner")
-        .with_columns(pl.when(v.is_not_null() & ~v.is_finite()).then(worst).otherwise(v).alias("v"))
-        .select("run_id", *solver, "x", "v")
+        .join(run_lazy.select("run_id", *config, "task"), on="run_id", how="inner")
+        .sort("run_id", "x")
+    )
+    if relative:  # a run's value over its first one (no scale where that is zero or not finite)
+        first = v.drop_nulls().first().over("run_id")
+        points_frame = points_frame.with_columns(pl.when(first.is_finite() & (first != 0)).then(v / first).alias("v"))
+    points_frame = (
+        points_frame.with_columns(pl.when(v.is_not_null() & ~v.is_finite()).then(worst).otherwise(v).alias("v"))
+        .select("run_id", *config, "x", "v")
         .sort("x")
         .collect()
     )
     if points_frame.is_empty():
         return empty
     distinct = points_frame["x"].unique().sort()
-    if distinct.len() <= 2 * points:
-        grid = pl.DataFrame({"x": distinct})
+    positive = distinct.filter(distinct > 0)
+    if grid == "log" and positive.len() > 2 * points:
+        axis = pl.DataFrame({"x": np.geomspace(positive.min(), positive.max(), points)})
+    elif distinct.len() <= 2 * points:
+        axis = pl.DataFrame({"x": distinct})
     else:
-        grid = pl.DataFrame({"x": np.linspace(distinct.min(), distinct.max(), points)})
-    left = points_frame.select("run_id", *solver).unique().join(grid, how="cross").sort("x")
+        axis = pl.DataFrame({"x": np.linspace(distinct.min(), distinct.max(), points)})
+    # A failed run's line ends at its last point (a diverged run does not hold its last value to the end).
+    ends = points_frame.group_by("run_id").agg(pl.col("x").max().alias("_end")).join(
+        run_lazy.select("run_id", "status").collect(), on="run_id", how="left")
+    ends = ends.with_columns(pl.when(pl.col("status").is_in(_statuses(FAILED))).then("_end").otherwise(_INF)
+                             .alias("_end"))
+    left = (points_frame.select("run_id", *config).unique().join(axis, how="cross")
+            .join(ends.select("run_id", "_end"), on="run_id", how="left")
+            .filter(pl.col("x") <= pl.col("_end")).drop("_end").sort("x"))
     sampled = left.join_asof(
         points_frame.select("run_id", "x", "v"), on="x", by="run_id", strategy="backward", check_sortedness=False
     )
     low, high = quantiles
-    return (
+    bands = (
         sampled.drop_nulls("v")
-        .group_by(*solver, "x")
+        .group_by(*config, "x")
         .agg(
             pl.col("v").median().alias("median"),
             pl.col("v").quantile(low, "lower").alias("lo"),
             pl.col("v").quantile(high, "higher").alias("hi"),
             pl.len().alias("n"),
         )
-        .sort(*solver, "x")
     )
+    configs = bands.select(config).unique().sort(config, nulls_last=True)
+    labelled = configs.with_columns(configuration_labels(configs))
+    return bands.join(labelled, on=config, how="left", nulls_equal=True).select(
+        *config, "label", "x", "median", "lo", "hi", "n"
+    ).sort(*config, "x", nulls_last=True)
 
 
 def probe_columns(traces: pl.DataFrame | pl.LazyFrame, metrics: Iterable[str] = ()) -> list[str]:
@@ -1330,6 +1500,63 @@ def hardware_speedups(runs: pl.DataFrame | pl.LazyFrame, *, baseline: str | None
         (pl.col("_base_step") / pl.col("median_time_per_step_s")).alias("speedup_per_step"),
     )
     return joined.drop("_base_ttt", "_base_step").sort(*keys, "hardware", nulls_last=True)
+
+
+def framework_comparison(
+    runs: pl.DataFrame | pl.LazyFrame, *, baseline: str = "torch", values: Sequence[str] = ("objective", "suboptimality")
+) -> pl.DataFrame:
+    """Per configuration run in several frameworks: do they agree, and which is faster?
+
+    For each problem, method and hyperparameter setting with runs in ``baseline`` and another
+    framework: the median final ``values`` of each framework's runs that did not fail, their
+    relative difference to the baseline's (``|v - v_base| / max(|v|, |v_base|, AGREEMENT_FLOOR)``:
+    the same algorithm on the same data should agree to rounding; values at rounding level, such as
+    a suboptimality of -1e-16, are compared on the floor's scale), the median time per
+    step (:func:`time_per_step`) and the speed-up per step over the baseline (its median over
+    this framework's). The baseline's own rows are included (difference 0, speed-up 1).
+
+    Returns
+    -------
+    polars.DataFrame
+        ``PROBLEM_KEYS``, ``method``, ``hyperparameters``, ``framework``, ``n_runs``, for each of
+        ``values`` present ``median_<v>`` and ``rel_diff_<v>``, ``median_time_per_step_s``,
+        ``speedup_per_step``; empty without two frameworks.
+    """
+    lazy = prepare(runs).filter(pl.col("counted"))
+    names = lazy.collect_schema().names()
+    present = [v for v in values if v in names]
+    keys = [*PROBLEM_KEYS, "method", "hyperparameters"]
+    schema = {**{k: pl.String for k in (*keys, "framework")}, "n_runs": pl.UInt32,
+              **{f"{p}_{v}": pl.Float64 for v in present for p in ("median", "rel_diff")},
+              "median_time_per_step_s": pl.Float64, "speedup_per_step": pl.Float64}
+    ok = ~pl.col("failed")
+    table = lazy.group_by(*keys, "framework").agg(
+        pl.len().alias("n_runs"),
+        *[pl.col(v).cast(pl.Float64).filter(ok).median().alias(f"median_{v}") for v in present],
+        time_per_step(names).median().alias("median_time_per_step_s"),
+    ).collect()
+    base = table.filter(pl.col("framework") == baseline).select(
+        *keys, *[pl.col(f"median_{v}").alias(f"_base_{v}") for v in present],
+        pl.col("median_time_per_step_s").alias("_base_step"),
+    )
+    paired = table.join(base, on=keys, how="inner", nulls_equal=True)
+    several = paired.group_by(keys).agg(pl.col("framework").n_unique().alias("_k")).filter(pl.col("_k") > 1)
+    paired = paired.join(several.drop("_k"), on=keys, how="semi", nulls_equal=True)
+    if paired.is_empty():
+        return pl.DataFrame(schema=schema)
+
+    def rel_diff(v: str) -> pl.Expr:
+        a, b = pl.col(f"median_{v}"), pl.col(f"_base_{v}")
+        # Values at rounding level (a suboptimality of -1e-16 against 6e-17) agree: their scale is the floor.
+        scale = pl.max_horizontal(a.abs(), b.abs(), pl.lit(AGREEMENT_FLOOR))
+        return ((a - b).abs() / scale).alias(f"rel_diff_{v}")
+
+    return (
+        paired.with_columns(*[rel_diff(v) for v in present],
+                            (pl.col("_base_step") / pl.col("median_time_per_step_s")).alias("speedup_per_step"))
+        .select(list(schema))
+        .sort(*keys, pl.col("framework") != baseline, "framework", nulls_last=True)
+    )
 
 
 def _old_clock(names: Sequence[str]) -> pl.Expr:
@@ -1409,8 +1636,8 @@ def display_tables(tables: Mapping[str, pl.DataFrame]) -> dict[str, pl.DataFrame
         tasks = tables["tasks"]
         tasks = tasks.with_columns(
             problem_labels(tasks),
-            _interval("time_to_target_lo", "time_to_target_hi").alias("time CI [s]"),
-            _interval("suboptimality_lo", "suboptimality_hi").alias("subopt. CI"),
+            interval_text("time_to_target_lo", "time_to_target_hi").alias("time CI [s]"),
+            interval_text("suboptimality_lo", "suboptimality_hi").alias("subopt. CI"),
             # An untested configuration says why in place of its ties.
             pl.when(pl.col("significance") != "").then(pl.col("significance")).otherwise(pl.col("tied_with"))
             .alias("tied_with"),
@@ -1420,7 +1647,7 @@ def display_tables(tables: Mapping[str, pl.DataFrame]) -> dict[str, pl.DataFrame
                                         "time CI [s]", "median_suboptimality", "subopt. CI", "unit", "tied_with",
                                         "n_runs", "n_failed", "failures", "n_skipped", *extra])
     if "ecdf" in tables:
-        shown["ecdf"] = _texts(tables["ecdf"], ["method", "framework", "ecdf_final", "ecdf_area"])
+        shown["ecdf"] = _texts(tables["ecdf"], ["method", "framework", "n_problems", "ecdf_final", "ecdf_area"])
     return shown
 
 
@@ -1463,7 +1690,11 @@ def _text(value: object) -> str:
     return str(value)
 
 
-def _interval(lo: str, hi: str) -> pl.Expr:
+def interval_text(lo: str, hi: str) -> pl.Expr:
+    """An interval's columns ``lo`` and ``hi`` as text: ``[0.0123, 0.0456]`` (``inf``; ``-`` when missing).
+
+    One narrow column instead of two: a table of intervals fits a laptop's screen.
+    """
     def text(column: str) -> pl.Expr:
         value = pl.col(column)
         return (

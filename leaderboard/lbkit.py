@@ -19,16 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import altair as alt
-import numpy as np
 import polars as pl
 import streamlit as st
 
-from harness import score
+from harness import charts, score
 from harness.leaderboard import (
     CATALOG_ENV,
     STORE_ENV,
     escape_markdown,
-    method_colour,
     method_declarations,
     store_fingerprint,
 )
@@ -36,13 +34,12 @@ from harness.record import NOT_RUN
 from harness.store import DECLARATIONS_DIR, scan_runs, scan_traces
 
 #: Sidebar filters: run column -> label.
-FILTERS: dict[str, str] = {"hardware": "Hardware profile", "framework": "Framework", "task_family": "Task family"}
+FILTERS: dict[str, str] = {"suite": "Suite", "hardware": "Hardware profile", "framework": "Framework",
+                           "task_family": "Task family"}
 #: Rows shown at most in the runs explorer's table.
 MAX_ROWS = 2000
 #: Per-run files above which the overview suggests compacting the store.
 COMPACT_HINT = 2000
-#: Floor of log-scaled suboptimality plots (zero and negative values sit on it).
-LOG_FLOOR = 1e-16
 
 Filters = tuple[tuple[str, tuple[str, ...]], ...]
 
@@ -95,22 +92,7 @@ def _filter(frame: pl.DataFrame, filters: Filters) -> pl.DataFrame:
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def _overview(store: str, fingerprint: tuple[int, ...], filters: Filters) -> dict[str, pl.DataFrame]:
-    frame = _filter(_runs(store, fingerprint), filters)
-    table = score.medians(frame)
-    ratios = score.performance_ratios(table)
-    per_solver = table.group_by(*score.SOLVER_KEYS).agg(
-        pl.col("method_family").drop_nulls().first() if "method_family" in table.columns
-        else pl.lit(None, pl.String).alias("method_family"),
-        pl.col("n_runs").sum(), pl.col("n_failed").sum(), pl.col("n_skipped").sum(),
-    )
-    scores = score.profile_scores(ratios).join(per_solver, on=list(score.SOLVER_KEYS), how="left")
-    scores = scores.join(score.solver_costs(frame), on=list(score.SOLVER_KEYS), how="left", nulls_equal=True)
-    return {
-        "medians": table,
-        "ratios": ratios,
-        "scores": scores,
-        "profiles": score.profile_steps(ratios),
-    }
+    return score.overview_tables(_filter(_runs(store, fingerprint), filters))
 
 
 def overview(filters: Filters) -> dict[str, pl.DataFrame]:
@@ -156,18 +138,32 @@ def task_traces(filters: Filters, task: str) -> pl.DataFrame:
     return _task_traces(*store_key(), filters, task)
 
 
+@st.cache_data(max_entries=16, show_spinner=False)
+def _run_trace(store: str, fingerprint: tuple[int, ...], run_id: str) -> pl.DataFrame:
+    return scan_traces(store, [run_id]).collect().sort("step")
+
+
+def run_trace(run_id: str) -> pl.DataFrame:
+    """The trace of one run, by step."""
+    return _run_trace(*store_key(), run_id)
+
+
 @st.cache_data(max_entries=8, show_spinner=False)
-def _ecdf(store: str, fingerprint: tuple[int, ...], filters: Filters, x: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _ecdf(store: str, fingerprint: tuple[int, ...], filters: Filters, x: str,
+          task: str | None) -> tuple[pl.DataFrame, pl.DataFrame]:
     frame = _filter(_runs(store, fingerprint), filters)
+    if task is not None:  # only its runs' traces are read
+        frame = frame.filter(pl.col("task") == task)
     traces = scan_traces(store, frame["run_id"].to_list())
     curve = score.ecdf(traces, frame, x=x)  # type: ignore[arg-type]
     solvers = frame.filter(~pl.col("status").is_in(NOT_RUN)).select(score.SOLVER_KEYS).unique()
-    return sample_steps(curve, points=200), score.ecdf_summary(curve, solvers=solvers)
+    return charts.sample_steps(curve, points=200), score.ecdf_summary(curve, solvers=solvers)
 
 
-def ecdf(filters: Filters, x: str) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Each solver's ECDF sampled at 200 log-spaced runtimes, and its summary (reads traces)."""
-    return _ecdf(*store_key(), filters, x)
+def ecdf(filters: Filters, x: str, task: str | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Each solver's ECDF (over ``task``'s problems, or all) sampled at 200 log-spaced runtimes,
+    and its summary with the problems each solver ran (reads traces)."""
+    return _ecdf(*store_key(), filters, x, task)
 
 
 @st.cache_resource(show_spinner=False)
@@ -194,7 +190,14 @@ def sidebar_filters() -> Filters:
     chosen = []
     for column, label in FILTERS.items():
         options = sorted(frame[column].drop_nulls().unique().to_list()) if column in frame.columns else []
-        picked = st.sidebar.multiselect(label, options, key=f"filter_{column}", placeholder="all")
+        key = f"filter_{column}"
+        if key not in st.session_state:  # a link's filters (?suite=ghost-spike): the page opens filtered
+            linked = [v for v in st.query_params.get_all(column) if v in options]
+            if linked:
+                st.session_state[key] = linked
+        picked = st.sidebar.multiselect(label, options, key=key, placeholder="all")
+        if sorted(st.query_params.get_all(column)) != sorted(picked):
+            st.query_params[column] = picked  # the URL names the filters, so a filtered view can be linked
         chosen.append((column, tuple(sorted(picked))))
     return tuple(chosen)
 
@@ -304,107 +307,6 @@ def clock_flag_notice(runs: pl.DataFrame, *, where: str = "in view", methods: bo
 
 
 # -- charts -----------------------------------------------------------------------------------
-
-
-def colour(methods: Sequence[str]) -> alt.Scale:
-    """The stable method colour scale (same method, same colour, on every chart)."""
-    domain = sorted(set(methods))
-    return alt.Scale(domain=domain, range=[method_colour(m) for m in domain])
-
-
-def _encode_solver(frame: pl.DataFrame) -> dict[str, Any]:
-    scale = colour(frame["method"].to_list())
-    encodings: dict[str, Any] = {"color": alt.Color("method:N", scale=scale, title="method")}
-    if "framework" in frame.columns and frame["framework"].n_unique() > 1:
-        frameworks = sorted(frame["framework"].drop_nulls().unique().to_list(), key=lambda f: (f != "torch", f))
-        dashes = [[1, 0], [6, 3], [2, 2], [8, 2, 2, 2]]
-        scale = alt.Scale(domain=frameworks, range=[dashes[i % len(dashes)] for i in range(len(frameworks))])
-        encodings["strokeDash"] = alt.StrokeDash("framework:N", title="framework", scale=scale)
-    return encodings
-
-
-def profile_chart(profiles: pl.DataFrame) -> alt.Chart:
-    """Dolan-More profiles: rho(tau) over tau in [1, 4], one step line per solver."""
-    return (
-        alt.Chart(profiles)
-        .mark_line(interpolate="step-after")
-        .encode(
-            x=alt.X("tau:Q", title="τ (time-to-target / best)", scale=alt.Scale(domain=[1, score.TAU_MAX])),
-            y=alt.Y("rho:Q", title="ρ(τ): fraction of problems ↑", scale=alt.Scale(domain=[0, 1])),
-            tooltip=["method:N", "framework:N", alt.Tooltip("tau:Q", format=".3f"), alt.Tooltip("rho:Q", format=".3f")],
-            **_encode_solver(profiles),
-        )
-        .properties(height=340)
-    )
-
-
-def band_chart(bands: pl.DataFrame, *, x_title: str, y_title: str, log_y: bool) -> alt.LayerChart:
-    """Median line and quantile band per solver."""
-    data = bands.with_columns(
-        [_plottable(pl.col(c), log_y).alias(c) for c in ("median", "lo", "hi")]
-    )
-    y_scale = alt.Scale(type="log") if log_y else alt.Scale(zero=False)
-    base = alt.Chart(data).encode(x=alt.X("x:Q", title=x_title), **_encode_solver(data))
-    band = base.mark_area(opacity=0.18).encode(
-        y=alt.Y("lo:Q", scale=y_scale, title=y_title), y2="hi:Q", strokeDash=alt.value([0])
-    )
-    line = base.mark_line().encode(
-        y=alt.Y("median:Q", scale=y_scale, title=y_title),
-        tooltip=["method:N", "framework:N", alt.Tooltip("x:Q", format=".4g"), alt.Tooltip("median:Q", format=".3e"),
-                 alt.Tooltip("lo:Q", format=".3e"), alt.Tooltip("hi:Q", format=".3e"), "n:Q"],
-    )
-    return alt.layer(band, line).properties(height=320)
-
-
-def _plottable(column: pl.Expr, log_y: bool) -> pl.Expr:
-    finite = pl.when(column.is_finite()).then(column)
-    return finite.clip(lower_bound=LOG_FLOOR) if log_y else finite
-
-
-def ecdf_chart(sampled: pl.DataFrame, *, x_title: str) -> alt.Chart:
-    """ECDF step lines over a log runtime axis (of a curve sampled by :func:`sample_steps`)."""
-    return (
-        alt.Chart(sampled)
-        .mark_line(interpolate="step-after")
-        .encode(
-            x=alt.X("x:Q", title=x_title, scale=alt.Scale(type="log")),
-            y=alt.Y("fraction:Q", title="fraction of (run, target) pairs ↑", scale=alt.Scale(domain=[0, 1])),
-            tooltip=["method:N", "framework:N", alt.Tooltip("x:Q", format=".4g"),
-                     alt.Tooltip("fraction:Q", format=".3f")],
-            **_encode_solver(sampled),
-        )
-        .properties(height=340)
-    )
-
-
-def sample_steps(curve: pl.DataFrame, *, points: int) -> pl.DataFrame:
-    """Sample each solver's step function at log-spaced positive x (keeps charts small)."""
-    positive = curve.filter(pl.col("x") > 0)
-    if positive.is_empty():
-        return positive
-    grid = np.unique(np.geomspace(positive["x"].min(), positive["x"].max(), points))
-    solvers = curve.select(score.SOLVER_KEYS).unique()
-    left = solvers.join(pl.DataFrame({"x": grid}), how="cross").sort("x")
-    sampled = left.join_asof(
-        curve.sort("x"), on="x", by=list(score.SOLVER_KEYS), strategy="backward", check_sortedness=False
-    )
-    return sampled.with_columns(pl.col("fraction").fill_null(0.0)).sort(*score.SOLVER_KEYS, "x")
-
-
-def speedup_chart(table: pl.DataFrame) -> alt.Chart:
-    """Per-step speedup of each method on each non-baseline profile."""
-    return (
-        alt.Chart(table)
-        .mark_bar()
-        .encode(
-            x=alt.X("speedup_per_step:Q", title="speedup per step over the baseline ↑ [×]"),
-            y=alt.Y("method:N", title=None),
-            row=alt.Row("hardware:N", title=None),
-            color=alt.Color("method:N", scale=colour(table["method"].to_list()), legend=None),
-            tooltip=["method:N", "framework:N", "hardware:N", alt.Tooltip("speedup_per_step:Q", format=".2f"),
-                     alt.Tooltip("speedup_time_to_target:Q", format=".2f")],
-        )
-    )
 
 
 def show_chart(chart: alt.TopLevelMixin, *, key: str) -> None:

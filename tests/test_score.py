@@ -235,20 +235,24 @@ def test_ecdf_counts_targets_met_by_best_so_far() -> None:
     })
     curve = score.ecdf(traces, runs)
     a = curve.filter(pl.col("method") == "A")
-    # Problem q measured no suboptimality: left out. A's pairs on p: its 2 runs x 51 targets.
-    # r0 meets 1e2..1e1 (6 targets) at t=1 and all 51 at t=2; the error run r1 meets none.
-    assert a["x"].to_list() == [1.0, 2.0]
-    assert a["fraction"].to_list() == pytest.approx([6 / 102, 51 / 102])
+    # Targets are relative to each run's initial suboptimality (here 1e3) since the ECDF stopped
+    # using absolute ones; each curve now starts at its first point (t=0) with nothing met.
+    # Problem q measured no suboptimality: left out. A's pairs on p: its 2 runs x 40 targets.
+    # r0 meets 10**-0.2..1e-2 relative (10 targets) at t=1 and all 40 at t=2; the error run r1 meets none.
+    assert a["x"].to_list() == [0.0, 1.0, 2.0]
+    assert a["fraction"].to_list() == pytest.approx([0.0, 10 / 80, 40 / 80])
+    assert a["n_problems"].unique().to_list() == [1]  # q (unmeasured) is not one of A's problems
     b = curve.filter(pl.col("method") == "B")
-    # B meets 1e2..1e-1 (16 targets) at t=5, out of its own 1 run x 51 targets.
-    assert b["fraction"].to_list() == pytest.approx([16 / 51])
+    # B meets 10**-0.2..1e-4 relative (20 targets) at t=5, out of its own 1 run x 40 targets.
+    assert b["fraction"].to_list() == pytest.approx([0.0, 20 / 40])
     by_step = score.ecdf(traces, runs, x="step").filter(pl.col("method") == "A")
-    assert by_step["x"].to_list() == [10.0, 20.0]
+    assert by_step["x"].to_list() == [0.0, 10.0, 20.0]
 
 
-def test_ecdf_targets_are_51_log_spaced_from_1e2_to_1e_minus_8() -> None:
+def test_ecdf_targets_are_40_log_spaced_below_1_down_to_1e_minus_8() -> None:
+    # Was 51 absolute targets 1e2..1e-8; now relative to the initial suboptimality, all below 1.
     targets = np.asarray(score.ECDF_TARGETS)
-    assert targets.size == 51 and targets[0] == pytest.approx(1e2) and targets[-1] == pytest.approx(1e-8)
+    assert targets.size == 40 and targets[0] == pytest.approx(10 ** -0.2) and targets[-1] == pytest.approx(1e-8)
     assert np.allclose(np.diff(np.log10(targets)), -0.2)
 
 

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["PROBES", "Probe", "ProbeContext", "make_probe"]
+__all__ = ["OUTPUTS", "PROBES", "Probe", "ProbeContext", "ProbeOutput", "make_probe", "probe_output"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,86 @@ PROBES: dict[str, str] = {
     "ghost-radius": "harness.probes.ghost:GhostRadius",
     "hessian-top": "harness.probes.hessian:HessianTop",
 }
+
+
+@dataclass(frozen=True)
+class ProbeOutput:
+    """How one value of a probe reads: its unit, its axis and the line the paper reads it against.
+
+    ``reference`` draws a line at that value for every run (``r = 1``); with ``reference_over``
+    the line is ``reference / <hyperparameter>`` of each configuration (``2 / lr``), so it is
+    drawn per configuration. ``log``: the value spans decades and is plotted on a log axis
+    (values at or below zero sit on its floor).
+    """
+
+    unit: str
+    description: str
+    log: bool = True
+    reference: float | None = None
+    reference_over: str | None = None
+    reference_text: str = ""
+
+    def reference_value(self, hyperparameters: Mapping[str, Any]) -> float | None:
+        """The reference line's value for a configuration with ``hyperparameters`` (None: no line)."""
+        if self.reference is None:
+            return None
+        if self.reference_over is None:
+            return self.reference
+        over = hyperparameters.get(self.reference_over)
+        if not isinstance(over, (int, float)) or isinstance(over, bool) or over == 0:
+            return None
+        return self.reference / float(over)
+
+
+_RATIO = "ratio"
+#: Probe id -> value name -> how it reads (the leaderboard's axes, units and reference lines).
+OUTPUTS: dict[str, dict[str, ProbeOutput]] = {
+    "ghost-radius": {
+        "r": ProbeOutput(_RATIO, "step length over the Taylor radius rho_a (no failure for r < 1)",
+                         reference=1.0, reference_text="r = 1"),
+        "r_exact": ProbeOutput(_RATIO, "step length over the exact radius (two logits)",
+                               reference=1.0, reference_text="r = 1"),
+        "rho_a": ProbeOutput("parameter norm", "Taylor radius pi / Delta_a along the step"),
+        "rho_exact": ProbeOutput("parameter norm", "exact radius of the binary cross-entropy along the step"),
+        "step_norm": ProbeOutput("parameter norm", "length of the last step"),
+    },
+    "hessian-top": {
+        **{f"lambda_{i}": ProbeOutput("loss / parameter²", f"Hessian eigenvalue {i} (Lanczos)",
+                                      reference=2.0, reference_over="lr", reference_text="2 / lr")
+           for i in range(1, 9)},
+        "edge": ProbeOutput(_RATIO, "lambda_1 over 2 / lr (gradient descent is stable below 1)",
+                            reference=1.0, reference_text="edge = 1"),
+    },
+    "coherence": {
+        "m_coherence": ProbeOutput(_RATIO, "m-coherence of per-example gradients (about 1: orthogonal)",
+                                   reference=1.0, reference_text="α = 1: orthogonal"),
+        "alpha": ProbeOutput(_RATIO, "m-coherence over m (1: all gradients equal)"),
+        "examples": ProbeOutput("examples", "per-example gradients used", log=False),
+    },
+    "drift": {
+        "implicit_reg": ProbeOutput("loss", "implicit regularizer (h/4) ||grad f||²"),
+        "modified_objective": ProbeOutput("loss", "f + implicit regularizer", log=False),
+        "step_drift": ProbeOutput("parameter norm", "(h²/2) ||H g||: one step's distance to the flow"),
+        "norm_sq_increment": ProbeOutput("parameter norm²", "||x_t||² - ||x_(t-1)||²", log=False),
+        "lr2_grad_sq": ProbeOutput("parameter norm²", "h² ||g||²: the Noether increment", log=False),
+    },
+}
+
+
+def probe_output(column: str) -> ProbeOutput | None:
+    """The :class:`ProbeOutput` of a trace column ``<probe id>/<name>[.<group>]`` (None: not declared).
+
+    Examples
+    --------
+    >>> probe_output("ghost-radius/r").reference
+    1.0
+    >>> probe_output("drift/implicit_reg.W").unit
+    'loss'
+    >>> probe_output("hessian-top/lambda_1").reference_value({"lr": 0.5})
+    4.0
+    """
+    probe_id, _, name = column.partition("/")
+    return OUTPUTS.get(probe_id, {}).get(name.partition(".")[0])
 
 
 def make_probe(probe_id: str, options: Mapping[str, Any]) -> Probe:

@@ -8,7 +8,8 @@ import lbkit
 import polars as pl
 import streamlit as st
 
-from harness import score
+from harness import charts, score
+from harness.probes import probe_output
 
 #: The table's columns; ``clock_flag`` is added here (the flag of runs whose clock caught compilations).
 COLUMNS = ["run_id", "task", "task_variant", "method", "settings", "framework", "hardware", "seed", "status", "clock_flag", "error", "steps",
@@ -42,6 +43,41 @@ def _with_varying_text(frame: pl.DataFrame, key: str, column: str, name: str) ->
 
     texts = pairs.with_columns(pl.Series(name, [text(*row) for row in pairs.rows()], dtype=pl.String))
     return frame.join(texts, on=[key, column], how="left", nulls_equal=True)
+
+
+def _run_curves(run_id: str, row: dict) -> None:
+    """The run's own curves: each metric and probe of its trace against the step (log axes where they span decades)."""
+    trace = lbkit.run_trace(run_id)
+    if trace.is_empty():
+        st.caption("This run recorded no evaluation point.")
+        return
+    info = score.metric_info(pl.DataFrame([row])).get(row["task"], {})
+    values = [m for m in (*sorted(info), "suboptimality", "objective") if m in trace.columns]
+    values = list(dict.fromkeys(values)) + score.probe_columns(trace, info)
+    values = [v for v in values if trace[v].drop_nulls().len() > 0]
+    st.caption(f"This run's trace: {trace.height} evaluation points. Log axes where the values span decades "
+               "(values at or below zero sit on the floor).")
+    columns = st.columns(2)
+    for i, value in enumerate(values):
+        output = probe_output(value)
+        meta = info.get(value, {})
+        unit = output.unit if output is not None else meta.get("unit", "")
+        finite = trace[value].filter(trace[value].is_finite())
+        log_y = output.log if output is not None else bool(finite.len() and finite.min() > 0 and value != "train_accuracy"
+                                                           and finite.max() / max(finite.min(), 1e-300) > 100)
+        series = trace.select(pl.lit(value).alias("label"), pl.col("step").cast(pl.Float64).alias("x"),
+                              *[pl.col(value).cast(pl.Float64).alias(c) for c in ("median", "lo", "hi")],
+                              pl.lit(1, pl.UInt32).alias("n"))
+        references = None
+        if output is not None and output.reference is not None:
+            hyper = json.loads(row["hyperparameters"]) if row.get("hyperparameters") else {}
+            level = output.reference_value(hyper)
+            if level is not None:
+                references = pl.DataFrame({"value": [level], "text": [output.reference_text]})
+        with columns[i % 2]:
+            lbkit.show_chart(charts.band_chart(series, x_title="step (log)", y_title=value + (f" [{unit}]" if unit else ""),
+                                               log_x=True, log_y=log_y, references=references, height=220),
+                             key=f"run_curve_{i}")
 
 
 filters = lbkit.current_filters()
@@ -127,6 +163,7 @@ if not lbkit.empty_notice(runs):
                                          help="An older store's first step, kept off its clock."),
             },
         )
+        _run_curves(chosen, row)
         environment = {k: row.get(k) for k in ENVIRONMENT if k in row}
         if row.get("warmup_s") is not None:
             environment["warmup_s"] = row["warmup_s"]

@@ -6,8 +6,12 @@ import lbkit
 import polars as pl
 import streamlit as st
 
-from harness import score
-from harness.record import NOT_RUN
+from harness import charts, score
+from harness.probes import probe_output
+from harness.record import FAILED, NOT_RUN
+
+#: The convergence plots' x axes (trace column -> title).
+AXES = {"time_s": "time [s]", "step": "step", "oracle_calls": "oracle calls"}
 
 filters = lbkit.current_filters()
 runs = lbkit.filtered_runs(filters)
@@ -36,10 +40,14 @@ if not lbkit.empty_notice(runs):
     table, costs, cost_config = lbkit.cost_columns(table)
     lbkit.clock_flag_notice(task_runs, where="of this task")
     st.dataframe(
-        table.select("problem", "rank", "stat_rank", "label", "framework", "hyperparameters",
-                     "median_time_to_target_s", *costs, "time_to_target_lo", "time_to_target_hi",
-                     "median_suboptimality", "suboptimality_lo", "suboptimality_hi", "median_target_metric",
-                     "tied_with", "significance", "n_runs", "n_reached", "n_failed", "failures", "n_skipped"),
+        table.with_columns(
+            score.interval_text("time_to_target_lo", "time_to_target_hi").alias("time_ci"),
+            score.interval_text("suboptimality_lo", "suboptimality_hi").alias("suboptimality_ci"),
+        ),
+        # Shown: each interval as one text column; the numbers (lo, hi, the full setting) stay in the data.
+        column_order=["problem", "rank", "stat_rank", "label", "median_time_to_target_s", "time_ci", *costs,
+                      "median_suboptimality", "suboptimality_ci", "median_target_metric", "tied_with",
+                      "significance", "n_runs", "n_reached", "n_failed", "failures", "n_skipped", "hyperparameters"],
         hide_index=True,
         key="task_ranking",
         column_config={
@@ -47,13 +55,12 @@ if not lbkit.empty_notice(runs):
             "problem": lbkit.text("problem"),
             "rank": lbkit.number("rank", fmt="%d"),
             "stat_rank": lbkit.number(score.LABELS["stat_rank"], fmt="%d"),
-            "label": lbkit.text("method"),
+            "label": lbkit.text("method", help="Its framework where several, and the hyperparameters that vary."),
+            "time_ci": lbkit.text("time CI [s]", help="Bootstrap 95% interval of the median time to target."),
+            "suboptimality_ci": lbkit.text("subopt. CI" + sub, help="Bootstrap 95% interval of the median."),
+            "hyperparameters": lbkit.text("all hyperparameters"),
             "median_time_to_target_s": lbkit.number(score.LABELS["median_time_to_target_s"], fmt="%.4g"),
-            "time_to_target_lo": lbkit.number(score.LABELS["time_to_target_lo"], fmt="%.4g"),
-            "time_to_target_hi": lbkit.number(score.LABELS["time_to_target_hi"], fmt="%.4g"),
             "median_suboptimality": lbkit.number(score.LABELS["median_suboptimality"] + sub, fmt="%.3e"),
-            "suboptimality_lo": lbkit.number(score.LABELS["suboptimality_lo"] + sub, fmt="%.3e"),
-            "suboptimality_hi": lbkit.number(score.LABELS["suboptimality_hi"] + sub, fmt="%.3e"),
             "median_target_metric": lbkit.number(score.LABELS["median_target_metric"], fmt="%.4g",
                                                  help="Median final value of the task's target metric."),
             "tied_with": lbkit.text(score.LABELS["tied_with"],
@@ -70,67 +77,130 @@ if not lbkit.empty_notice(runs):
     lbkit.cost_notes(costs)
 
     traces = lbkit.task_traces(filters, task)
-    problems = task_runs.select(score.PROBLEM_KEYS).unique().sort(score.PROBLEM_KEYS)
+    problems = task_runs.select(score.PROBLEM_KEYS).unique().sort(score.PROBLEM_KEYS, nulls_last=True)
     labels = dict(zip(score.problem_labels(problems), problems.rows()))
+    st.subheader("Convergence")
     if len(labels) > 1:
-        st.caption("The plots below show one problem (task variant and hardware profile) at a time.")
-        chosen = labels[st.selectbox("Problem", list(labels), key="task_problem")]
-        same = [pl.col(k).eq_missing(v) for k, v in zip(score.PROBLEM_KEYS, chosen)]
-        task_runs = task_runs.filter(pl.all_horizontal(same))
-        traces = traces.filter(pl.col("run_id").is_in(task_runs["run_id"].implode()))
+        st.caption("The plots below show one problem (task variant and hardware profile) at a time; "
+                   "the page's URL names it.")
+    chosen = labels[lbkit.pick("Problem", list(labels), key="task_problem", param="problem")]
+    same = [pl.col(k).eq_missing(v) for k, v in zip(score.PROBLEM_KEYS, chosen)]
+    task_runs = task_runs.filter(pl.all_horizontal(same))
+    traces = traces.filter(pl.col("run_id").is_in(task_runs["run_id"].implode()))
     metric_ids = sorted(info) or [m for m in ("suboptimality", "objective") if m in traces.columns]
     plotted = [m for m in metric_ids if m in traces.columns]
-    st.subheader("Convergence")
     if traces.is_empty() or not plotted:
         st.info("No evaluation points were recorded for these runs.")
     else:
+        cols = st.columns([2, 3, 1, 1, 2])
         default = plotted.index("suboptimality") if "suboptimality" in plotted else 0
-        metric = st.selectbox("Metric", plotted, index=default, key="task_metric")
+        metric = cols[0].selectbox("Metric", plotted, index=default, key="task_metric")
+        axes = [a for a in AXES if a in traces.columns]
+        axis = cols[1].radio("x axis", axes, horizontal=True, key="task_axis", format_func=AXES.get)
+        log_x = cols[2].checkbox("Log x", value=True, key="task_log_x")
+        finite = traces[metric].cast(pl.Float64).filter(traces[metric].cast(pl.Float64).is_finite())
+        positive = finite.len() > 0 and finite.min() > 0  # an objective can be negative (tensor PCA)
+        log_y = cols[3].checkbox("Log y", value=metric == "suboptimality" or metric == "objective" and positive,
+                                 key="task_log", help="Suboptimality at or below zero sits on the floor, 1e-16.")
+        relative = cols[4].checkbox("Relative to the start", value=False, key="task_relative",
+                                    help="Each run's value over its value at its first evaluation point.",
+                                    disabled=metric != "suboptimality") and metric == "suboptimality"
         meta = info.get(metric, {})
         arrow = "↓" if meta.get("lower_is_better", True) else "↑"
-        y_title = f"{metric} {arrow}" + (f" [{meta['unit']}]" if meta.get("unit") else "")
-        log_y = st.checkbox("Log scale", value=metric in ("suboptimality", "objective"), key="task_log")
-        st.caption("Median over seeds per method; the band spans the 10% to 90% quantiles.")
+        unit = "" if relative else (f" [{meta['unit']}]" if meta.get("unit") else "")
+        y_title = (f"relative {metric} {arrow}" if relative else f"{metric} {arrow}") + unit
+        st.caption("One line per configuration (method, framework where several, and the hyperparameters that vary): "
+                   "the median over seeds; the band spans the 10% to 90% quantiles. A run that diverged stops "
+                   "where its value stops being finite. Click a legend entry to highlight it (shift-click: several; "
+                   "double-click the chart: all).")
         traced = set(traces["run_id"].unique().to_list())
         untraced = task_runs.filter(~pl.col("run_id").is_in(list(traced)) & ~pl.col("status").is_in(NOT_RUN))
         if not untraced.is_empty():
             missing = untraced.group_by("method", "status").len().sort("method", "status")
             st.text("No evaluation point (not plotted): " + ", ".join(
                 f"{m} ({s}×{n})" for m, s, n in missing.iter_rows()))
-        left, right = st.columns(2)
-        for column, (axis, x_title) in zip((left, right), (("time_s", "time [s]"), ("step", "step"))):
-            with column:
-                bands = score.convergence_bands(traces, task_runs, value=metric, x=axis)
-                lbkit.show_chart(lbkit.band_chart(bands, x_title=x_title, y_title=y_title, log_y=log_y),
-                                 key=f"convergence_{axis}")
+        failed = task_runs.with_columns(score.configuration_labels(task_runs)).filter(pl.col("status").is_in(FAILED))
+        if not failed.is_empty():
+            counts = failed.group_by("label", "status").len().sort("label", "status")
+            st.text("Failed (the line ends at the failure): " + ", ".join(
+                f"{lab} ({s}×{n})" for lab, s, n in counts.iter_rows()))
+        bands = score.convergence_bands(traces, task_runs, value=metric, x=axis, relative=relative,
+                                        grid="log" if log_x else "linear")
+        lbkit.show_chart(charts.band_chart(bands, x_title=AXES[axis] + (" (log)" if log_x else ""),
+                                           y_title=y_title, log_x=log_x, log_y=log_y), key="convergence")
+
+        st.subheader("Probes")
+        probes = score.probe_columns(traces, info)
+        if not probes:
+            st.caption("No probe was recorded for these runs.")
+        for i, probe in enumerate(probes):
+            output = probe_output(probe)
+            bands = score.convergence_bands(traces, task_runs, value=probe, x=axis, grid="log" if log_x else "linear")
+            log_probe = output.log if output is not None else False
+            y_title = probe + (f" [{output.unit}]" if output is not None else "")
+            if output is not None:
+                st.caption(f"{probe}: {output.description}" + (
+                    f"; the dashed line: {output.reference_text}" if output.reference is not None else ""))
+            lbkit.show_chart(
+                charts.band_chart(bands, x_title=AXES[axis] + (" (log)" if log_x else ""), y_title=y_title,
+                                  log_x=log_x, log_y=log_probe, references=charts.probe_references(output, bands), height=280),
+                key=f"probe_{i}",
+            )
 
     st.subheader("Hardware comparison")
     speedups = score.hardware_speedups(all_task_runs)
     if speedups.is_empty():
         st.caption("These runs use one hardware profile; no comparison.")
     else:
-        compared = speedups.filter(pl.col("speedup_per_step").is_not_null() & (pl.col("speedup_per_step") != 1.0)
-                                   | pl.col("speedup_time_to_target").is_not_null()
-                                   & (pl.col("speedup_time_to_target") != 1.0))
+        speedups = score.comparison_labels(speedups, group="hardware")
+        st.caption("Per configuration: the median time per step on each profile and the speed-up over the "
+                   "baseline profile (its median over this one's; > 1: faster). Bars side by side, log axis.")
+        lbkit.show_chart(charts.speedup_chart(speedups.filter(pl.col("speedup_per_step") != 1.0),
+                                              value="speedup_per_step", group="hardware",
+                                              x_title="speed-up per step over the baseline ↑ [×] (log)"),
+                         key="hardware_chart")
         st.dataframe(
-            speedups.select("method", "framework", "hardware", "median_time_per_step_s", "speedup_per_step",
+            speedups.select("variant", "label", "hardware", "median_time_per_step_s", "speedup_per_step",
                             "median_time_to_target_s", "speedup_time_to_target"),
             hide_index=True,
             key="task_hardware",
             column_config={
+                "variant": lbkit.text("task variant"),
+                "label": lbkit.text("configuration"),
                 "median_time_per_step_s": lbkit.number("time per step ↓ [s]", fmt="%.3e"),
-                "speedup_per_step": lbkit.number("speedup per step ↑ [×]", fmt="%.2f"),
+                "speedup_per_step": lbkit.number("speed-up per step ↑ [×]", fmt="%.2f"),
                 "median_time_to_target_s": lbkit.number(score.LABELS["median_time_to_target_s"], fmt="%.4g"),
-                "speedup_time_to_target": lbkit.number("speedup to target ↑ [×]", fmt="%.2f"),
+                "speedup_time_to_target": lbkit.number("speed-up to target ↑ [×]", fmt="%.2f"),
             },
         )
-        if not compared.is_empty():
-            lbkit.show_chart(lbkit.speedup_chart(compared), key="hardware_chart")
 
-    st.subheader("Probes")
-    probes = score.probe_columns(traces, info) if not traces.is_empty() else []
-    if not probes:
-        st.caption("No probe was recorded for these runs.")
-    for i, probe in enumerate(probes):
-        bands = score.convergence_bands(traces, task_runs, value=probe, x="step")
-        lbkit.show_chart(lbkit.band_chart(bands, x_title="step", y_title=probe, log_y=False), key=f"probe_{i}")
+    st.subheader("Framework comparison")
+    agreement = score.framework_comparison(all_task_runs)
+    if agreement.is_empty():
+        st.caption("No configuration of this task ran in more than one framework.")
+    else:
+        agreement = score.comparison_labels(agreement, group="framework")
+        st.caption("The same configuration in each framework: the median final values of the runs that did not "
+                   "fail, their relative difference to torch's (the same algorithm on the same data should agree to "
+                   "rounding), and the speed-up per step over torch (> 1: faster).")
+        values = [c.removeprefix("median_") for c in agreement.columns
+                  if c.startswith("median_") and c != "median_time_per_step_s"]
+        others = agreement.filter(pl.col("framework") != "torch")
+        if not others.is_empty():
+            lbkit.show_chart(charts.speedup_chart(others, value="speedup_per_step", group="framework",
+                                                  x_title="speed-up per step over torch ↑ [×] (log)"),
+                             key="framework_chart")
+        st.dataframe(
+            agreement.select("label", "framework", "n_runs", *[f"{p}_{v}" for v in values for p in ("median", "rel_diff")],
+                             "median_time_per_step_s", "speedup_per_step"),
+            hide_index=True,
+            key="task_frameworks",
+            column_config={
+                "label": lbkit.text("configuration"),
+                "n_runs": lbkit.number("runs", fmt="%d"),
+                **{f"median_{v}": lbkit.number(f"final {v}", fmt="%.6e") for v in values},
+                **{f"rel_diff_{v}": lbkit.number(f"{v}: rel. diff. to torch ↓", fmt="%.1e") for v in values},
+                "median_time_per_step_s": lbkit.number("time per step ↓ [s]", fmt="%.3e"),
+                "speedup_per_step": lbkit.number("speed-up per step over torch ↑ [×]", fmt="%.2f"),
+            },
+        )

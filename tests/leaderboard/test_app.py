@@ -120,14 +120,22 @@ def test_task_page_ranking_intervals_ties_and_plots(app, small_store) -> None:
     gpu = ranking[ranking["problem"] == "logreg@gpu"].set_index("label")
     assert gpu.loc["adam", "failures"] == "oom×1" and gpu.loc["adam", "n_failed"] == 1
     specs = charts(at)
-    # convergence vs time and vs step, hardware speedups, two probes
-    assert len(specs) == 5
-    titles = [s["layer"][1]["encoding"]["y"]["title"] for s in specs if "layer" in s]
-    assert titles[:2] == ["suboptimality ↓ [nats]"] * 2
-    assert titles[2:] == ["hessian-top/lambda_max", "ghost-radius/r"]
-    assert specs[0]["layer"][1]["encoding"]["y"]["scale"]["type"] == "log"
-    speed = table(at, "speedup_per_step")
+    # convergence, two probes, then the hardware and framework speed-ups (grouped bars)
+    lines = [s for s in specs if "y" in s["layer"][1]["encoding"]]
+    titles = [s["layer"][1]["encoding"]["y"]["title"] for s in lines]
+    assert titles == ["suboptimality ↓ [nats]", "hessian-top/lambda_max", "ghost-radius/r [ratio]"]
+    x_scale = lines[0]["layer"][0]["encoding"]["x"]["scale"]
+    assert lines[0]["layer"][1]["encoding"]["y"]["scale"]["type"] == "log" and x_scale["type"] == "log"
+    # the probe's reference line r = 1 (a rule layer of its own)
+    assert any(layer.get("mark", {}).get("type") == "rule" for layer in lines[2]["layer"])
+    bars = [s for s in specs if s not in lines]
+    assert [b["layer"][0]["encoding"]["yOffset"]["field"] for b in bars] == ["hardware", "framework"]
+    speed = table(at, "speedup_per_step", "hardware")
     assert speed[speed["hardware"] == "gpu"]["speedup_per_step"].min() > 5
+    assert speed.columns[0] == "variant"  # the problem (task variant) of each row
+    agreement = table(at, "rel_diff_objective")
+    assert set(agreement["framework"]) == {"torch", "jax"}
+    assert (agreement[agreement["framework"] == "torch"]["rel_diff_objective"] == 0).all()
 
 
 def test_task_page_switching_task_shows_failures(app, small_store) -> None:
@@ -150,6 +158,7 @@ def test_task_page_problem_choice_and_metric(app, small_store) -> None:
     assert not at.exception
     legend = charts(at)[0]["layer"][0]["encoding"]["color"]["scale"]["domain"]
     assert legend == ["adam", "gd", "heavy-ball", "lbfgs"]  # gpu runs only
+    assert at.query_params["problem"] == "logreg@gpu"  # a deep link to this problem
 
 
 def test_task_without_suboptimality_or_target(app, small_store) -> None:
@@ -263,6 +272,25 @@ def test_ecdf_page(app, small_store) -> None:
     assert chart["encoding"]["x"]["scale"]["type"] == "log"
     at.radio(key="ecdf_axis").set_value("step").run()
     assert not at.exception and charts(at)[0]["encoding"]["x"]["title"] == "steps (log)"
+    assert summary["n_problems"].tolist() == expected["n_problems"].to_list()
+
+
+def test_ecdf_page_per_task(app, small_store) -> None:
+    from harness.store import read_traces
+
+    at = goto(app(small_store), "ecdf")
+    picker = at.selectbox(key="ecdf_task")
+    assert picker.options[0] == "all tasks" and "logreg" in picker.options
+    assert any("mean over the problems it ran" in c.value for c in at.caption)
+    picker.select("logreg").run()
+    assert not at.exception and at.query_params["ecdf_task"] == "logreg"
+    summary = table(at, "n_problems", "ecdf_final", "ecdf_area")
+    runs = read_runs(small_store).filter(pl.col("task") == "logreg")
+    expected = score.report(runs, traces=read_traces(small_store), n_boot=10)["ecdf"]
+    assert summary["method"].tolist() == expected["method"].to_list()
+    assert summary["n_problems"].tolist() == expected["n_problems"].to_list()
+    assert summary["ecdf_final"].tolist() == pytest.approx(expected["ecdf_final"].to_list())
+    assert any("of logreg" in c.value for c in at.caption)
 
 
 # -- empty and failing stores -----------------------------------------------------------------

@@ -8,6 +8,7 @@ Set ``HARNESS_SCREENSHOTS=DIR`` to keep the screenshots.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -49,11 +50,11 @@ def wait_healthy(url: str, process: subprocess.Popen, timeout: float = 90.0) -> 
     raise TimeoutError(f"{url} did not answer within {timeout} s")
 
 
-@pytest.fixture(scope="module")
-def server(small_store: Path, xss_catalog: Path) -> Iterator[str]:
+@contextlib.contextmanager
+def serving(store: Path, *options: str) -> Iterator[str]:
+    """``harness leaderboard --store STORE OPTIONS`` on a free port, as a user starts it; its URL."""
     port = free_port()
-    command = [sys.executable, "-m", "harness.cli", "leaderboard", "--store", str(small_store), "--port", str(port),
-               "--catalog", str(xss_catalog)]
+    command = [sys.executable, "-m", "harness.cli", "leaderboard", "--store", str(store), "--port", str(port), *options]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -61,6 +62,12 @@ def server(small_store: Path, xss_catalog: Path) -> Iterator[str]:
         yield url
     finally:
         stop_group(process)
+
+
+@pytest.fixture(scope="module")
+def server(small_store: Path, xss_catalog: Path) -> Iterator[str]:
+    with serving(small_store, "--catalog", str(xss_catalog)) as url:
+        yield url
 
 
 def stop_group(process: subprocess.Popen) -> None:

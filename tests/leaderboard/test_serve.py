@@ -26,16 +26,6 @@ def test_streamlit_command_is_headless_loopback_and_quiet(tmp_path: Path) -> Non
     assert leaderboard.app_path().name == "app.py"
 
 
-def test_method_colours_are_stable_and_from_the_palette() -> None:
-    colours = {m: leaderboard.method_colour(m) for m in ("gd", "adam", "lbfgs", "muon")}
-    assert colours == {m: leaderboard.method_colour(m) for m in colours}
-    assert set(colours.values()) <= set(leaderboard.PALETTE)
-    code = "from harness.leaderboard import method_colour; print(method_colour('adam'))"
-    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                           env={"PYTHONHASHSEED": "123", "PATH": ""})
-    assert other.stdout.strip() == colours["adam"]  # not Python's salted hash
-
-
 def test_fingerprint_changes_when_runs_are_added(tmp_path: Path) -> None:
     assert leaderboard.store_fingerprint(tmp_path / "missing") == (0, 0, 0, 0)
     store = Store(tmp_path)
