@@ -8,6 +8,7 @@ every page.
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -27,7 +28,10 @@ PAGES = [
     st.Page(str(HERE / "views" / "ecdf.py"), title="ECDF", url_path="ecdf"),
 ]
 
+started = time.perf_counter()
 page = st.navigation(PAGES)
 st.sidebar.caption("Filters (none picked: all)")
 lbkit.sidebar_filters()
 page.run()
+# The page's last element: how long it took (and, for a browser test, that the script has finished).
+st.sidebar.caption(f"{lbkit.DRAWN} {time.perf_counter() - started:.1f} s")

@@ -36,6 +36,8 @@ from harness.store import DECLARATIONS_DIR, scan_runs, scan_traces
 #: Sidebar filters: run column -> label.
 FILTERS: dict[str, str] = {"suite": "Suite", "hardware": "Hardware profile", "framework": "Framework",
                            "task_family": "Task family"}
+#: The sidebar's last caption once a page's script has finished: "page drawn in 1.2 s".
+DRAWN = "page drawn in"
 #: Rows shown at most in the runs explorer's table.
 MAX_ROWS = 2000
 #: Per-run files above which the overview suggests compacting the store.

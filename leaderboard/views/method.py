@@ -69,10 +69,14 @@ if not lbkit.empty_notice(runs):
     table = lbkit.method_table(filters, method)
     table = table.with_columns(score.problem_labels(table))
     table, costs, cost_config = lbkit.cost_columns(table)
-    columns = ["problem", "framework", "rank", "stat_rank", "configurations", "median_time_to_target_s", *costs,
+    columns = ["problem", "label", "rank", "stat_rank", "configurations", "median_time_to_target_s", *costs,
                "median_suboptimality", "tied_with", "significance", "n_runs", "n_failed", "failures"]
     config = {
         **cost_config,
+        "label": lbkit.text("configuration", help="Its framework where several, and the hyperparameters that vary "
+                                                  "among the problem's configurations."),
+        "n_runs": lbkit.number("runs", fmt="%d"),
+        "n_failed": lbkit.number(score.LABELS["n_failed"], fmt="%d"),
         "stat_rank": lbkit.number(score.LABELS["stat_rank"], fmt="%d"),
         "median_time_to_target_s": lbkit.number(score.LABELS["median_time_to_target_s"], fmt="%.4g"),
         "median_suboptimality": lbkit.number(score.LABELS["median_suboptimality"], fmt="%.3e"),

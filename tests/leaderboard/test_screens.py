@@ -18,6 +18,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from lbkit import DRAWN  # the app's own module (tests/leaderboard/conftest.py puts it on the path)
 from test_browser import ARGS, CHART, CHROMIUM, screenshot_dir, serving
 
 from harness.store import scan_runs
@@ -27,8 +28,6 @@ pytestmark = pytest.mark.slow
 #: The methods benched on softmax (with ghost-spike's gd-spike: 15).
 METHODS = ("gd", "heavy-ball", "nesterov", "adam", "adamw", "lion", "lbfgs", "gns-newton", "eg", "winsorized-gd",
            "zo-sgd", "curl-descent", "muon", "ghost-step")
-#: A page is drawn when no element is still a placeholder and the script is not running, this many polls in a row.
-QUIET_POLLS = 3
 
 
 def _bench(*args: str) -> None:
@@ -83,15 +82,10 @@ def tall_page(bench_server: str) -> Iterator[object]:
 
 
 def _open(page, url: str) -> None:
-    """Go to ``url`` and wait until Streamlit has drawn everything (no placeholder, not running)."""
+    """Go to ``url`` and wait until the page's script has finished (the sidebar says how long it took)."""
     page.goto(url)
-    page.wait_for_selector("[data-testid='stMain'] h1")
-    quiet = 0
-    while quiet < QUIET_POLLS:
-        page.wait_for_timeout(1000)
-        busy = page.locator("[data-testid='stSkeleton'], [data-testid='stStatusWidget']").count()
-        quiet = quiet + 1 if busy == 0 else 0
-    page.wait_for_timeout(1000)  # the charts' last paint
+    page.locator("[data-testid='stSidebar']", has_text=DRAWN).wait_for()
+    page.wait_for_timeout(1500)  # the charts' last paint
 
 
 def _shoot(page, directory: Path, name: str) -> None:
