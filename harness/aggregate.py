@@ -193,6 +193,11 @@ def _point_and_interval(data: np.ndarray | list[np.ndarray], func, *, reps: int,
     """``rliable.library.get_interval_estimates`` of one score matrix (or a list of them), seeded."""
     from rliable import library
 
+    if isinstance(data, np.ndarray) and data.size and np.all(data == data.flat[0]):
+        # Every resample of a constant matrix is that matrix: the interval is the point itself. Most solvers
+        # of a store that never reach a target score 0 everywhere; their bootstrap would take seconds each.
+        point = np.atleast_1d(np.asarray(func(data), dtype=float))
+        return point, np.stack([point, point])
     with _seeded(seed):
         points, intervals = library.get_interval_estimates(
             {"scores": data}, func, reps=reps, confidence_interval_size=level)

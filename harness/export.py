@@ -248,7 +248,6 @@ def export(
     declarations the store kept are read anyway). ``n_boot``: bootstrap resamples of the task
     tables' intervals (as the leaderboard: 2000).
     """
-    import vl_convert
     from altair.utils._importers import vl_version_for_vl_convert
 
     from harness import score
@@ -266,7 +265,7 @@ def export(
         _ecdf(page, runs, store_path)
         _tasks(page, runs, store_path, n_boot=n_boot)
         _failed(page, runs)
-    bundle = vl_convert.javascript_bundle(vl_version=vl_version_for_vl_convert())
+    bundle = _javascript_bundle(vl_version_for_vl_convert())
     document = _document(page, title=title or f"harness report: {store_path.name or store_path}",
                          subtitle=f"store: {store_path}", bundle=bundle)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -275,6 +274,31 @@ def export(
     partial.write_text(document, encoding="utf-8")
     partial.replace(target)
     return target
+
+
+def _javascript_bundle(vl_version: str) -> str:
+    """vl-convert's Vega bundle for ``vl_version``, kept in the user's cache (building it takes seconds).
+
+    Keyed by the vl-convert and Vega-Lite versions, so an upgrade builds a new one; a cache that
+    cannot be read or written only costs the rebuild.
+    """
+    import vl_convert
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "harness"
+    path = cache / f"vega-bundle-{getattr(vl_convert, '__version__', 'unknown')}-{vl_version}.js"
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError:
+        pass
+    bundle = vl_convert.javascript_bundle(vl_version=vl_version)
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.partial")
+        partial.write_text(bundle, encoding="utf-8")
+        partial.replace(path)
+    except OSError:
+        pass
+    return bundle
 
 
 def _method_names(kept: Path, roots: Sequence[str | os.PathLike[str]]) -> dict[str, str]:

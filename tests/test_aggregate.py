@@ -283,3 +283,14 @@ def test_overview_shows_the_aggregates_improvement_and_score_profiles(store: Pat
     layers = specs[1]["layer"]
     assert layers[0]["mark"]["type"] == "area" and layers[0]["encoding"]["y2"]["field"] == "hi"
     assert layers[1]["encoding"]["y"]["field"] == "fraction"
+
+
+def test_a_constant_score_matrix_skips_the_bootstrap_with_rliables_own_answer() -> None:
+    from rliable import library
+
+    from harness.aggregate import _iqm_median_mean, _point_and_interval
+
+    matrix = np.zeros((3, 4))
+    point, interval = _point_and_interval(matrix, _iqm_median_mean, reps=50, seed=0, level=0.95)
+    points, intervals = library.get_interval_estimates({"s": matrix}, _iqm_median_mean, reps=50)
+    assert np.array_equal(point, points["s"]) and np.array_equal(interval, intervals["s"])
