@@ -11,9 +11,10 @@ The loop is written once for every process count: on one process the collective 
 every rank runs the same steps on its shard, the clocks read are the slowest rank's, and
 rank 0 alone evaluates and decides when to stop (:meth:`Collective.decide`).
 
-A run ends at the first of: target reached, divergence (non-finite objective, or objective
-above :data:`DIVERGENCE_FACTOR` times the initial one), step budget, oracle-call budget, time
-budget, or an error.
+A run ends at the first of: target reached, divergence (non-finite objective, objective
+above :data:`DIVERGENCE_FACTOR` times the initial one, or objective above the initial one at
+the task's ``evaluation.divergence_patience`` consecutive evaluation points), step budget,
+oracle-call budget, time budget, or an error.
 """
 
 from __future__ import annotations
@@ -207,6 +208,8 @@ class Evaluator:
         self.trace: list[dict[str, Any]] = []
         self.values: dict[str, float | None] = {}  # the declared metrics at the last point
         self.initial_objective: float | None = None
+        self.above_since: int | None = None  # first step of the current run of points above the initial objective
+        self.above_count = 0  # how many consecutive points (the last included) are above it
         self.reached: tuple[float, int] | None = None  # (clock, step) of the first point on target
         self.eval_s = 0.0
 
@@ -256,6 +259,19 @@ class Evaluator:
         if objective > DIVERGENCE_FACTOR * max(abs(self.initial_objective), 1e-12):
             return Status.DIVERGED, (f"objective {objective:.3g} exceeds {DIVERGENCE_FACTOR:g} x the initial "
                                      f"{self.initial_objective:.3g} at step {step}")
+        # Oscillation (a cycle above the start) or slow divergence: above the initial objective at
+        # `divergence_patience` consecutive points; a shorter excursion (a spike, a first step) is forgiven.
+        if len(self.trace) > 1 and objective > self.initial_objective:
+            if self.above_count == 0:
+                self.above_since = step
+            self.above_count += 1
+            patience = self.task.evaluation.divergence_patience
+            if self.above_count >= patience:
+                return Status.DIVERGED, (f"objective above its initial {self.initial_objective:.3g} at {patience} "
+                                         f"consecutive evaluations (steps {self.above_since}..{step}): "
+                                         "oscillating or diverging")
+        else:
+            self.above_since, self.above_count = None, 0
         target = self.task.target
         if target is not None and self.reached is None:
             value = self.values[target.metric]
@@ -332,23 +348,24 @@ def run_loop(program: Any, params: Any, *, evaluator: Evaluator, clock: Clock, c
     try:
         evaluate(params, NO_STATE, step=0)
         state = NO_STATE
+        previous = None  # the iterate before the last complete step (probes measure that step)
         try:
             state = clock.init(program, params)
             for step in range(1, budget.steps + 1):
-                previous = params
+                start = params
                 params, state = clock.step(program, params, state)
-                steps = step
+                previous, steps = start, step
                 if step % every == 0 or step == budget.steps:
                     evaluate(params, state, step=step, previous=previous)
                 over = time.perf_counter() - started > budget.seconds
                 if collective.max([float(over)])[0] > 0:  # every rank stops at the same step
                     if last_evaluated != step:
-                        evaluate(params, state, step=step)
+                        evaluate(params, state, step=step, previous=previous)
                     raise _Stop(Status.TIMEOUT, f"time budget of {budget.seconds:g} s exhausted after {step} steps")
         except OracleBudgetExceeded:
             # The budget ran out inside a step (or init): the last complete iterate is the result.
             if last_evaluated != steps:
-                evaluate(params, state, step=steps)
+                evaluate(params, state, step=steps, previous=previous)
     except _Stop as stop:
         status, error = stop.status, stop.error
     except Exception as exc:  # noqa: BLE001 - every failure of user code is recorded, never raised

@@ -253,6 +253,11 @@ class Evaluation(Spec):
     """Evaluation cadence: the clock pauses while metrics and probes are computed."""
 
     every: Count = Field(default=1, description="Evaluate every this many steps.")
+    divergence_patience: Count = Field(
+        default=5,
+        description="A run is diverged once its objective is above the initial one at this many consecutive "
+        "evaluation points after the first (oscillating or diverging).",
+    )
 
 
 class ProbeRef(Spec):

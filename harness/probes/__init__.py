@@ -106,11 +106,14 @@ OUTPUTS: dict[str, dict[str, ProbeOutput]] = {
         "examples": ProbeOutput("examples", "per-example gradients used", log=False),
     },
     "drift": {
-        "implicit_reg": ProbeOutput("loss", "implicit regularizer (h/4) ||grad f||²"),
-        "modified_objective": ProbeOutput("loss", "f + implicit regularizer", log=False),
-        "step_drift": ProbeOutput("parameter norm", "(h²/2) ||H g||: one step's distance to the flow"),
-        "norm_sq_increment": ProbeOutput("parameter norm²", "||x_t||² - ||x_(t-1)||²", log=False),
-        "lr2_grad_sq": ProbeOutput("parameter norm²", "h² ||g||²: the Noether increment", log=False),
+        "implicit_reg": ProbeOutput("loss", "implicit regularizer (h/4) ||grad f||² (gradient steps only)"),
+        "modified_objective": ProbeOutput("loss", "f + implicit regularizer (gradient steps only)", log=False),
+        "step_drift": ProbeOutput("parameter norm", "(h²/2) ||H g||: one gradient step's distance to the flow"),
+        "norm_sq_increment": ProbeOutput("parameter norm²", "||x_t||² - ||x_(t-1)||² over the step taken", log=False),
+        "step_sq": ProbeOutput("parameter norm²", "||x_t - x_(t-1)||²: the step taken, any method", log=False),
+        "lr2_grad_sq": ProbeOutput("parameter norm²", "h² ||g||²: the Noether increment (gradient steps only)",
+                                   log=False),
+        "h": ProbeOutput("parameter² / loss", "step size of the gradient step taken, measured from it"),
     },
 }
 

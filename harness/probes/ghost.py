@@ -13,6 +13,13 @@ convergence of its Taylor series in ``t``:
 
 The probe reports ``rho_a``, ``r = ||step|| / rho_a`` (the paper finds no failure for r < 1) and,
 for two logits, the exact radius ``rho_exact`` and ``r_exact``.
+
+By default it measures the step the method took, ``params - previous_params``, linearized at
+``previous_params``. Where no step was taken (step 0, or a point evaluated without its previous
+iterate) it reports nothing: the values are left out, not NaN, so the trace's columns are null
+there (the store keeps nulls as missing, and the leaderboard's bands drop them, whereas a NaN
+would be read as a failed run's worst value). A proposed gradient step ``-lr g``, a step nobody
+took, is measured only on request (``direction: grad``).
 """
 
 from __future__ import annotations
@@ -49,10 +56,11 @@ class GhostRadius:
     ----------
     direction
         ``step``: the step just taken (``params - previous_params``), linearized at
-        ``previous_params``; at step 0, or with ``grad``, the gradient step ``-lr grad`` proposed
-        at ``params``.
+        ``previous_params``; nothing is reported where there is none (step 0). ``grad``: the
+        gradient step ``-lr grad`` proposed at ``params`` (not a step the method took).
     lr
-        Learning rate of the gradient step; 0 takes the method's ``lr`` hyperparameter.
+        Learning rate of the proposed gradient step (``grad``); 0 takes the method's ``lr``
+        hyperparameter.
     """
 
     def __init__(self, *, direction: str = "step", lr: float = 0.0) -> None:
@@ -64,7 +72,9 @@ class GhostRadius:
         backend, oracle = context.backend, context.oracle
         to_numpy = backend.to_numpy
         length_known = True
-        if self.direction == "step" and context.previous_params is not None:
+        if self.direction == "step":
+            if context.previous_params is None:
+                return {}  # no step was taken: nothing to measure (null columns, not NaN)
             base = context.previous_params
             step = np.asarray(to_numpy(context.params), np.float64) - np.asarray(to_numpy(base), np.float64)
         else:

@@ -9,7 +9,11 @@ import scipy.integrate
 import torch
 
 from harness.backends import make_backend
+from harness.catalog import Catalog
+from harness.plan import make_plan
 from harness.probes import ProbeContext, make_probe
+from harness.run import execute_run
+from harness.spec import Budget, ProbeRef, SuiteEntry, SuiteSpec
 
 
 
@@ -74,7 +78,7 @@ def test_step_drift_is_the_distance_between_a_gd_step_and_the_gradient_flow(setu
     value = float(oracle.uncounted().value(params))
     assert out["implicit_reg"] == pytest.approx(h / 4 * np.sum(grad(x0) ** 2), rel=1e-14)
     assert out["modified_objective"] == pytest.approx(value + out["implicit_reg"], rel=1e-14)
-    assert np.isnan(out["norm_sq_increment"])  # no previous step at the start
+    assert "norm_sq_increment" not in out and "step_sq" not in out  # no step at the start: nothing of it
 
 
 def test_modified_flow_tracks_gd_better_than_the_plain_flow(setup) -> None:
@@ -95,3 +99,53 @@ def test_modified_flow_tracks_gd_better_than_the_plain_flow(setup) -> None:
     plain = scipy.integrate.solve_ivp(lambda t, x: -grad(x), (0, h), x0, rtol=1e-12, atol=1e-14).y[:, -1]
     drifted = scipy.integrate.solve_ivp(lambda t, x: -modified(x), (0, h), x0, rtol=1e-12, atol=1e-14).y[:, -1]
     assert np.linalg.norm(drifted - gd_step) < 0.1 * np.linalg.norm(plain - gd_step)
+
+
+GD_ONLY = ("lr2_grad_sq", "lr2_grad_sq.W", "lr2_grad_sq.v", "h", "implicit_reg", "modified_objective", "step_drift")
+
+
+def run_on_normalized_layer(method: str, framework: str, lr: float, steps: int = 200):
+    catalog = Catalog.load()
+    suite = SuiteSpec(id="drift", frameworks=(framework,), entries=(SuiteEntry(
+        tasks=("normalized-layer",), methods=(method,), hyperparameters={method: {"lr": lr}},
+        budget=Budget(steps=steps, seconds=120), probes=(ProbeRef(id="drift", options={"groups": "W,v"}),)),))
+    (run,) = make_plan(catalog, suite=suite).runs
+    result = execute_run(run, catalog)
+    assert result.status in ("completed", "reached_target"), result.row["error"]
+    return result
+
+
+@pytest.mark.parametrize("framework", ["torch", "jax"])
+def test_noether_identity_of_the_scale_invariant_layer_under_gd(framework: str) -> None:
+    """A real gd run on normalized-layer: at every evaluation point after the start the measured
+    step is a gradient step of the method's lr, and ||W_t||^2 - ||W_(t-1)||^2 = lr^2 ||g_W||^2
+    to 1e-10 relative; the readout v (not scale-invariant) breaks it."""
+    lr = 0.5
+    result = run_on_normalized_layer("gd", framework, lr)
+    first, *points = result.trace
+    assert first["step"] == 0 and not any(name.startswith("drift/") for name in first)  # no step, no value
+    assert len(points) >= 20
+    for p in points:
+        assert p["drift/h"] == pytest.approx(lr, rel=1e-12)
+        increment, noether = p["drift/norm_sq_increment.W"], p["drift/lr2_grad_sq.W"]
+        assert increment > 0 and abs(increment - noether) <= 1e-10 * noether, (p["step"], increment, noether)
+        assert p["drift/step_sq.W"] == pytest.approx(noether, rel=1e-10)
+        assert abs(p["drift/norm_sq_increment.v"] - p["drift/lr2_grad_sq.v"]) > 1e-3 * p["drift/lr2_grad_sq.v"]
+        assert p["drift/implicit_reg"] > 0 and p["drift/step_drift"] > 0
+    # The W norm grows monotonically (the effective step on the sphere shrinks).
+    norms = [p["weight_norm_sq"] for p in result.trace]
+    assert all(b > a for a, b in zip(norms, norms[1:]))
+
+
+@pytest.mark.parametrize("framework", ["torch", "jax"])
+def test_adam_steps_report_no_gradient_descent_identity(framework: str) -> None:
+    """Adam's steps are not gradient steps: no h, no lr^2 ||g||^2, no implicit regularizer; the
+    step's own norm increment and ||step||^2 are reported, and they visibly disagree (the step
+    is not orthogonal to W)."""
+    result = run_on_normalized_layer("adam", framework, 0.01, steps=100)
+    columns = {name for p in result.trace for name in p if name.startswith("drift/")}
+    assert not columns & {f"drift/{name}" for name in GD_ONLY}
+    points = result.trace[1:]
+    assert points and all("drift/norm_sq_increment.W" in p and "drift/step_sq.W" in p for p in points)
+    gaps = [abs(p["drift/norm_sq_increment.W"] - p["drift/step_sq.W"]) / p["drift/step_sq.W"] for p in points]
+    assert max(gaps) > 0.1

@@ -92,3 +92,19 @@ def test_probe_on_binary_task_matches_numpy(framework: str) -> None:
                   for m, s in zip(margin, slope))
     assert out["rho_exact"] == pytest.approx(nearest, rel=1e-9)
     assert out["rho_exact"] >= out["rho_a"]
+
+
+@pytest.mark.parametrize("framework", ["torch", "jax"])
+def test_no_step_taken_no_value_at_step_0(framework: str) -> None:
+    """At step 0 no step was taken: the probe reports nothing (not the proposal -lr g, r = 3.85 on
+    the ghost-spike softmax at lr 3), so the trace's columns are null there rather than NaN."""
+    problem = make_problem("convex", "softmax", framework)
+    oracle = make_oracle("convex", "softmax", problem, framework, seal=False)
+    params = problem.init_params(0)
+    context = ProbeContext(step=0, params=params, previous_params=None, state=None, oracle=oracle.uncounted(),
+                           problem=problem, method=None, backend=backend(framework), hyperparameters={"lr": 3.0})
+    assert make_probe("ghost-radius", {})(context) == {}
+    # The proposal is still there on request, and it is the step nobody took: r = 3.85 > 1.
+    proposed = make_probe("ghost-radius", {"direction": "grad"})(context)
+    assert proposed["r"] == pytest.approx(3.85, abs=0.01)
+    assert oracle.counts == {}

@@ -44,3 +44,19 @@ def test_ghost_radius_probe_sees_the_cap(results, framework: str) -> None:
     assert max(p["ghost-radius/r"] for p in gd.trace if 20 <= p["step"] < 40) > 100
     calm = results[("ghost-step", framework, False)]
     assert all(p["ghost-radius/r"] < 1 for p in calm.trace[1:])  # at lr 3 the cap never binds
+
+
+@pytest.mark.parametrize("framework", ["torch", "jax"])
+def test_ghost_radius_measures_the_step_taken(results, framework: str) -> None:
+    """r is the step the method took over rho_a: at step 0 none was taken (no value, not the
+    proposal -lr g with r = 3.85); after it ghost-step's every step is within the radius, while
+    gd-spike's spiked steps leave it."""
+    for key in [(m, framework, s) for m in ("ghost-step", "gd-spike") for s in (True, False)]:
+        first = results[key].trace[0]
+        assert first["step"] == 0 and not any(name.startswith("ghost-radius/") for name in first)
+    ghost, gd = results[("ghost-step", framework, True)], results[("gd-spike", framework, True)]
+    measured = [p for p in ghost.trace if "ghost-radius/r" in p]
+    assert len(measured) == len(ghost.trace) - 1 and measured[0]["step"] > 0
+    assert max(p["ghost-radius/r"] for p in measured) <= 1 + 1e-9
+    spiked = [p["ghost-radius/r"] for p in gd.trace if 20 <= p["step"] < 40 and "ghost-radius/r" in p]
+    assert spiked and all(r > 1 for r in spiked)
