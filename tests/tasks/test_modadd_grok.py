@@ -53,27 +53,28 @@ def test_loss_matches_a_numpy_one_hot_network(framework: str) -> None:
 
 @pytest.mark.slow
 def test_grokking_appears_only_above_the_critical_fraction() -> None:
-    """Adam (lr 1e-3) from the seeds suite, l2 = 5e-5 (coupled weight decay 1e-4): at 0.61 test
-    accuracy passes 0.99 within the task's budget (step 2100 in torch); at 0.30, near the critical
-    fraction, it memorizes and has not generalized by the end of the budget (0.004 at step 3000;
-    0.058 with the doubled decay l2 = 1e-4); at 0.15 it stays near chance (1/31) throughout."""
+    """Adam (lr 1e-3) from the seeds suite, l2 = 5e-5 (coupled weight decay 1e-4), the task's 8000
+    steps: at 0.61 test accuracy passes 0.99 (step 2100 in torch); at 0.30, near the critical
+    fraction, it memorizes and generalizes a little, late (0.004 at step 3000, 0.074 at 8000: 2.3x
+    chance); at 0.15 it memorizes and stays at chance (1/31) throughout: none, little, full."""
     catalog = Catalog.load()
     plan = make_plan(catalog, suite="seeds", tasks=["modadd-grok"], methods=["adam"], frameworks=["torch"], seeds=1)
     runs = {run.task_params["train_fraction"]: run for run in plan.runs}
     assert set(runs) == {0.15, 0.3, 0.61} and runs[0.61].hyperparameters["lr"] == 1e-3
     budget = catalog.tasks["modadd-grok"].spec.budget.steps
+    chance = 1 / 31
     above = execute_run(runs[0.61], catalog)
     assert above.status == "reached_target", above.row["error"]
-    assert above.row["test_accuracy"] > 0.99 and above.row["steps"] <= budget
+    assert above.row["test_accuracy"] > 0.99 and above.row["steps"] <= budget // 2
     below = execute_run(runs[0.15], catalog)
     assert below.status == "completed" and below.row["steps"] == budget
     assert below.row["train_accuracy"] == 1.0  # memorized
-    assert max(p["test_accuracy"] for p in below.trace) < 0.1  # never generalized: chance is 0.032
+    assert max(p["test_accuracy"] for p in below.trace) < 1.5 * chance  # never generalized
     near = execute_run(runs[0.3], catalog)
     assert near.status == "completed" and near.row["steps"] == budget
     assert near.row["train_accuracy"] == 1.0  # memorized
-    assert max(p["test_accuracy"] for p in near.trace) < 0.1  # no more than chance within the budget
-    # The grokking transition is ordered by the fraction: at 0.61 the test accuracy is up by mid-budget.
-    midway = budget // 2
-    assert max(p["test_accuracy"] for p in above.trace if p["step"] <= midway) > 0.5 > max(
-        p["test_accuracy"] for p in near.trace if p["step"] <= midway)
+    early = max(p["test_accuracy"] for p in near.trace if p["step"] <= budget // 2)
+    late = max(p["test_accuracy"] for p in near.trace if p["step"] > budget // 2)
+    assert early < 2 * chance  # next to nothing while 0.61 has already generalized (0.049 at most)
+    assert 2 * chance < late < 0.5  # a little generalization, late, far from 0.61's
+    assert max(p["test_accuracy"] for p in below.trace) < late
