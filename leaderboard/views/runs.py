@@ -63,8 +63,8 @@ def _run_curves(run_id: str, row: dict) -> None:
         meta = info.get(value, {})
         unit = output.unit if output is not None else meta.get("unit", "")
         finite = trace[value].filter(trace[value].is_finite())
-        log_y = output.log if output is not None else bool(finite.len() and finite.min() > 0 and value != "train_accuracy"
-                                                           and finite.max() / max(finite.min(), 1e-300) > 100)
+        spans_decades = finite.len() > 0 and finite.min() > 0 and finite.max() / finite.min() > 100
+        log_y = output.log if output is not None else spans_decades
         series = trace.select(pl.lit(value).alias("label"), pl.col("step").cast(pl.Float64).alias("x"),
                               *[pl.col(value).cast(pl.Float64).alias(c) for c in ("median", "lo", "hi")],
                               pl.lit(1, pl.UInt32).alias("n"))

@@ -98,7 +98,8 @@ if not lbkit.empty_notice(runs):
         axes = [a for a in AXES if a in traces.columns]
         axis = cols[1].radio("x axis", axes, horizontal=True, key="task_axis", format_func=AXES.get)
         log_x = cols[2].checkbox("Log x", value=True, key="task_log_x")
-        finite = traces[metric].cast(pl.Float64).filter(traces[metric].cast(pl.Float64).is_finite())
+        values = traces[metric].cast(pl.Float64)
+        finite = values.filter(values.is_finite())
         positive = finite.len() > 0 and finite.min() > 0  # an objective can be negative (tensor PCA)
         log_y = cols[3].checkbox("Log y", value=metric == "suboptimality" or metric == "objective" and positive,
                                  key="task_log", help="Suboptimality at or below zero sits on the floor, 1e-16.")
