@@ -192,7 +192,7 @@ def loose_runs(store: Path, *, count: int) -> dict[str, float]:
 # -- measurements -----------------------------------------------------------------------------
 
 
-def time_apptest(store: Path, *, repeats: int) -> dict[str, float]:
+def measure_apptest(store: Path, *, repeats: int) -> dict[str, float]:
     """Cold (caches cleared) and warm overview runs through AppTest, in this interpreter."""
     import streamlit as st
     from streamlit.testing.v1 import AppTest
@@ -219,7 +219,7 @@ def time_apptest(store: Path, *, repeats: int) -> dict[str, float]:
     return {"cold": statistics.median(cold), "cold_max": max(cold), "warm": statistics.median(warm)}
 
 
-def time_browser(store: Path) -> dict[str, float]:
+def measure_browser(store: Path) -> dict[str, float]:
     """Navigation to a drawn overview in Chromium: first, reload, after the store changed."""
     from playwright.sync_api import sync_playwright
 
@@ -296,12 +296,12 @@ def main(argv: list[str] | None = None) -> int:
         results: dict[str, float] = generate(store, runs=args.runs, points=args.points, parts=args.parts)
         if args.loose:
             results.update(loose_runs(store, count=args.loose))
-        results.update(time_apptest(store, repeats=args.repeats))
+        results.update(measure_apptest(store, repeats=args.repeats))
         if args.browser:
-            results.update(time_browser(store))
+            results.update(measure_browser(store))
             with tempfile.TemporaryDirectory() as tiny:
                 generate(Path(tiny), runs=100, points=args.points, parts=1)
-                results.update({f"tiny_{k}": v for k, v in time_browser(Path(tiny)).items()})
+                results.update({f"tiny_{k}": v for k, v in measure_browser(Path(tiny)).items()})
         print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in results.items()}, indent=2))
     finally:
         if temporary:

@@ -44,6 +44,10 @@ __all__ = [
     "series_colours",
     "solver_labels",
     "speedup_chart",
+    "display_unit",
+    "human_value",
+    "regression_chart",
+    "regression_points",
 ]
 
 #: Twenty categorical colours, the most distinct first: Tableau 10, then ten darker hues that
@@ -317,3 +321,165 @@ def score_profile_chart(profiles: pl.DataFrame) -> alt.LayerChart:
                  alt.Tooltip("lo:Q", title="CI low", format=".3f"), alt.Tooltip("hi:Q", title="CI high", format=".3f")],
     ).add_params(selection)
     return alt.layer(band, line).properties(height=_height(340, data))
+
+
+# -- asv's results over commits (the leaderboard's Regressions page) --------------------------
+
+#: asv's units shown with a prefix: unit -> (divisor, shown unit), largest first.
+_SCALED_UNITS: dict[str, tuple[tuple[float, str], ...]] = {
+    "seconds": ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs"), (1e-9, "ns")),
+    "bytes": ((1e12, "TB"), (1e9, "GB"), (1e6, "MB"), (1e3, "kB"), (1.0, "B")),
+}
+#: Values whose largest is this many times their smallest (two decades) get a log axis.
+_LOG_SPAN = 100.0
+#: The flags' colours: regressed (red) and improved (green); a re-baseline's rule is grey.
+REGRESSED_COLOUR = "#c1121f"
+IMPROVED_COLOUR = "#2a9d3f"
+
+
+def display_unit(unit: str, values: Sequence[float | None]) -> tuple[float, str]:
+    """The divisor and unit that show ``values`` (in asv's ``unit``) readably.
+
+    Seconds and bytes take the largest prefix under which the median of the positive finite values
+    is at least 1 (``s``, ``ms``, ``µs``, ``ns``; ``GB``, ``MB``, ``kB``, ``B``); any other unit
+    (a tracked metric's own) is kept as it is.
+
+    >>> display_unit("seconds", [0.002, 0.004])
+    (0.001, 'ms')
+    >>> display_unit("bytes", [2.0e6, 8.0e6])
+    (1000000.0, 'MB')
+    >>> display_unit("widgets", [3.0])
+    (1.0, 'widgets')
+    """
+    scales = _SCALED_UNITS.get(unit)
+    if not scales:
+        return 1.0, unit
+    finite = sorted(v for v in values if v is not None and np.isfinite(v) and v > 0)
+    if not finite:
+        return scales[0] if unit == "seconds" else scales[-1]
+    median = finite[len(finite) // 2]
+    return next(((d, u) for d, u in scales if median >= d), scales[-1])
+
+
+def human_value(value: float | None, unit: str) -> str:
+    """One value in asv's ``unit`` as text: ``"3.2 ms"``, ``"8 MB"``, ``"3000 widgets"``; a failure
+    is ``"failed"`` and a skipped combination ``"skipped"``.
+
+    >>> human_value(0.0032, "seconds"), human_value(8.0e6, "bytes"), human_value(None, "seconds")
+    ('3.2 ms', '8 MB', 'failed')
+    """
+    if value is None:
+        return "failed"
+    if not np.isfinite(value):
+        return "skipped" if np.isnan(value) else str(value)
+    divisor, shown = display_unit(unit, [abs(value)])
+    return f"{value / divisor:.4g} {shown}".rstrip()
+
+
+def _decade_axis(values: pl.Series) -> alt.Axis:
+    """A log axis with a tick per decade (every second, third... past 10), plain numbers where they are short."""
+    lo, hi = int(np.floor(np.log10(values.min()))), int(np.ceil(np.log10(values.max())))
+    step = max(1, -(-(hi - lo) // 10))
+    plain = lo >= -3 and hi <= 6
+    return alt.Axis(values=[10.0**k for k in range(lo, hi + 1, step)], format=",~g" if plain else "~e")
+
+
+def regression_points(history: pl.DataFrame, unit: str) -> pl.DataFrame:
+    """The rows of one benchmark's history (:func:`harness.regress.results.history`, with ``order``
+    and ``label``) ready to draw: ``tick`` (short hash and date, the x axis' label), ``shown``
+    (the value in ``unit`` as text, :func:`human_value`), ``date_text`` and ``ratio_text``."""
+    shown = [human_value(v, unit) for v in history.sort("order", "label")["value"].to_list()]
+    return history.sort("order", "label").with_columns(
+        pl.Series("shown", shown, dtype=pl.String),
+        (pl.col("commit").str.slice(0, 8) + "\n"
+         + pl.from_epoch(pl.col("date").fill_null(0), time_unit="ms").dt.strftime("%Y-%m-%d")).alias("tick"),
+        pl.from_epoch(pl.col("date").fill_null(0), time_unit="ms").dt.strftime("%Y-%m-%d %H:%M UTC").alias("date_text"),
+        pl.when(pl.col("ratio").is_not_null()).then(pl.format("×{}", pl.col("ratio").round_sig_figs(3)))
+        .otherwise(pl.lit("—")).alias("ratio_text"),
+    )
+
+
+def regression_chart(history: pl.DataFrame, *, unit: str, title: str, log_y: bool | None = None,
+                     height: int = 340) -> alt.LayerChart:
+    """One benchmark over commits: a line per parameter combination (``label``), its regressions
+    flagged.
+
+    ``history`` holds one benchmark's rows of :func:`harness.regress.results.history` with
+    ``order`` (the commit's position) and ``label`` (the parameters). The x axis is the commits in
+    order, labelled by short hash and date; the y axis the value in ``unit`` (seconds and bytes
+    with a readable prefix, see :func:`display_unit`), on a log scale when the values span two
+    decades or more (``log_y`` None) and all are positive. A regressed point is a large red
+    triangle with its ratio written above it, an improved one a green triangle pointing down; a
+    commit where the benchmark's version changed (re-baselined: not comparable with the commit
+    before) is a grey dashed rule, and one where a combination failed a red ✖ at the top.
+    """
+    data = regression_points(history, unit)
+    values = data["value"].cast(pl.Float64)
+    divisor, shown_unit = display_unit(unit, values.to_list())
+    data = data.with_columns((pl.col("value").cast(pl.Float64) / divisor).alias("y"),
+                             pl.col("label").fill_null("").alias("label"))
+    data = data.with_columns(
+        pl.when(pl.col("y").is_finite()).then(pl.col("y")).alias("y"),
+        # a re-baseline starts a new segment: the line is not drawn across a version change
+        (pl.col("state") == "not comparable").cast(pl.Int32).cum_sum().over("label").alias("segment"),
+    )
+    finite = data["y"].drop_nulls()
+    positive = finite.len() > 0 and float(finite.min()) > 0
+    if log_y is None:
+        log_y = positive and float(finite.max()) / float(finite.min()) >= _LOG_SPAN
+    log_y = bool(log_y and positive)
+    ticks = data.unique("order").sort("order")["tick"].to_list()
+    y_title = (f"{title} [{shown_unit}] ↓" if shown_unit else f"{title} ↓") + (" (log)" if log_y else "")
+    x = alt.X("tick:O", title="commit (oldest left; short hash and date)", sort=ticks,
+              scale=alt.Scale(domain=ticks),
+              axis=alt.Axis(labelAngle=0, labelExpr="split(datum.label, '\\n')", labelFontSize=11,
+                            labelOverlap=True, labelPadding=6))
+    y = alt.Y("y:Q", title=y_title, scale=_axis_scale(log_y),
+              axis=_decade_axis(finite) if log_y else alt.Axis(format=",~g"))
+    encodings, selection = _series(data, title="parameters")
+    # The flags' red and green are no series' colour.
+    domain = sorted(set(data["label"].to_list()))
+    colours = [c for c in PALETTE if c not in ("#d62728", "#2ca02c")]
+    encodings["color"]["scale"] = alt.Scale(domain=domain,
+                                            range=[colours[i % len(colours)] for i in range(len(domain))])
+    tooltip = [alt.Tooltip("label:N", title="parameters"), alt.Tooltip("commit:N"),
+               alt.Tooltip("date_text:N", title="date"), alt.Tooltip("shown:N", title="value"),
+               alt.Tooltip("state:N"), alt.Tooltip("ratio_text:N", title="ratio")]
+    plotted = data.filter(pl.col("y").is_not_null())
+    base = alt.Chart(plotted).encode(x=x, y=y)
+    line = base.mark_line(strokeWidth=2.2).encode(
+        color=encodings["color"], strokeDash=encodings["strokeDash"], opacity=encodings["opacity"],
+        detail=["label:N", "segment:O"]).add_params(selection)
+    points = base.mark_point(filled=True, size=45).encode(color=encodings["color"], opacity=encodings["opacity"],
+                                                           tooltip=tooltip)
+    layers: list[Any] = [line, points]
+    regressed = plotted.filter(pl.col("state") == "regressed")
+    if not regressed.is_empty():
+        flagged = alt.Chart(regressed).encode(x=x, y=y)
+        layers += [
+            flagged.mark_point(shape="triangle-up", filled=True, size=260, color=REGRESSED_COLOUR, stroke="white",
+                               strokeWidth=1, opacity=1).encode(tooltip=tooltip),
+            flagged.mark_text(align="left", dx=11, fontSize=12, fontWeight="bold", color=REGRESSED_COLOUR)
+            .encode(text="ratio_text:N"),
+        ]
+    improved = plotted.filter(pl.col("state") == "improved")
+    if not improved.is_empty():
+        layers.append(alt.Chart(improved).encode(x=x, y=y).mark_point(
+            shape="triangle-down", filled=True, size=200, color=IMPROVED_COLOUR, opacity=1).encode(tooltip=tooltip))
+    rebased = data.filter(pl.col("state") == "not comparable").unique("order")
+    if not rebased.is_empty():
+        rule = alt.Chart(rebased).encode(x=x)
+        layers += [
+            rule.mark_rule(color="#6c757d", strokeDash=[6, 4], strokeWidth=1.6).encode(
+                tooltip=[alt.Tooltip("commit:N"), alt.Tooltip("date_text:N", title="date"),
+                         alt.Tooltip("version:N", title="new version")]),
+            rule.mark_text(align="left", baseline="bottom", dx=5, dy=-4, fontSize=12, color="#495057").encode(
+                y=alt.value("height"), text=alt.value("re-baselined (version changed)")),
+        ]
+    failed = data.filter(pl.col("state") == "failed")
+    if not failed.is_empty():
+        marks = failed.group_by("order", "tick").agg(pl.col("label").sort().str.join("; ").alias("failed"))
+        layers.append(alt.Chart(marks).mark_text(text="✖ failed", baseline="top", y=20, fontSize=12,
+                                                 fontWeight="bold", color=REGRESSED_COLOUR).encode(
+            x=x, tooltip=[alt.Tooltip("failed:N", title="failed")]))
+    return alt.layer(*layers).properties(height=_height(height, data))

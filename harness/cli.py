@@ -479,6 +479,9 @@ def leaderboard(
     port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8501,
     host: Annotated[str, typer.Option("--host", help="Address to bind (loopback by default).")] = "127.0.0.1",
     catalog: CatalogOpt = None,
+    asv_config: Annotated[Optional[Path], typer.Option(
+        "--asv-config", help="asv's configuration, whose recorded results the Regressions page shows "
+                             "(default: asv.conf.json here, when there is one).")] = None,
 ) -> None:
     """Serve the Streamlit leaderboard of a store (read only) until interrupted."""
     from harness.leaderboard import serve
@@ -487,8 +490,22 @@ def leaderboard(
     from harness.store import read_runs
 
     read_runs(store, columns=["run_id"])  # an old store is refused here, not inside the app
-    typer.echo(f"leaderboard of {store.resolve()} on http://{host}:{port}  (Ctrl-C stops it)")
-    raise typer.Exit(serve(store, port=port, host=host, catalog=catalog or ()))
+    asv_results = None
+    config = asv_config if asv_config is not None else Path("asv.conf.json")
+    if asv_config is not None and not asv_config.is_file():
+        raise _fail(f"--asv-config {asv_config}: no asv configuration (asv.conf.json) there")
+    if config.is_file():
+        try:
+            from harness.regress.results import load_config
+
+            asv_results = Path(load_config(config).results_dir)
+        except Exception as exc:  # noqa: BLE001 - asv's own errors (a bad JSON file, asv not installed)
+            if asv_config is not None:
+                raise _fail(f"--asv-config {asv_config}: {exc}") from None
+            typer.echo(f"warning: {config}: {exc}; the Regressions page shows no results", err=True)
+    typer.echo(f"leaderboard of {store.resolve()} on http://{host}:{port}  (Ctrl-C stops it)"
+               + (f"; asv results: {asv_results}" if asv_results is not None else ""))
+    raise typer.Exit(serve(store, port=port, host=host, catalog=catalog or (), asv_results=asv_results))
 
 
 @app.command()
@@ -532,6 +549,131 @@ def compact(store: StoreOpt = DEFAULT_STORE) -> None:
     except OSError as exc:
         raise _store_error(f"cannot write the store {store}: {_os_reason(exc)}") from None
     typer.echo(f"compacted {store}: {merged} per-run file(s) merged")
+
+
+regress_app = typer.Typer(
+    name="regress",
+    help="Regression tracking over commits with asv: record a commit, compare two, publish asv's HTML.",
+    no_args_is_help=True,
+)
+app.add_typer(regress_app)
+
+ConfigOpt = Annotated[Path, typer.Option("--config", help="asv's configuration file.")]
+
+
+@regress_app.command("record")
+def regress_record(
+    config: ConfigOpt = Path("asv.conf.json"),
+    suite: Annotated[str, typer.Option("--suite", "-s", help="The suite the catalog benchmarks are generated from.")] = "asv",
+    hardware: Annotated[Optional[str], typer.Option("--hardware", help="Hardware profile (default: the suite's one).")] = None,
+    catalog: CatalogOpt = None,
+    commit: Annotated[str, typer.Option("--commit", help="The commit to record the results as (a git name).")] = "HEAD",
+    quick: Annotated[bool, typer.Option("--quick", help="One sample of each benchmark (asv run --quick).")] = False,
+    bench: Annotated[Optional[str], typer.Option("--bench", "-b", help="Only benchmarks matching this regular expression.")] = None,
+    show_stderr: Annotated[bool, typer.Option("--show-stderr", help="Show the benchmarks' stderr.")] = False,
+) -> None:
+    """Run the benchmarks once in this environment and record them as COMMIT (asv run --python=same).
+
+    The machine is named after the hardware profile and this host's fingerprint. Exits with asv's
+    status: 2 when a benchmark failed (its failure is recorded, as a value would be).
+    """
+    from harness.regress.record import RecordError, machine_name, record, suite_hardware
+
+    try:
+        hardware = hardware or suite_hardware(config.resolve(), suite=suite, catalog=catalog or ())
+        typer.echo(f"recording {commit} on machine {machine_name(hardware)} (suite {suite}, hardware {hardware})")
+        status = record(config, suite=suite, hardware=hardware, catalog=catalog or (), commit=commit, quick=quick,
+                        bench=bench, show_stderr=show_stderr)
+    except RecordError as exc:
+        raise _fail(str(exc)) from None
+    if status == 2:
+        typer.echo("some benchmarks failed: their failures are recorded (see asv's output above)", err=True)
+    raise typer.Exit(status)
+
+
+@regress_app.command("compare")
+def regress_compare(
+    base: Annotated[str, typer.Argument(help="The commit compared against (a git name or a recorded hash).")],
+    head: Annotated[str, typer.Argument(help="The commit compared.")] = "HEAD",
+    config: ConfigOpt = Path("asv.conf.json"),
+    machine: Annotated[Optional[str], typer.Option("--machine", help="asv machine (default: the one with results; else this host's cpu machine).")] = None,
+    metric_factor: Annotated[float, typer.Option("--metric-factor", min=1.0, help="Results and memory: worse by more than this factor is a regression.")] = 1.10,
+    time_factor: Annotated[float, typer.Option("--time-factor", min=1.0, help="Times: slower by more than this factor is a regression.")] = 1.25,
+    only_changed: Annotated[bool, typer.Option("--only-changed", help="Leave out the unchanged benchmarks.")] = False,
+) -> None:
+    """Compare two recorded commits; exit 1 when a benchmark regressed (or newly fails), printing the table."""
+    from harness.regress.results import compare_commits, regressions
+
+    if not config.is_file():
+        raise _fail(f"{config}: no asv configuration (asv.conf.json) there")
+    try:
+        changes = compare_commits(config, base, head, machine=machine or _default_machine(config),
+                                  metric_factor=metric_factor, time_factor=time_factor)
+    except LookupError as exc:
+        raise _fail(str(exc).strip("'\"")) from None
+    console = _console()
+    console.print(_changes_table(changes, base=base, head=head, only_changed=only_changed))
+    worse = regressions(changes)
+    counts = {state: sum(c.state == state for c in changes) for state in dict.fromkeys(c.state for c in changes)}
+    console.print(", ".join(f"{n} {state}" for state, n in counts.items()))
+    if worse:
+        typer.echo(f"{len(worse)} regression(s): " + "; ".join(c.name for c in worse), err=True)
+        raise typer.Exit(RUNS_FAILED)
+
+
+def _default_machine(config: Path) -> str | None:
+    # This host's machine when it has results, so that a results directory shared by several
+    # hosts compares this one's without --machine; else let the comparison pick the only one.
+    from harness.regress.record import machine_name
+    from harness.regress.results import load_config, machines
+
+    mine = machine_name("cpu")
+    return mine if mine in machines(load_config(config).results_dir) else None
+
+
+def _changes_table(changes, *, base: str, head: str, only_changed: bool):  # noqa: ANN001, ANN202 - rich is imported lazily
+    from asv.util import human_value
+    from rich.table import Table
+
+    marks = {"regressed": "+", "failed": "!", "improved": "-", "fixed": "*", "not comparable": "x"}
+    table = Table(title=f"{base} -> {head}", title_justify="left", show_edge=False)
+    for header, justify in (("change", "left"), ("before", "right"), ("after", "right"), ("ratio", "right"),
+                            ("factor", "right"), ("benchmark (parameters)", "left")):
+        table.add_column(header, justify=justify)
+    for change in changes:
+        if only_changed and change.state in ("unchanged", "skipped"):
+            continue
+        unit = (change.after or change.before).unit
+
+        def shown(m) -> str:  # noqa: ANN001
+            if m is None:
+                return "-"
+            if m.failed:
+                return "failed"
+            # asv writes seconds and bytes humanly (39.1ms, 390M); a metric gets 4 digits and its unit.
+            return human_value(m.value, unit) if unit in ("seconds", "bytes") else f"{m.value:.4g} {unit}".strip()
+
+        ratio = "-" if change.ratio is None else f"{change.ratio:.2f}"
+        table.add_row(f"{marks.get(change.state, ' ')} {change.state}", shown(change.before), shown(change.after),
+                      ratio, f"{change.factor:.2f}", change.name)
+    return table
+
+
+@regress_app.command("publish")
+def regress_publish(config: ConfigOpt = Path("asv.conf.json")) -> None:
+    """Build asv's HTML of every recorded commit (html_dir), with its scripts and styles local, so it opens offline.
+
+    Serve it (asv's pages load their data by HTTP): `python -m http.server -d asv/html`, or `asv preview`.
+    """
+    from harness.regress.publish import PublishError, publish
+
+    if not config.is_file():
+        raise _fail(f"{config}: no asv configuration (asv.conf.json) there")
+    try:
+        html = publish(config)
+    except PublishError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(f"wrote {html}  (serve it: python -m http.server -d {html})")
 
 
 def _require_store(store: Path) -> None:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 __all__ = [
+    "ASV_RESULTS_ENV",
     "CATALOG_ENV",
     "FitColumn",
     "FitTable",
@@ -41,6 +42,7 @@ __all__ = [
     "method_declarations",
     "report_renderables",
     "report_tables",
+    "results_fingerprint",
     "serve",
     "store_fingerprint",
     "streamlit_command",
@@ -50,6 +52,8 @@ __all__ = [
 STORE_ENV = "HARNESS_STORE"
 #: Environment variable of extra catalog roots, separated by ``os.pathsep``.
 CATALOG_ENV = "HARNESS_CATALOG"
+#: Environment variable naming asv's results directory, for the Regressions page (``--asv-results`` also works).
+ASV_RESULTS_ENV = "HARNESS_ASV_RESULTS"
 
 _MARKDOWN_SPECIAL = set("\\`*_{}[]()<>#+-.!|~:$&\"'=^%@;,/?")
 
@@ -64,7 +68,8 @@ def app_path() -> Path:
 
 
 def streamlit_command(
-    store: str | os.PathLike[str], *, port: int, host: str = "127.0.0.1", catalog: Sequence[str | os.PathLike[str]] = ()
+    store: str | os.PathLike[str], *, port: int, host: str = "127.0.0.1",
+    catalog: Sequence[str | os.PathLike[str]] = (), asv_results: str | os.PathLike[str] | None = None,
 ) -> list[str]:
     """The ``streamlit run`` command line of :func:`serve` (headless, no telemetry)."""
     command = [
@@ -81,6 +86,8 @@ def streamlit_command(
     ]
     for root in catalog:
         command += ["--catalog", str(Path(root).resolve())]
+    if asv_results is not None:
+        command += ["--asv-results", str(Path(asv_results).resolve())]
     return command
 
 
@@ -90,6 +97,7 @@ def serve(
     port: int,
     host: str = "127.0.0.1",
     catalog: Sequence[str | os.PathLike[str]] = (),
+    asv_results: str | os.PathLike[str] | None = None,
 ) -> int:
     """Run the leaderboard on ``host:port`` until interrupted; return the exit code.
 
@@ -107,14 +115,18 @@ def serve(
         Address to bind; loopback by default.
     catalog
         Extra catalog roots, for method declarations beside the built-in catalog.
+    asv_results
+        asv's results directory (``results_dir`` of ``asv.conf.json``), read by the Regressions
+        page; None: that page says how to record results.
     """
     env = {
         **os.environ,
         STORE_ENV: str(Path(store).resolve()),
         CATALOG_ENV: os.pathsep.join(str(Path(r).resolve()) for r in catalog),
+        ASV_RESULTS_ENV: str(Path(asv_results).resolve()) if asv_results is not None else "",
         "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
     }
-    command = streamlit_command(store, port=port, host=host, catalog=catalog)
+    command = streamlit_command(store, port=port, host=host, catalog=catalog, asv_results=asv_results)
     process = subprocess.Popen(command, env=env, preexec_fn=_die_with_parent)  # noqa: PLW1509
     stopping: list[float] = []
 
@@ -186,6 +198,32 @@ def store_fingerprint(store: str | os.PathLike[str]) -> tuple[int, int, int, int
         except FileNotFoundError:
             values += [0, 0]
     return (values[0], values[1], values[2], values[3])
+
+
+def results_fingerprint(results_dir: str | os.PathLike[str]) -> tuple[int, ...]:
+    """A cheap fingerprint of asv's results directory that changes whenever a commit is recorded.
+
+    ``benchmarks.json``'s modification time and size, then per machine directory (sorted) its
+    modification time, its JSON files' count and their newest modification time (asv rewrites a
+    commit's file when it records it again). A missing directory: ``()``.
+    """
+    root = Path(results_dir)
+    values: list[int] = []
+    try:
+        stat = (root / "benchmarks.json").stat()
+        values += [stat.st_mtime_ns, stat.st_size]
+    except FileNotFoundError:
+        values += [0, 0]
+    try:
+        with os.scandir(root) as entries:
+            machines = sorted((e for e in entries if e.is_dir()), key=lambda e: e.name)
+        for machine in machines:
+            with os.scandir(machine.path) as entries:
+                files = [e.stat().st_mtime_ns for e in entries if e.name.endswith(".json")]
+            values += [machine.stat().st_mtime_ns, len(files), max(files, default=0)]
+    except (FileNotFoundError, NotADirectoryError):
+        return ()
+    return tuple(values)
 
 
 def method_declarations(
@@ -598,13 +636,16 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=8501, help="TCP port (default 8501).")
     parser.add_argument("--host", default="127.0.0.1", help="Address to bind (default 127.0.0.1).")
     parser.add_argument("--catalog", type=Path, action="append", default=[], help="An extra catalog root. Repeatable.")
+    parser.add_argument("--asv-results", type=Path, default=None,
+                        help="asv's results directory, for the Regressions page.")
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m harness.leaderboard --store DIR --port P [--host H] [--catalog DIR]``."""
+    """``python -m harness.leaderboard --store DIR --port P [--host H] [--catalog DIR] [--asv-results DIR]``."""
     args = _parse(argv)
-    return serve(args.store, port=args.port, host=args.host, catalog=args.catalog)
+    extra = {"asv_results": args.asv_results} if args.asv_results is not None else {}
+    return serve(args.store, port=args.port, host=args.host, catalog=args.catalog, **extra)
 
 
 if __name__ == "__main__":

@@ -78,6 +78,7 @@ __all__ = [
     "Collective",
     "DeclaredError",
     "RunResult",
+    "Stepper",
     "build_method",
     "execute_run",
 ]
@@ -219,6 +220,45 @@ _IDLE_CLOCK = Clock(backend=None)  # the clock of a run that failed before its o
 def _build_and_loop(run: RunSpec, catalog: Catalog, collective: Collective, made: _Made, *, started: float,
                     on_point: Callable[[dict[str, Any]], None] | None) -> Outcome:
     """Build the run (what it makes goes into ``made`` as it is made), then run its loop."""
+    built = _build(run, catalog, collective, made, on_point=on_point)
+    if isinstance(built, Outcome):
+        return built
+    program, params, evaluator = built
+    made.clock = clock = Clock(made.backend)
+    return run_loop(program, params, evaluator=evaluator, clock=clock, collective=collective, budget=run.budget,
+                    started=started)
+
+
+class Stepper:
+    """A run's method, built and compiled as a run builds it, advanced one step per :meth:`step` call.
+
+    What asv's ``time_*`` benchmarks time (:mod:`harness.regress.suite`): one step on the clock's
+    terms (the device synchronized on its outputs), with no evaluation, probe or budget around it.
+
+    Raises
+    ------
+    RuntimeError
+        When the run cannot be built (its implementation changed since it was planned).
+    """
+
+    def __init__(self, run: RunSpec, catalog: Catalog) -> None:
+        self.made = _Made()
+        built = _build(run, catalog, Solo(), self.made, on_point=None)
+        if isinstance(built, Outcome):
+            raise RuntimeError(built.error)
+        self.program, self.params, _ = built
+        self.state = self.program.init(self.params)
+        self.made.backend.synchronize(self.params, self.state)
+
+    def step(self) -> None:
+        """One step of the method: the next point and state, synchronized."""
+        self.params, self.state = self.program.step(self.params, self.state)
+        self.made.backend.synchronize(self.params, self.state)
+
+
+def _build(run: RunSpec, catalog: Catalog, collective: Collective, made: _Made, *,
+           on_point: Callable[[dict[str, Any]], None] | None) -> tuple[Any, Any, Evaluator] | Outcome:
+    """The run's compiled program, initial point and evaluator; the outcome instead when it cannot run."""
     task = catalog.tasks[run.task].spec
     method_spec = catalog.methods[run.method].spec
     profile = catalog.hardware[run.hardware].spec
@@ -271,11 +311,7 @@ def _build_and_loop(run: RunSpec, catalog: Catalog, collective: Collective, made
     program.compile(params)
     backend.seed(run.seed)  # a warm-up that drew from the global generators leaves no trace
     made.compile_s = time.perf_counter() - t0
-
-    made.clock = clock = Clock(backend)
-    evaluator = Evaluator(task, evaluate, f_star=f_star, oracle=oracle, probes=probes, on_point=on_point)
-    return run_loop(program, params, evaluator=evaluator, clock=clock, collective=collective, budget=run.budget,
-                    started=started)
+    return program, params, Evaluator(task, evaluate, f_star=f_star, oracle=oracle, probes=probes, on_point=on_point)
 
 
 def _declared(catalog: Catalog, kind: str, spec_id: str, loc: tuple[Any, ...], what: str, call: Any) -> Any:

@@ -24,10 +24,12 @@ import streamlit as st
 
 from harness import charts, score
 from harness.leaderboard import (
+    ASV_RESULTS_ENV,
     CATALOG_ENV,
     STORE_ENV,
     escape_markdown,
     method_declarations,
+    results_fingerprint,
     store_fingerprint,
 )
 from harness.record import NOT_RUN
@@ -58,6 +60,15 @@ def settings() -> tuple[Path, tuple[str, ...]]:
     store = args.store or os.environ.get(STORE_ENV) or "harness-store"
     env_roots = [r for r in os.environ.get(CATALOG_ENV, "").split(os.pathsep) if r]
     return Path(store), tuple(args.catalog or env_roots)
+
+
+def asv_results() -> Path | None:
+    """asv's results directory (the Regressions page's): ``-- --asv-results DIR`` or env; None: not given."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--asv-results")
+    args, _ = parser.parse_known_args(sys.argv[1:])
+    found = args.asv_results or os.environ.get(ASV_RESULTS_ENV)
+    return Path(found) if found else None
 
 
 def store_key() -> tuple[str, tuple[int, int, int, int]]:
@@ -166,6 +177,41 @@ def ecdf(filters: Filters, x: str, task: str | None = None) -> tuple[pl.DataFram
     """Each solver's ECDF (over ``task``'s problems, or all) sampled at 200 log-spaced runtimes,
     and its summary with the problems each solver ran (reads traces)."""
     return _ecdf(*store_key(), filters, x, task)
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def _regress_history(results_dir: str, fingerprint: tuple[int, ...]) -> pl.DataFrame:
+    from harness.regress.results import history
+
+    rows = history(results_dir)
+    schema = {"machine": pl.String, "commit": pl.String, "date": pl.Int64, "benchmark": pl.String,
+              "params": pl.String, "label": pl.String, "name": pl.String, "pretty_name": pl.String, "unit": pl.String,
+              "kind": pl.String, "value": pl.Float64, "version": pl.String, "state": pl.String, "ratio": pl.Float64}
+    frame = pl.DataFrame([{k: r[k] for k in schema} for r in rows], schema=schema, strict=False)
+    return frame.with_columns(pl.when(pl.col("label") == "").then(pl.col("params")).otherwise(pl.col("label"))
+                              .alias("label")).pipe(_commit_order)
+
+
+def _commit_order(frame: pl.DataFrame) -> pl.DataFrame:
+    """``order``: 1, 2, ... for each machine's commits, as history() lists them (by date)."""
+    first = frame.with_row_index("_row").group_by("machine", "commit").agg(pl.col("_row").min())
+    first = first.with_columns(pl.col("_row").rank("ordinal").over("machine").cast(pl.Int64).alias("order"))
+    return frame.join(first.drop("_row"), on=["machine", "commit"], how="left")
+
+
+def regress_history() -> pl.DataFrame | None:
+    """Every recorded asv measurement, flagged against the commit before it
+    (:func:`harness.regress.results.history`), with ``label`` (``n=10, framework=torch``) and
+    ``order`` (the commit's position on its machine); cached until a commit is recorded.
+    None: no results directory was given, or it holds no results."""
+    results = asv_results()
+    if results is None:
+        return None
+    fingerprint = results_fingerprint(results)
+    if not fingerprint:
+        return None
+    frame = _regress_history(str(results), fingerprint)
+    return None if frame.is_empty() else frame
 
 
 @st.cache_resource(show_spinner=False)

@@ -6,7 +6,7 @@ import importlib
 from pathlib import Path
 from typing import Any
 
-__all__ = ["make_backend", "peak_rss_bytes", "reset_peak_rss"]
+__all__ = ["backend_module", "make_backend", "peak_rss_bytes", "reset_peak_rss"]
 
 _MODULES = {"torch": "harness.backends.torch", "jax": "harness.backends.jax"}
 
@@ -19,11 +19,21 @@ def make_backend(framework: str, *, device: str = "cpu", dtype: str = "float64",
     >>> make_backend("torch").name
     'torch'
     """
+    return backend_module(framework).Backend(device=device, dtype=dtype, threads=threads)
+
+
+def backend_module(framework: str) -> Any:
+    """The module of ``framework``'s backend, imported (with the framework; nothing is computed).
+
+    Raises
+    ------
+    ValueError
+        For an unknown framework.
+    """
     try:
-        module = importlib.import_module(_MODULES[framework])
+        return importlib.import_module(_MODULES[framework])
     except KeyError:
         raise ValueError(f"unknown framework {framework!r}; known: {sorted(_MODULES)}") from None
-    return module.Backend(device=device, dtype=dtype, threads=threads)
 
 
 _STATUS = Path("/proc/self/status")

@@ -115,6 +115,24 @@ def page(browser, server):
     context.close()
 
 
+@contextlib.contextmanager
+def chromium_page(*, height: int, timeout_ms: int = 60_000) -> Iterator[object]:
+    """A page 1400 px wide in Debian's Chromium (skipped without it), its script errors in ``page.errors``."""
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": height})
+        page.set_default_timeout(timeout_ms)
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.errors = errors
+        yield page
+        browser.close()
+
+
 def screenshot_dir(tmp_path: Path) -> Path:
     kept = os.environ.get("HARNESS_SCREENSHOTS")
     directory = Path(kept) if kept else tmp_path

@@ -19,7 +19,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 from lbkit import DRAWN  # the app's own module (tests/leaderboard/conftest.py puts it on the path)
-from test_browser import ARGS, CHART, CHROMIUM, screenshot_dir, serving
+from test_browser import CHART, chromium_page, screenshot_dir, serving
 
 from harness.store import scan_runs
 
@@ -65,20 +65,9 @@ def bench_server(bench_store: Path) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def tall_page(bench_server: str) -> Iterator[object]:
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
-        # Tall enough that Streamlit's own scrolling container holds the whole page in one screenshot.
-        page = browser.new_page(viewport={"width": 1400, "height": 5200})
-        page.set_default_timeout(90_000)
-        errors: list[str] = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.errors = errors
+    # Tall enough that Streamlit's own scrolling container holds the whole page in one screenshot.
+    with chromium_page(height=5200, timeout_ms=90_000) as page:
         yield page
-        browser.close()
 
 
 def _open(page, url: str) -> None:

@@ -1,0 +1,1 @@
+"""Regression tracking over commits with asv (``harness regress``)."""
