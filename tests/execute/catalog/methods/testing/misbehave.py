@@ -97,11 +97,14 @@ class Misbehave:
                 os.close(read)
                 os.setsid()
                 if os.fork() == 0:
-                    self._pickle()
+                    # The pid first, whole (renamed into place): the driver may kill this process as
+                    # soon as the frame below reaches it, and the test reads the pid to check that.
                     path = os.environ.get("HARNESS_TEST_LITTER")
                     if path:
-                        with open(path + ".pid", "w") as handle:
+                        with open(path + ".pid.tmp", "w") as handle:
                             handle.write(str(os.getpid()))
+                        os.replace(path + ".pid.tmp", path + ".pid")
+                    self._pickle()
                     os.write(write, b"written\n")
                     os.execvp("sleep", ["sleep", "600"])
             finally:
