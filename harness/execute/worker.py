@@ -165,16 +165,25 @@ def thread_env(threads: int | None, *, base: dict[str, str] | None = None) -> di
 
 
 def preload(framework: str, *, threads: int | None) -> None:
-    """Import and start ``framework`` before a run: that is not the run's time or memory."""
+    """Import and start ``framework`` before a run, once per process: that is not the run's time or memory.
+
+    torch: also ``torch._dynamo``, which the first ``torch.optim`` optimizer of a process imports
+    (1.5-2 s), so that no run's ``init_s`` pays it. jax: one computation, which starts XLA's
+    client and thread pools.
+    """
+    if framework in _PRELOADED:
+        return
     try:
         importlib.import_module(f"harness.backends.{framework}")
     except Exception:  # noqa: BLE001 - the run itself will fail with this error and record it
         return
-    if framework == "torch" and threads is not None:
+    if framework == "torch":
         import torch
+        import torch._dynamo  # noqa: F401 - what torch.optim imports on first use
 
-        with contextlib.suppress(RuntimeError):  # settable once, before any inter-op work
-            torch.set_num_interop_threads(threads)
+        if threads is not None:
+            with contextlib.suppress(RuntimeError):  # settable once, before any inter-op work
+                torch.set_num_interop_threads(threads)
     elif framework == "jax":
         import jax
         import jax.numpy as jnp
@@ -182,6 +191,11 @@ def preload(framework: str, *, threads: int | None) -> None:
         # The first computation starts XLA's client and thread pools (a GiB of address space).
         with contextlib.suppress(Exception):
             jax.jit(lambda x: x + 1)(jnp.zeros(1)).block_until_ready()
+    _PRELOADED.add(framework)
+
+
+#: The frameworks :func:`preload` has started in this process.
+_PRELOADED: set[str] = set()
 
 
 def _status_kb(field: str, pid: int | str = "self") -> int | None:
