@@ -136,7 +136,10 @@ class RunRecord:
     program: str | None = _column("str", "jit (compiled whole, ahead of time) | eager")
     program_fallback: str | None = _column("str", "why a method declared pure ran eagerly")
     left_behind: str | None = _column("str", "threads or processes the run left running (its worker was replaced)")
-    peak_memory_bytes: int | None = _column("int", "peak memory of the run's process (host RSS or device)")
+    peak_memory_bytes: int | None = _column("int", "the run's own peak memory: above its process's baseline (host RSS "
+                                            "high-water mark, or the device allocator's)")
+    baseline_memory_bytes: int | None = _column("int", "what the run's process (or device) held when it started: "
+                                                "imports, a warm worker's earlier runs")
     # -- target ----------------------------------------------------------------------------------
     target_metric: str | None = _column("str", "the task's target metric")
     target_value: float | None = _column("float", "the value it must reach")

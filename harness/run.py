@@ -196,7 +196,8 @@ class _Made:
             clock_compile_s=clock.compile_s,
             program=None if self.program is None else self.program.mode,
             program_fallback=None if self.program is None else self.program.fallback,
-            peak_memory_bytes=self._peak_memory(),
+            peak_memory_bytes=self._memory("peak_memory_bytes"),
+            baseline_memory_bytes=self._memory("baseline_memory_bytes"),
             time_to_target_s=outcome.reached[0] if outcome.reached else None,
             steps_to_target=outcome.reached[1] if outcome.reached else None,
             values={m.id: outcome.values.get(m.id) for m in metrics},
@@ -205,11 +206,11 @@ class _Made:
             finished_at=_now(),
         )
 
-    def _peak_memory(self) -> int | None:
+    def _memory(self, reader: str) -> int | None:
         if self.backend is None:
             return None
         try:
-            return self.backend.peak_memory_bytes()
+            return getattr(self.backend, reader)()
         except Exception:  # noqa: BLE001 - a failed memory query must not lose the run
             return None
 

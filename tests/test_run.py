@@ -161,3 +161,55 @@ def test_an_implementation_failing_at_run_time_names_its_declaration(test_catalo
     assert row["status"] == "error"
     assert last.startswith("harness.run.DeclaredError: ") and "quadratic.yaml:" in last
     assert "implementations.torch: building the problem raised ValueError" in last
+
+
+def test_peak_memory_is_the_runs_own_above_its_baseline(tmp_path, load_test_catalog):
+    """A method that holds 200 MiB for one step: the run's peak is those bytes, the baseline apart."""
+    methods = tmp_path / "methods"
+    methods.mkdir()
+    (methods / "hog.yaml").write_text(HOG_YAML)
+    (methods / "hog.py").write_text(HOG_PY)
+    catalog = load_test_catalog(tmp_path)
+    suite = SuiteSpec(id="t", frameworks=("torch",), entries=(SuiteEntry(tasks=("quadratic",), methods=("hog",),
+                                                                          budget=Budget(steps=3)),))
+    (run,) = make_plan(catalog, suite=suite).runs
+    row = execute_run(run, catalog).row
+    assert row["status"] == "completed", row["error"]
+    hog = 200 * 2**20
+    # Within 5% below (pages of the baseline the process let go meanwhile) and 64 MiB above (the run's own
+    # allocations); the process's whole high-water mark, baseline included, would be far above.
+    assert 0.95 * hog <= row["peak_memory_bytes"] < hog + 64 * 2**20
+    assert row["baseline_memory_bytes"] > 100 * 2**20  # this process: python, torch, pytest, the catalog
+
+
+HOG_YAML = """\
+id: hog
+name: Gradient descent that holds 200 MiB for its first step
+family: testing
+paper: "test-only"
+requires: [grad]
+hyperparameters:
+  lr: 0.1
+implementations:
+  torch:
+    entry: "hog.py:Hog"
+"""
+
+HOG_PY = """\
+import numpy as np
+
+
+class Hog:
+    def __init__(self, *, lr):
+        self.lr = float(lr)
+
+    def init(self, params, oracle):
+        return 0
+
+    def step(self, params, state, oracle):
+        if state == 0:
+            block = np.ones(200 * 2**20 // 8)  # written, so resident
+            block.sum()
+            del block
+        return params - self.lr * oracle.grad(params), state + 1
+"""

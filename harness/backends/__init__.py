@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-__all__ = ["backend_module", "make_backend", "peak_rss_bytes", "reset_peak_rss"]
+__all__ = ["MemoryPeak", "backend_module", "make_backend", "peak_rss_bytes", "reset_peak_rss", "rss_bytes"]
 
 _MODULES = {"torch": "harness.backends.torch", "jax": "harness.backends.jax"}
 
@@ -40,12 +41,27 @@ _STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
 
 
-def reset_peak_rss() -> None:
-    """Reset the process's resident-set high-water mark (Linux: write 5 to clear_refs)."""
+def reset_peak_rss() -> bool:
+    """Reset the process's resident-set high-water mark to its resident set (Linux: write 5 to clear_refs).
+
+    Returns whether it was reset: elsewhere the mark stays the process's lifetime peak.
+    """
     try:
         _CLEAR_REFS.write_text("5")
     except OSError:
+        return False
+    return True
+
+
+def rss_bytes() -> int | None:
+    """The process's resident set now, in bytes (Linux; ``None`` elsewhere)."""
+    try:
+        for line in _STATUS.read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
         pass
+    return None
 
 
 def peak_rss_bytes() -> int | None:
@@ -62,3 +78,47 @@ def peak_rss_bytes() -> int | None:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     except (ImportError, OSError):
         return None
+
+
+class MemoryPeak:
+    """A run's own memory peak: the high-water mark above what was in use at :meth:`reset`.
+
+    The process's baseline (the imported frameworks, what earlier runs of a warm worker left) is
+    :attr:`baseline`, reported apart; it is not the run's. On the host the mark is the resident
+    set's (``VmHWM``, reset through ``/proc/self/clear_refs``); where it cannot be reset, the run's
+    own peak is unknown (``None``) rather than the process's lifetime peak. A device passes its
+    allocator's ``current`` and ``high`` readers and its ``reset`` (``None`` for an allocator whose
+    peak cannot be reset: then the run's peak is known only when it passed the earlier one).
+
+    Examples
+    --------
+    >>> peak = MemoryPeak()
+    >>> peak.reset()
+    >>> block = bytearray(64 * 2**20)  # 64 MiB, touched
+    >>> peak.peak() >= 64 * 2**20 if peak.baseline is not None else True
+    True
+    """
+
+    def __init__(self, *, current: Callable[[], int] | None = None, high: Callable[[], int] | None = None,
+                 reset: Callable[[], None] | None = None) -> None:
+        self._current, self._high, self._reset = current, high, reset
+        self.baseline: int | None = None
+        self._high_before: int | None = None  # a device peak that cannot be reset: its value at reset()
+
+    def reset(self) -> None:
+        """Start measuring: reset the mark and note the baseline."""
+        if self._current is None:
+            self.baseline = rss_bytes() if reset_peak_rss() else None
+            return
+        if self._reset is not None:
+            self._reset()
+        else:
+            self._high_before = int(self._high())
+        self.baseline = int(self._current())
+
+    def peak(self) -> int | None:
+        """Bytes above the baseline at the highest point since :meth:`reset`; ``None`` when unknown."""
+        high = peak_rss_bytes() if self._high is None else int(self._high())
+        if self.baseline is None or high is None or (self._high_before is not None and high <= self._high_before):
+            return None
+        return max(0, high - self.baseline)

@@ -27,7 +27,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from harness.api import OracleBudgetExceeded  # noqa: E402
-from harness.backends import peak_rss_bytes, reset_peak_rss  # noqa: E402
+from harness.backends import MemoryPeak  # noqa: E402
 from harness.oracle import CountingOracle  # noqa: E402
 from harness.program import EagerProgram  # noqa: E402
 from harness.sealed import OracleFacts, seal  # noqa: E402
@@ -314,6 +314,11 @@ class Backend:
         self._jax_device = jax.devices("gpu" if device == "cuda" else "cpu")[0]
         self._dtype = getattr(jnp, dtype)
         self.run_seed = 0
+        if device == "cpu":
+            self._memory = MemoryPeak()
+        else:  # XLA's allocator keeps a lifetime peak, which cannot be reset
+            self._memory = MemoryPeak(current=lambda: self._device_stat("bytes_in_use"),
+                                      high=lambda: self._device_stat("peak_bytes_in_use"))
 
     def seed(self, seed: int) -> None:
         np.random.seed(seed % 2**32)
@@ -330,14 +335,16 @@ class Backend:
         return np.asarray(value)
 
     def reset_peak_memory(self) -> None:
-        if self.device == "cpu":
-            reset_peak_rss()
+        self._memory.reset()
 
     def peak_memory_bytes(self) -> int | None:
-        if self.device == "cpu":
-            return peak_rss_bytes()
-        stats = self._jax_device.memory_stats() or {}
-        return stats.get("peak_bytes_in_use")
+        return self._memory.peak()
+
+    def baseline_memory_bytes(self) -> int | None:
+        return self._memory.baseline
+
+    def _device_stat(self, name: str) -> int:
+        return int((self._jax_device.memory_stats() or {}).get(name, 0))
 
     def asarray_int(self, value: Any) -> jax.Array:
         """Integer indices on the run's device (minibatches passed into compiled steps)."""

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness.backends import peak_rss_bytes, reset_peak_rss
+from harness.backends import MemoryPeak
 from harness.oracle import CountingOracle
 from harness.program import EagerProgram
 from harness.sealed import OracleFacts
@@ -181,6 +181,12 @@ class Backend:
         if threads is not None:
             torch.set_num_threads(threads)
         self.run_seed = 0
+        if self._device.type == "cuda":
+            self._memory = MemoryPeak(current=lambda: torch.cuda.memory_allocated(self._device),
+                                      high=lambda: torch.cuda.max_memory_allocated(self._device),
+                                      reset=lambda: torch.cuda.reset_peak_memory_stats(self._device))
+        else:
+            self._memory = MemoryPeak()
 
     def seed(self, seed: int) -> None:
         torch.manual_seed(seed)
@@ -204,15 +210,13 @@ class Backend:
         return value.detach().cpu().numpy()
 
     def reset_peak_memory(self) -> None:
-        if self._device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(self._device)
-        else:
-            reset_peak_rss()
+        self._memory.reset()
 
     def peak_memory_bytes(self) -> int | None:
-        if self._device.type == "cuda":
-            return int(torch.cuda.max_memory_allocated(self._device))
-        return peak_rss_bytes()
+        return self._memory.peak()
+
+    def baseline_memory_bytes(self) -> int | None:
+        return self._memory.baseline
 
     def make_oracle(self, problem: Any, *, capabilities: frozenset[str], max_calls: int | None = None) -> TorchOracle:
         return TorchOracle(problem, capabilities=capabilities, max_calls=max_calls, seed=self.run_seed)

@@ -46,6 +46,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness.backends import rss_bytes  # re-exported: the pool reads a worker's resident set through it
+
 if TYPE_CHECKING:
     from harness.catalog import Catalog
     from harness.plan import RunSpec
@@ -208,9 +210,6 @@ def _status_kb(field: str, pid: int | str = "self") -> int | None:
     return None
 
 
-def rss_bytes() -> int | None:
-    """This process's resident set, in bytes (Linux; ``None`` elsewhere)."""
-    return _status_kb("VmRSS")
 
 
 def address_space_bytes() -> int | None:
