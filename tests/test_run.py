@@ -131,7 +131,8 @@ def test_rows_carry_ids_timings_and_fingerprint(test_catalog):
     assert row["wall_s"] >= row["setup_s"] + row["timed_s"]
     assert json.loads(row["hyperparameters"]) == {"lr": 0.1, "sleep_s": 0.0, "step_sleep_s": 0.0, "init_sleep_s": 0.0}
     assert row["offline_s"] is None  # the method declares no offline phase
-    assert row["peak_memory_bytes"] > 0
+    # The run's own peak may be 0 for a run this small (nothing above the baseline); the baseline is never.
+    assert row["peak_memory_bytes"] >= 0 and row["baseline_memory_bytes"] > 0
 
 
 def test_each_trace_point_is_handed_on_as_it_is_recorded_and_a_failed_row_keeps_them(test_catalog):
