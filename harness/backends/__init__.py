@@ -7,7 +7,7 @@ from pathlib import Path
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["MemoryPeak", "backend_module", "make_backend", "peak_rss_bytes", "reset_peak_rss", "rss_bytes"]
+__all__ = ["MemoryPeak", "backend_module", "make_backend", "peak_rss_bytes", "reset_peak_rss", "rss_bytes", "status_bytes"]
 
 _MODULES = {"torch": "harness.backends.torch", "jax": "harness.backends.jax"}
 
@@ -37,7 +37,6 @@ def backend_module(framework: str) -> Any:
         raise ValueError(f"unknown framework {framework!r}; known: {sorted(_MODULES)}") from None
 
 
-_STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
 
 
@@ -53,25 +52,27 @@ def reset_peak_rss() -> bool:
     return True
 
 
-def rss_bytes() -> int | None:
-    """The process's resident set now, in bytes (Linux; ``None`` elsewhere)."""
+def status_bytes(field: str, pid: int | str = "self") -> int | None:
+    """A ``kB`` field of ``/proc/<pid>/status`` (``VmRSS``, ``VmHWM``, ``VmSize``) in bytes; ``None`` without it."""
     try:
-        for line in _STATUS.read_text().splitlines():
-            if line.startswith("VmRSS:"):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024
-    except OSError:
+    except (OSError, ValueError):
         pass
     return None
 
 
+def rss_bytes() -> int | None:
+    """The process's resident set now, in bytes (Linux; ``None`` elsewhere)."""
+    return status_bytes("VmRSS")
+
+
 def peak_rss_bytes() -> int | None:
     """The process's resident-set high-water mark since the last reset, in bytes."""
-    try:
-        for line in _STATUS.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
+    high = status_bytes("VmHWM")
+    if high is not None:
+        return high
     try:
         import resource
 

@@ -46,7 +46,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.backends import rss_bytes  # re-exported: the pool reads a worker's resident set through it
+from harness.backends import rss_bytes, status_bytes  # rss_bytes re-exported for the pool
 
 if TYPE_CHECKING:
     from harness.catalog import Catalog
@@ -200,21 +200,11 @@ def preload(framework: str, *, threads: int | None) -> None:
 _PRELOADED: set[str] = set()
 
 
-def _status_kb(field: str, pid: int | str = "self") -> int | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError):
-        pass
-    return None
-
-
 
 
 def address_space_bytes() -> int | None:
     """This process's mapped address space, in bytes (Linux; ``None`` elsewhere)."""
-    return _status_kb("VmSize")
+    return status_bytes("VmSize")
 
 
 @contextlib.contextmanager
@@ -588,7 +578,7 @@ def _serve(conn: Connection, source: CatalogSource, message: dict[str, Any]) -> 
         send_message(conn, ("failed", traceback.format_exc()))
         return
     threads = python_threads()
-    rss, keeper = rss_bytes(), _status_kb("VmRSS", os.getppid())
+    rss, keeper = rss_bytes(), status_bytes("VmRSS", os.getppid())
     # The baseline of the pool's resident-set watchdog, which sums the whole tree (keeper included).
     send_message(conn, ("started", rss + keeper if rss is not None and keeper is not None else rss, os.getpid()))
     # Each point goes as it is recorded: the driver keeps the trace of a run that dies mid-way.
