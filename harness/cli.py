@@ -315,17 +315,21 @@ def _plain_warnings() -> None:
 
 def _stored(store_dir: Path, run_ids: set[str]) -> dict[str, dict]:
     """The newest stored attempt of each of ``run_ids`` that the store holds (read only: no directory is created)."""
-    columns = ("run_id", "attempt", "status", "error", "task", "method", "framework", "seed")
-    return _by_id(_read_plan_runs(store_dir, run_ids, columns))
+    return _by_id(_read_plan_runs(store_dir, run_ids, _STORED_COLUMNS))
+
+
+_STORED_COLUMNS = ("run_id", "attempt", "status", "error", "task", "method", "framework", "seed")
 
 
 def _read_plan_runs(store_dir: Path, run_ids: set[str], columns: tuple[str, ...] | None = None):  # noqa: ANN202 - polars is imported lazily
-    """The stored runs (newest attempts) among ``run_ids``, as a frame of ``columns`` (``None``: all)."""
-    import polars as pl
+    """The stored runs (newest attempts) among ``run_ids``, as a frame of ``columns`` (``None``: all).
 
+    Only those runs are read (their per-run files, a filtered scan of the parts): a bench costs
+    what its plan holds, not what the store holds.
+    """
     from harness.store import read_runs
 
-    return read_runs(store_dir, columns).filter(pl.col("run_id").is_in(sorted(run_ids)))
+    return read_runs(store_dir, columns, run_ids=run_ids)
 
 
 def _by_id(frame) -> dict[str, dict]:  # noqa: ANN001 - a polars DataFrame
@@ -345,10 +349,9 @@ def _run_plan(plan, runner, store_dir: Path, *, retry_failed: bool, force: bool,
     that fills stops the bench (exit 3), every run stored so far kept.
     """
     from rich.markup import escape
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.text import Text
 
-    from harness.record import NO_RESULT, Status
+    from harness.record import NO_RESULT
 
     console = _console()
     for note in plan.unmatched:
@@ -363,7 +366,8 @@ def _run_plan(plan, runner, store_dir: Path, *, retry_failed: bool, force: bool,
             moved = store.repair()
         except OSError as exc:
             raise _store_error(f"cannot repair the store {store_dir}: {_os_reason(exc)}") from None
-    stored = _stored(store_dir, ids)
+    plan_runs = _read_plan_runs(store_dir, ids)
+    stored = _by_id(plan_runs.select(_STORED_COLUMNS))
     again = {
         r.run_id: stored[r.run_id]["attempt"]
         for r in plan.runs
@@ -379,9 +383,32 @@ def _run_plan(plan, runner, store_dir: Path, *, retry_failed: bool, force: bool,
         _print_dry_run(plan, stored, again, console=console)
         return
 
+    if todo:
+        plan_runs = _drive_plan(todo, plan, store, runner, store_dir, again=again, moved=moved, console=console)
+    _print_report(plan_runs, console=console)
+    console.print(f"store: {store_dir.resolve()}")
+    final = _by_id(plan_runs)
+    failed = [final[r.run_id] for r in plan.runs if r.run_id in final and final[r.run_id]["status"] in NO_RESULT]
+    if failed:
+        # Last, where a CI log ends: the runs that make this bench exit 1.
+        console.print(Text(f"{len(failed)} of {len(plan.runs)} runs failed (error, timeout or oom); "
+                           "--retry-failed runs them again:", style="bold red"))
+        for row in failed:
+            console.print(Text(f"  {row['status']} ", style="red") + Text(
+                f"{row['task']} / {row['method']} / {row['framework']} / seed {row['seed']}: {_last_line(row['error'])}"))
+        raise typer.Exit(RUNS_FAILED)
+
+
+def _drive_plan(todo, plan, store, runner, store_dir: Path, *, again: dict[str, int], moved: dict[str, str], console):  # noqa: ANN001, ANN202
+    """Run ``todo`` with a progress bar; the plan's stored runs afterwards (a frame, every column)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.text import Text
+
     from harness.execute import drive
+    from harness.record import NO_RESULT, Status
     from harness.store import StoreFullError
 
+    ids = {r.run_id for r in plan.runs}
     failures = 0
     with Progress(
         TextColumn("[progress.description]{task.description}"),
@@ -423,19 +450,7 @@ def _run_plan(plan, runner, store_dir: Path, *, retry_failed: bool, force: bool,
                                f"{len(_stored(store_dir, ids))} runs kept, rerun to finish") from None
     if len(results) < len(todo):
         console.print(f"{len(todo) - len(results)} run(s) were taken by another bench sharing {store_dir}")
-    runs = _read_plan_runs(store_dir, ids)  # once: for the report and the exit status
-    _print_report(runs, console=console)
-    console.print(f"store: {store_dir.resolve()}")
-    final = _by_id(runs)
-    failed = [final[r.run_id] for r in plan.runs if r.run_id in final and final[r.run_id]["status"] in NO_RESULT]
-    if failed:
-        # Last, where a CI log ends: the runs that make this bench exit 1.
-        console.print(Text(f"{len(failed)} of {len(plan.runs)} runs failed (error, timeout or oom); "
-                           "--retry-failed runs them again:", style="bold red"))
-        for row in failed:
-            console.print(Text(f"  {row['status']} ", style="red") + Text(
-                f"{row['task']} / {row['method']} / {row['framework']} / seed {row['seed']}: {_last_line(row['error'])}"))
-        raise typer.Exit(RUNS_FAILED)
+    return _read_plan_runs(store_dir, ids)  # once: for the report and the exit status
 
 
 def _print_dry_run(plan, stored: dict[str, dict], again: dict[str, int], *, console) -> None:  # noqa: ANN001

@@ -10,6 +10,7 @@ Layout of a store directory::
     traces/part-<name>.parquet  their traces (trusted only beside the runs part of that name)
     damaged/runs/, damaged/traces/  files :meth:`Store.repair` moved aside (their runs are rerun)
     declarations/methods/<id>.yaml  the method declarations the benches ran (:meth:`Store.save_declaration`)
+    index/verified            the per-run files known to read back whole (:data:`VERIFIED_INDEX`; a cache)
 
 Schema (``schema_version`` 3)
 -----------------------------
@@ -95,6 +96,17 @@ bench) moves the per-run pair of such a run, and a part pair whose footer or sch
 unreadable, into ``damaged/`` (nothing is deleted), so those runs count as unfinished and
 are run again.
 
+Costs follow the plan, not the store. Each file a bench writes is read back once, from the
+page cache, and listed in ``index/verified`` with its inode, size and modification time; a
+later bench trusts a listed file whose stat still matches (one ``stat``, no read) and reads
+any other again, so damage done to a file after it was written is still found. The index
+only saves reads: a line lost, garbled or naming a changed file costs one read back.
+Parts never change, so their ``(run_id, attempt)`` columns are read once per process.
+:func:`read_runs` with ``run_ids`` reads only those runs' per-run files and filters the
+parts as it scans them. ``harness bench`` compacts (tiered, see :func:`compact`) whenever
+:data:`AUTO_COMPACT_FILES` per-run files wait, so a listing of ``runs/`` (each claim makes
+one) stays short over a store's life.
+
 A run can be run again (``harness bench --retry-failed`` or ``--force``): the new result is
 attempt ``n + 1`` of the run (the ``attempt`` column), written beside the old one under a
 name of its own, so no file is ever rewritten while a reader or a compaction may hold it.
@@ -126,7 +138,7 @@ import tempfile
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -168,6 +180,14 @@ DECLARATIONS_DIR = "declarations"
 
 #: Where :meth:`Store.repair` moves damaged files (``damaged/runs``, ``damaged/traces``).
 DAMAGED_DIR = "damaged"
+
+#: The index of the per-run files known to read back whole: one line ``<dir>/<name>\t<inode>\t<size>\t<mtime_ns>``
+#: per file, appended by the bench that wrote or verified it, pruned by :func:`compact`.
+VERIFIED_INDEX = "index/verified"
+
+#: ``harness bench`` compacts the store (:func:`compact` with ``tiered=True``) whenever this many per-run
+#: runs files are waiting, so no listing, read or claim of the store grows with its whole history.
+AUTO_COMPACT_FILES = 1000
 
 #: The footer key holding a file's names: ``{"schema_version", "calls": [kinds], "values": [names]}``.
 FOOTER_KEY = "harness_store"
@@ -259,7 +279,7 @@ class Store:
         self._claims: dict[str, int] = {}  # run id -> fd of its locked claim file
         self._next: dict[str, int] = {}  # run id -> the attempt its claim will write
         self._part_attempts: dict[str, dict[str, int]] = {}  # runs part name -> {run id: attempt}
-        self._sound: set[tuple[str, int, int, int]] = set()  # files read back whole (they never change)
+        self._sound: set[tuple[str, int, int, int, bool]] | None = None  # files read back whole: see _verified
 
     def check_writable(self) -> None:
         """Write, sync and remove a small file in each directory of the store.
@@ -410,8 +430,8 @@ class Store:
                 if path is runs_path:
                     return None
                 return "its traces file is missing"
-            key = (str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns, old_ok)
-            if key in self._sound:
+            key = _verified_key(path, stat, old_ok)
+            if key in self._verified():
                 continue
             try:
                 why = _file_problem(path, layout, run_id, old_ok=old_ok)
@@ -419,8 +439,45 @@ class Store:
                 return None  # a compaction took it meanwhile
             if why is not None:
                 return label + why
-            self._sound.add(key)
+            self._vouch(key)
         return None
+
+    def _verified(self) -> set[tuple[str, int, int, int, bool]]:
+        """The per-run files known to read back whole, as ``(path, inode, size, mtime_ns, old_ok)``.
+
+        Read once per process from :data:`VERIFIED_INDEX` (what any bench verified or wrote),
+        so a bench does not read back the files of every stored run again. A file that changed
+        since (other inode, size or modification time) is not in it and is read again.
+        """
+        if self._sound is None:
+            self._sound = set()
+            try:
+                text = (self.root / VERIFIED_INDEX).read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                text = ""
+            for line in text.splitlines():
+                fields = line.split("\t")
+                if len(fields) == 4 and all(f.isdigit() for f in fields[1:]) and "/" in fields[0]:
+                    self._sound.add((str(self.root / fields[0]), *map(int, fields[1:]), False))
+        return self._sound
+
+    def _vouch(self, key: tuple[str, int, int, int, bool]) -> None:
+        """Record that the file of ``key`` reads back whole: in this process, and in the index for the next ones."""
+        self._verified().add(key)
+        if key[4]:
+            return  # checked in an older layout (for a migration): not a finished run of this one
+        relative = Path(key[0]).relative_to(self.root)
+        line = f"{relative.parent.name}/{relative.name}\t{key[1]}\t{key[2]}\t{key[3]}\n".encode()
+        try:
+            (self.root / VERIFIED_INDEX).parent.mkdir(exist_ok=True)
+            # One O_APPEND write of a short line: concurrent benches' lines never interleave.
+            fd = os.open(self.root / VERIFIED_INDEX, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+            try:
+                os.write(fd, line)
+            finally:
+                os.close(fd)
+        except OSError:
+            pass  # a cache: a line not written means one more read-back later
 
     def clean_claims(self) -> int:
         """Remove the claim files of processes that died (nobody holds their lock); returns how many."""
@@ -593,6 +650,14 @@ class Store:
         except BaseException:
             (self.traces_dir / name).unlink(missing_ok=True)  # a trace without its row is half a run
             raise
+        # Read back now, from the page cache, so that no later bench reads this pair again (the index).
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CorruptFileWarning)
+            self._pair_problem(self.runs_dir / name, self.traces_dir / name)
+
+    def loose_count(self) -> int:
+        """How many per-run runs files the store holds (what :func:`compact` would merge): one listing."""
+        return len(_entries(self.runs_dir, parts=False))
 
 
 
@@ -602,6 +667,10 @@ def _next_attempt(newest: int | None, intact: bool) -> int:
     if newest is None:
         return 0
     return newest + 1 if intact else newest
+
+
+def _verified_key(path: Path, stat: os.stat_result, old_ok: bool) -> tuple[str, int, int, int, bool]:
+    return (str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns, old_ok)
 
 
 def _file_name(run_id: str, attempt: int) -> str:
@@ -617,19 +686,44 @@ def _loose_key(path: Path) -> tuple[str, int]:
 
 def _part_attempts(part: Path) -> dict[str, int]:
     """``{run id: attempt}`` of a runs part (parts written before attempts existed hold attempt 0)."""
-    if "attempt" in pl.read_parquet_schema(part):
-        frame = pl.read_parquet(part, columns=["run_id", "attempt"])
-        return dict(zip(frame["run_id"].to_list(), frame["attempt"].fill_null(0).to_list()))
-    return dict.fromkeys(pl.read_parquet(part, columns=["run_id"])["run_id"].to_list(), 0)
+    frame = _part_attempt_frame(part)
+    return dict(zip(frame["run_id"].to_list(), frame["attempt"].to_list()))
+
+
+#: The ``run_id`` and ``attempt`` columns of the runs parts this process read, by the part's identity
+#: (path, inode, size, mtime): a part never changes once written, so each is read once per process.
+_PART_ATTEMPTS: dict[tuple[str, int, int, int], pl.DataFrame] = {}
+_PART_ATTEMPTS_KEPT = 64
+
+
+def _part_attempt_frame(part: Path) -> pl.DataFrame:
+    """``run_id`` (String) and ``attempt`` (Int64, 0 where not stored) of a runs part; raises when it vanished."""
+    stat = os.stat(part)
+    key = (str(part), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    frame = _PART_ATTEMPTS.get(key)
+    if frame is None:
+        if "attempt" in pl.read_parquet_schema(part):
+            frame = pl.read_parquet(part, columns=["run_id", "attempt"])
+            frame = frame.with_columns(pl.col("attempt").cast(pl.Int64()).fill_null(0))
+        else:
+            frame = pl.read_parquet(part, columns=["run_id"]).with_columns(pl.lit(0, dtype=pl.Int64()).alias("attempt"))
+        if len(_PART_ATTEMPTS) >= _PART_ATTEMPTS_KEPT:
+            _PART_ATTEMPTS.clear()  # parts merged away long ago; the live ones are read again
+        _PART_ATTEMPTS[key] = frame
+    return frame
 
 
 
 
-def read_runs(store: str | os.PathLike[str], columns: Sequence[str] | None = None) -> pl.DataFrame:
+def read_runs(store: str | os.PathLike[str], columns: Sequence[str] | None = None, *,
+              run_ids: Iterable[str] | None = None) -> pl.DataFrame:
     """Every run of ``store`` as one wide frame (metric columns missing in a run are null).
 
-    ``columns``: only these (on a compacted store only they are read). Unlike collecting
-    :func:`scan_runs`, this reads again when a compaction removed a part meanwhile.
+    ``columns``: only these (on a compacted store only they are read). ``run_ids``: only
+    these runs (only their per-run files are read, and parts are filtered as they are
+    scanned), so reading a plan's runs costs what the plan holds, not what the store
+    holds. Unlike collecting :func:`scan_runs`, this reads again when a compaction
+    removed a part meanwhile.
 
     Raises
     ------
@@ -641,8 +735,10 @@ def read_runs(store: str | os.PathLike[str], columns: Sequence[str] | None = Non
     >>> read_runs("harness-store").group_by("method").agg(pl.col("suboptimality").median())  # doctest: +SKIP
     """
 
+    wanted = None if run_ids is None else frozenset(run_ids)
+
     def scan() -> tuple[pl.LazyFrame, _Snapshot]:
-        lazy, snapshot = _scan_runs(Path(store))[:2]
+        lazy, snapshot = _scan_runs(Path(store), run_ids=wanted)[:2]
         return (lazy if columns is None else lazy.select(columns)), snapshot
 
     return _collect(scan)
@@ -688,14 +784,17 @@ def scan_traces(store: str | os.PathLike[str], run_ids: Iterable[str] | None = N
 _Names = tuple[list[str], list[str]]  # (call kinds, value names) of a frame
 
 
-def _scan_runs(root: Path, snapshot: _Snapshot | None = None, *, wide: bool = True) -> tuple[pl.LazyFrame, _Snapshot, _Names]:
+def _scan_runs(root: Path, snapshot: _Snapshot | None = None, *, wide: bool = True,
+               run_ids: frozenset[str] | None = None) -> tuple[pl.LazyFrame, _Snapshot, _Names]:
     for _ in range(_RETRIES):
         snapshot = snapshot or _snapshot(root)
         _refuse_old_store(root, snapshot)
         loose, parts = pl.DataFrame(schema=RUN_COLUMNS), []
+        files = snapshot.run_files if run_ids is None else {r: p for r, p in snapshot.run_files.items() if r in run_ids}
         try:
-            loose, complete = _read_files(snapshot.run_files, _RUNS)
-            parts = [_part_scan(p, _RUNS, keep) for p, keep in snapshot.run_parts]
+            loose, complete = _read_files(files, _RUNS)
+            parts = [_part_scan(p, _RUNS, keep if run_ids is None else run_ids if keep is None else keep & run_ids)
+                     for p, keep in snapshot.run_parts]
         except FileNotFoundError:
             complete = False  # a part was merged meanwhile
         if complete:
@@ -912,7 +1011,13 @@ class _Snapshot:
     superseded: tuple[Path, ...]  # per-run files of older attempts, or of attempts a part holds too
 
 
-def _snapshot(root: Path) -> _Snapshot:
+def _snapshot(root: Path, *, only_parts: Collection[str] | None = None) -> _Snapshot:
+    """What readers take from ``root`` now; ``only_parts``: see the store as if the other runs parts were absent.
+
+    Costs one listing of each directory, the loose run ids, and polars work on the parts'
+    ``(run_id, attempt)`` columns (read once per process: :func:`_part_attempt_frame`), so
+    a store of 100,000 runs in a few parts is resolved without a Python loop over its runs.
+    """
     # Per-run files are listed before parts. A compaction writes its part before it removes
     # per-run files, so a listed file that is gone when read is in a part that a fresh
     # snapshot lists (the readers retry), and a file listed beside the part that holds its
@@ -921,60 +1026,73 @@ def _snapshot(root: Path) -> _Snapshot:
     runs_dir, traces_dir = root / "runs", root / "traces"
     loose_runs = _entries(runs_dir, parts=False)
     loose_traces = _entries(traces_dir, parts=False)
-    run_parts = tuple(sorted(_entries(runs_dir, parts=True)))
+    every_part = sorted(_entries(runs_dir, parts=True))
+    run_parts = tuple(p for p in every_part if only_parts is None or p.name in only_parts)
     trace_parts = {p.name: p for p in _entries(traces_dir, parts=True)}
-    # The newest attempt of every run: (attempt, 1 for a part and 0 for a per-run file, part
-    # index) is largest for it. A per-run file at a part's attempt is a compaction's leftover.
-    best: dict[str, tuple[int, int, int]] = {}
-    readable: list[tuple[int, Path, dict[str, int]]] = []
+    readable: list[tuple[int, Path, pl.DataFrame]] = []
     for index, part in enumerate(run_parts):
         try:
-            attempts = _part_attempts(part)
+            readable.append((index, part, _part_attempt_frame(part)))
         except Exception as exc:  # noqa: BLE001 - polars raises several error types for bad files
             warnings.warn(f"{part}: unreadable Parquet file skipped ({exc})", CorruptFileWarning, stacklevel=3)
-            continue
-        readable.append((index, part, attempts))
-        for run_id, attempt in attempts.items():
-            key = (attempt, 1, index)
-            if run_id not in best or key > best[run_id]:
-                best[run_id] = key
+    # The newest attempt of every run among the parts: (attempt, part index) largest; then
+    # against the per-run files, (attempt, 1 for a part, 0 for a file) largest. A per-run
+    # file at a part's attempt is a compaction's leftover.
+    if readable:
+        winners = (pl.concat([frame.with_columns(pl.lit(index, dtype=pl.Int64()).alias("index"))
+                              for index, _, frame in readable], how="vertical")
+                   .sort("attempt", "index").unique("run_id", keep="last"))
+    else:
+        winners = pl.DataFrame(schema={"run_id": pl.String(), "attempt": pl.Int64(), "index": pl.Int64()})
     keys = {path: _loose_key(path) for path in loose_runs}
+    newest_loose: dict[str, int] = {}
     for run_id, attempt in keys.values():
-        key = (attempt, 0, 0)
-        if run_id not in best or key > best[run_id]:
-            best[run_id] = key
+        newest_loose[run_id] = max(attempt, newest_loose.get(run_id, attempt))
+    named = sorted({*newest_loose, *(_loose_key(p)[0] for p in loose_traces)})
+    in_parts = {r: (a, i) for r, a, i in winners.filter(pl.col("run_id").is_in(named)).iter_rows()} if named else {}
+    beaten = frozenset(r for r, a in newest_loose.items() if r in in_parts and a > in_parts[r][0])
+    won_by = dict(winners.group_by("index").len().iter_rows())
     part_sources = []
-    for index, part, attempts in readable:
-        won = frozenset(r for r in attempts if best[r][1:] == (1, index))
-        part_sources.append((part, None if len(won) == len(attempts) else won))
+    for index, part, frame in readable:
+        lost = {r for r in beaten if in_parts[r][1] == index}
+        if won_by.get(index, 0) == frame.height and not lost:
+            part_sources.append((part, None))
+        else:
+            won = winners.filter(pl.col("index") == index)["run_id"].to_list()
+            part_sources.append((part, frozenset(won).difference(lost)))
     run_files = {}
     superseded = []
     for path, (run_id, attempt) in keys.items():
-        if best[run_id] == (attempt, 0, 0):
+        if attempt == newest_loose[run_id] and (run_id not in in_parts or run_id in beaten):
             run_files[run_id] = path
         else:
             superseded.append(path)
     trace_files = {}
     for path in loose_traces:
         run_id, attempt = _loose_key(path)
-        newest = best.get(run_id)
-        if newest == (attempt, 0, 0) and run_id in run_files:
+        if run_id in run_files and attempt == newest_loose[run_id]:
             trace_files[run_id] = path
-        elif newest is not None and (attempt, 0) < newest[:2]:
-            superseded.append(path)  # an older attempt, or one a part holds; newer ones are being written
+        elif run_id in run_files:
+            if attempt < newest_loose[run_id]:
+                superseded.append(path)  # an older attempt; a newer one is being written
+        elif run_id in in_parts and attempt <= in_parts[run_id][0]:
+            superseded.append(path)  # an older attempt, or one a part holds
+    part_ids = frozenset(winners["run_id"].to_list()).difference(beaten) if readable else frozenset()
     names = {p.name for p, _ in part_sources}
+    listed = {p.name for p in every_part}
     return _Snapshot(
         run_parts=tuple(part_sources),
-        part_ids=frozenset(r for r, key in best.items() if key[1] == 1),
+        part_ids=part_ids,
         run_files=run_files,
         trace_parts=tuple((trace_parts[p.name], keep) for p, keep in part_sources if p.name in trace_parts),
         trace_files=trace_files,
-        orphan_trace_parts=tuple(p for name, p in sorted(trace_parts.items()) if name not in names),
+        # A traces part is an orphan only without any runs part of its name (not just outside ``only_parts``).
+        orphan_trace_parts=tuple(p for name, p in sorted(trace_parts.items()) if name not in names and name not in listed),
         superseded=tuple(superseded),
     )
 
 
-def compact(store: str | os.PathLike[str], *, min_runs: int = 1) -> int:
+def compact(store: str | os.PathLike[str], *, min_runs: int = 1, tiered: bool = False) -> int:
     """Merge the per-run files and the parts of ``store`` into one runs part and one traces part.
 
     Damaged files are moved aside first (:meth:`Store.repair`). Crash-safe: the new traces
@@ -998,6 +1116,12 @@ def compact(store: str | os.PathLike[str], *, min_runs: int = 1) -> int:
         The store directory.
     min_runs
         Merge only when at least this many per-run files are waiting (or parts to merge).
+    tiered
+        Merge the per-run files with the newest parts only, each taken while it holds no
+        more runs than those merged so far (what ``harness bench`` does past
+        :data:`AUTO_COMPACT_FILES` files): parts then grow like a binary counter, so a
+        store of N runs holds about log2(N / 1000) parts and each run is rewritten about
+        that many times over the store's life, not once per compaction.
 
     Returns
     -------
@@ -1013,6 +1137,8 @@ def compact(store: str | os.PathLike[str], *, min_runs: int = 1) -> int:
     Store(root)._repair(old_ok=True)
     with _exclusive(root / ".compact.lock"):
         snapshot = _snapshot(root)
+        if tiered and not _holds_old(snapshot):
+            snapshot = _snapshot(root, only_parts=_newest_tier(snapshot))
         _remove_leftovers(root, snapshot)
         old_parts = [p for p, _ in snapshot.run_parts]
         waiting = len(snapshot.run_files)
@@ -1057,7 +1183,55 @@ def compact(store: str | os.PathLike[str], *, min_runs: int = 1) -> int:
             loose[run_id].unlink(missing_ok=True)
         _fsync_dir(root / "traces")
         _fsync_dir(root / "runs")
+        _prune_verified(root)
         return len(loose)
+
+
+def _newest_tier(snapshot: _Snapshot) -> set[str]:
+    """The names of the newest parts a tiered compaction merges with the per-run files (see :func:`compact`)."""
+    merged = len(snapshot.run_files)
+    chosen: set[str] = set()
+    for part, _ in sorted(snapshot.run_parts, key=lambda source: source[0].name, reverse=True):
+        try:
+            size = _part_attempt_frame(part).height
+        except Exception:  # noqa: BLE001 - unreadable or merged meanwhile: not taken
+            break
+        if size > merged:
+            break
+        chosen.add(part.name)
+        merged += size
+    return chosen
+
+
+def _prune_verified(root: Path) -> None:
+    """Rewrite :data:`VERIFIED_INDEX` without the files that are gone (under the compaction lock).
+
+    A line another bench appends meanwhile may be lost: that file is then read back once more.
+    """
+    path = root / VERIFIED_INDEX
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return
+    kept = []
+    for line in lines:
+        fields = line.split("\t")
+        try:
+            stat = os.stat(root / fields[0])
+        except (OSError, IndexError, ValueError):
+            continue
+        if len(fields) == 4 and fields[1:] == [str(stat.st_ino), str(stat.st_size), str(stat.st_mtime_ns)]:
+            kept.append(line + "\n")
+    if len(kept) == len(lines):
+        return
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".verified.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.writelines(kept)
+        os.replace(tmp, path)
+    except OSError:
+        Path(tmp).unlink(missing_ok=True)
 
 
 def _holds_old(snapshot: _Snapshot) -> bool:

@@ -225,6 +225,7 @@ def drive(
     on_result: Callable[[RunResult], None] | None = None,
     replace: Mapping[str, int] | None = None,
     repaired: Mapping[str, str] | None = None,
+    compact_past: int | Literal["auto"] | None = "auto",
 ) -> list[RunResult]:
     """Run the ``runs`` not yet in ``store``, writing each result the moment it arrives.
 
@@ -238,6 +239,11 @@ def drive(
     A run whose newest attempt was damaged is run again (:meth:`~harness.store.Store.repair`
     moves it aside), also when an older attempt of it is stored; ``repaired`` is what a repair
     the caller just ran returned (the store is then not repaired again).
+
+    Whenever ``compact_past`` per-run files are waiting in the store (``"auto"``:
+    :data:`harness.store.AUTO_COMPACT_FILES`; ``None``: never), it is
+    compacted (tiered, :func:`harness.store.compact`) between two results, so that listings,
+    claims and reads stay proportional to the plan, not to the store's history.
 
     Raises
     ------
@@ -261,13 +267,22 @@ def drive(
             elif run.run_id not in done and store.claim(run.run_id):
                 yield run
 
+    from harness.store import AUTO_COMPACT_FILES, compact
+
+    if compact_past == "auto":
+        compact_past = AUTO_COMPACT_FILES
     results = []
+    loose = store.loose_count() if compact_past is not None else 0
     stream = executor.map(claimed())
     try:
         for result in stream:
             store.write_run(result.row, result.trace)
             store.release(result.row["run_id"])
             results.append(result)
+            loose += 1
+            if compact_past is not None and loose >= compact_past:
+                compact(store.root, tiered=True)
+                loose = store.loose_count()
             if on_result is not None:
                 on_result(result)
     finally:

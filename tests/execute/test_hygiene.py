@@ -91,6 +91,17 @@ def test_honest_runs_of_both_frameworks_share_one_worker(source, catalog):
     assert executor.workers_started == 1  # framework thread pools started lazily are not leftovers
 
 
+@pytest.mark.parametrize("framework", ["torch", "jax"])
+def test_a_worker_imports_only_the_framework_of_its_runs(source, catalog, litter, framework):
+    # torch alone is ~210 MiB of a worker and jax ~170 MiB: a one-framework plan pays for one.
+    runs = runs_of(catalog, methods=("litter-thread",), frameworks=(framework,), seeds=(0, 1),
+                   hyperparameters={"litter-thread": {"leave": "imports", "at": 2}})
+    results = list(PoolExecutor(source, jobs=1).map(runs))
+    assert {r.status for r in results} == {"completed"}
+    lines = [line.split() for line in litter.read_text().splitlines()]
+    assert [imported for _, _, imported in lines] == [framework] * 2
+
+
 def test_the_pool_looks_for_leftover_processes_from_outside_the_worker_too(source, catalog, litter):
     # The run disables the worker's own look (it runs in the worker's process); the pool's remains.
     subvert = {"litter-process": {"leave": "subvert+process"}}

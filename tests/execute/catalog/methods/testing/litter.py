@@ -10,6 +10,8 @@ What it leaves is written, one ``kind pid [tid]`` line each, to the file named b
 - ``process``: a child process, ``sleep 600``, never waited for;
 - ``setsid``: a grandchild, double-forked and ``setsid`` (out of the worker's session and
   process group), that execs ``sleep 600``; its parent exits at once.
+- ``imports``: leaves nothing; records the frameworks its worker has imported (line
+  ``imports <worker pid> <torch,jax,...|none>``).
 
 ``subvert`` blinds the worker's own look for leftovers (the pool's look from outside remains).
 Kinds combine with ``+``; ``then: hang`` hangs afterwards, ``then: exit`` ends the worker
@@ -54,6 +56,12 @@ class Litter:
 
     def init(self, params, oracle):
         return 0
+
+    def _imports(self) -> None:
+        import sys
+
+        frameworks = [name for name in ("torch", "jax", "tensorflow") if name in sys.modules]
+        _record(f"imports {os.getpid()} {','.join(frameworks) or 'none'}")
 
     def _thread(self) -> None:
         started = threading.Event()
