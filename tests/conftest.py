@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,11 @@ import pytest
 # only contend (torch ran 10x slower with 2 threads on 2 busy cores).
 for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
+
+# jax's persistent compilation cache (harness.backends.jax) in a folder of this session, never the
+# user's: set before any test imports the backend, and inherited by every worker the tests start.
+_JAX_CACHE = tempfile.TemporaryDirectory(prefix="harness-test-jax-cache-")
+os.environ.setdefault("HARNESS_JAX_CACHE_DIR", _JAX_CACHE.name)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

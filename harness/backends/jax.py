@@ -23,6 +23,40 @@ import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 
+
+def _cache_dir() -> str | None:
+    """The persistent compilation cache's folder: ``HARNESS_JAX_CACHE_DIR`` ("" or "off" disables it),
+    else ``$XDG_CACHE_HOME/harness/jax`` (``~/.cache/harness/jax``)."""
+    value = os.environ.get("HARNESS_JAX_CACHE_DIR")
+    if value is not None:
+        return None if value.strip().lower() in ("", "0", "off", "none") else value
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "harness", "jax")
+
+
+def enable_compilation_cache(directory: str | None = None) -> str | None:
+    """Turn on jax's persistent compilation cache (every executable, however small or fast to build).
+
+    The cache is keyed by jax on the lowered module (the problem's data, baked in as constants,
+    included), the compile options, the jax/XLA version and the device: only an identical
+    computation is reused, so results are unchanged. A hit still emits jax's backend-compile
+    event, so :func:`compile_counter` counts it like a compilation (an on-clock hit still flags).
+    """
+    directory = _cache_dir() if directory is None else directory
+    if not directory:
+        return None
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError:
+        return None
+    jax.config.update("jax_compilation_cache_dir", directory)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    return directory
+
+
+CACHE_DIR = enable_compilation_cache()
+
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
