@@ -172,18 +172,25 @@ def _simulate(ids: np.ndarray, *, points: int, rng: np.random.Generator) -> tupl
     return frame, trace
 
 
-def loose_runs(store: Path, *, count: int) -> dict[str, float]:
-    """Write ``count`` runs through ``Store.write_run``, then time ``compact`` on them."""
-    from harness.store import Store, compact
+def write_loose(store: Path, *, count: int, points: int = 20) -> float:
+    """Write ``count`` simulated runs as per-run files through ``Store.write_run``; seconds in all."""
+    from harness.store import Store
 
-    frame, trace = _simulate(np.arange(10**7, 10**7 + count), points=20, rng=np.random.default_rng(1))
+    frame, trace = _simulate(np.arange(10**7, 10**7 + count), points=points, rng=np.random.default_rng(1))
     target = Store(store)
     started = time.perf_counter()
     by_run = trace.partition_by("run_id", as_dict=True)
     for row in frame.drop("schema_version").iter_rows(named=True):
-        points = by_run.get((row["run_id"],))
-        target.write_run(row, [] if points is None else points.drop("run_id").to_dicts())
-    written = time.perf_counter() - started
+        found = by_run.get((row["run_id"],))
+        target.write_run(row, [] if found is None else found.drop("run_id").to_dicts())
+    return time.perf_counter() - started
+
+
+def loose_runs(store: Path, *, count: int) -> dict[str, float]:
+    """Write ``count`` runs through ``Store.write_run``, then time ``compact`` on them."""
+    from harness.store import compact
+
+    written = write_loose(store, count=count)
     started = time.perf_counter()
     merged = compact(store)
     return {"loose_runs": merged, "write_run_s": written, "compact_s": time.perf_counter() - started}

@@ -63,26 +63,9 @@ def build(store: Path, *, runs: int, loose: int) -> dict[str, Any]:
     subprocess.run([sys.executable, "-m", "harness", "bench", *PLAN, "--store", str(store)],
                    check=True, capture_output=True)
     if loose:
-        made["write_run_s"] = write_loose(store, count=loose)
+        made["write_run_s_per_run"] = leaderboard_open.write_loose(store, count=loose, points=10) / loose
     made["loose_files"] = Store(store).loose_count()
     return made
-
-
-def write_loose(store: Path, *, count: int) -> float:
-    """Write ``count`` simulated runs as per-run files through ``Store.write_run``; seconds per run."""
-    import numpy as np
-
-    from benchmarks import leaderboard_open
-    from harness.store import Store
-
-    frame, trace = leaderboard_open._simulate(np.arange(10**7, 10**7 + count), points=10, rng=np.random.default_rng(1))
-    target = Store(store)
-    by_run = trace.partition_by("run_id", as_dict=True)
-    started = time.perf_counter()
-    for row in frame.drop("schema_version").iter_rows(named=True):
-        points = by_run.get((row["run_id"],))
-        target.write_run(row, [] if points is None else points.drop("run_id").to_dicts())
-    return (time.perf_counter() - started) / count
 
 
 def claim_seconds(store: Path, *, claims: int = 50) -> float:

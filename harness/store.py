@@ -450,15 +450,7 @@ class Store:
         since (other inode, size or modification time) is not in it and is read again.
         """
         if self._sound is None:
-            self._sound = set()
-            try:
-                text = (self.root / VERIFIED_INDEX).read_text(encoding="utf-8", errors="replace")
-            except OSError:
-                text = ""
-            for line in text.splitlines():
-                fields = line.split("\t")
-                if len(fields) == 4 and all(f.isdigit() for f in fields[1:]) and "/" in fields[0]:
-                    self._sound.add((str(self.root / fields[0]), *map(int, fields[1:]), False))
+            self._sound = {(str(self.root / name), *stat, False) for name, stat in _verified_lines(self.root)}
         return self._sound
 
     def _vouch(self, key: tuple[str, int, int, int, bool]) -> None:
@@ -1203,26 +1195,38 @@ def _newest_tier(snapshot: _Snapshot) -> set[str]:
     return chosen
 
 
+def _verified_lines(root: Path) -> list[tuple[str, tuple[int, int, int]]]:
+    """The well-formed lines of :data:`VERIFIED_INDEX`: ``(<dir>/<name>, (inode, size, mtime_ns))``; garbage is skipped."""
+    try:
+        text = (root / VERIFIED_INDEX).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    entries = []
+    for line in text.splitlines():
+        fields = line.split("\t")
+        if len(fields) == 4 and all(f.isdigit() for f in fields[1:]) and "/" in fields[0]:
+            entries.append((fields[0], (int(fields[1]), int(fields[2]), int(fields[3]))))
+    return entries
+
+
 def _prune_verified(root: Path) -> None:
     """Rewrite :data:`VERIFIED_INDEX` without the files that are gone (under the compaction lock).
 
     A line another bench appends meanwhile may be lost: that file is then read back once more.
     """
     path = root / VERIFIED_INDEX
-    try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
+    if not path.exists():
         return
+    lines = _verified_lines(root)
     kept = []
-    for line in lines:
-        fields = line.split("\t")
+    for name, recorded in lines:
         try:
-            stat = os.stat(root / fields[0])
-        except (OSError, IndexError, ValueError):
+            stat = os.stat(root / name)
+        except OSError:
             continue
-        if len(fields) == 4 and fields[1:] == [str(stat.st_ino), str(stat.st_size), str(stat.st_mtime_ns)]:
-            kept.append(line + "\n")
-    if len(kept) == len(lines):
+        if recorded == (stat.st_ino, stat.st_size, stat.st_mtime_ns):
+            kept.append("\t".join((name, *map(str, recorded))) + "\n")
+    if len(kept) == len(lines) == len(path.read_bytes().splitlines()):
         return
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".verified.", suffix=".tmp")
     try:
