@@ -216,6 +216,7 @@ def aggregates(
     reps: int = 2000,
     seed: int = 0,
     level: float = 0.95,
+    intervals: bool = True,
 ) -> pl.DataFrame:
     """Per solver: IQM, median and mean of its run scores, with stratified bootstrap intervals.
 
@@ -225,6 +226,10 @@ def aggregates(
         Runs as the store gives them.
     reps
         Bootstrap resamples.
+    intervals
+        ``False``: the point estimates only (``rliable.metrics`` on each score matrix, the
+        points the bootstrap reports), the ``_lo`` and ``_hi`` columns null. The bootstrap is
+        nearly all of the cost: about 0.4 s per solver at 200 problems and 1,000 resamples.
     seed
         Seed of the resampling (each solver's draws start from it: results are reproducible).
     level
@@ -243,19 +248,21 @@ def aggregates(
     for (method, framework), columns in _by_solver(run_scores(runs)).items():
         problems = sorted(columns)
         matrix = _matrix(columns, problems)
-        points, intervals = _point_and_interval(matrix, _iqm_median_mean, reps=reps, seed=seed, level=level)
+        if intervals:
+            points, bounds = _point_and_interval(matrix, _iqm_median_mean, reps=reps, seed=seed, level=level)
+        else:
+            points, bounds = _iqm_median_mean(matrix), np.full((2, len(stats)), np.nan)
         row: dict[str, object] = {
             "method": method, "framework": framework, "n_problems": len(problems), "n_runs": matrix.shape[0],
             "n_runs_left_out": sum(c.size for c in columns.values()) - matrix.size,
         }
         for i, name in enumerate(stats):
-            row.update({name: float(points[i]), f"{name}_lo": float(intervals[0, i]),
-                        f"{name}_hi": float(intervals[1, i])})
+            row.update({name: float(points[i]), f"{name}_lo": float(bounds[0, i]), f"{name}_hi": float(bounds[1, i])})
         rows.append(row)
     schema = {"method": pl.String, "framework": pl.String, "n_problems": pl.Int64, "n_runs": pl.Int64,
               "n_runs_left_out": pl.Int64,
               **{f"{name}{end}": pl.Float64 for name in stats for end in ("", "_lo", "_hi")}}
-    return pl.DataFrame(rows, schema=schema, orient="row").sort(
+    return pl.DataFrame(rows, schema=schema, orient="row").fill_nan(None).sort(
         ["iqm", "mean", "method", "framework"], descending=[True, True, False, False], nulls_last=True)
 
 
@@ -378,10 +385,12 @@ def description(reps: int) -> str:
 
 
 def with_interval_texts(table: pl.DataFrame) -> pl.DataFrame:
-    """:func:`aggregates`' table with ``iqm_ci``, ``median_ci`` and ``mean_ci``: each interval as ``[lo, hi]`` text."""
+    """:func:`aggregates`' table with ``iqm_ci``, ``median_ci`` and ``mean_ci``: each interval as ``[lo, hi]`` text
+    (``—`` where it was not computed)."""
     return table.with_columns(
         pl.format("[{}, {}]", *(pl.col(f"{name}_{end}").map_elements(lambda v: f"{v:.3f}", return_dtype=pl.String)
                                 for end in ("lo", "hi")))
+        .fill_null("—")
         .alias(f"{name}_ci")
         for name in ("iqm", "median", "mean")
     )

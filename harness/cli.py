@@ -477,14 +477,28 @@ def _print_dry_run(plan, stored: dict[str, dict], again: dict[str, int], *, cons
 def report(
     store: StoreOpt = DEFAULT_STORE,
     traces: Annotated[bool, typer.Option("--traces/--no-traces", help="Include the ECDF (reads the traces).")] = True,
+    every: Annotated[bool, typer.Option("--all", help="Also print the rankings of every configuration.")] = False,
+    task: Annotated[Optional[list[str]], typer.Option(
+        "--task", help="Print the configurations' rankings of this task id. Repeatable.")] = None,
+    method: Annotated[Optional[list[str]], typer.Option(
+        "--method", help="Print the configurations' rankings of this method id. Repeatable.")] = None,
 ) -> None:
-    """Score the store: profile scores, per-task rankings with 95% intervals, ECDFs (as the leaderboard)."""
-    from harness.leaderboard import report_tables
+    """Score the store: profile scores, each problem's best, ECDFs (as the leaderboard).
+
+    The per-configuration rankings (95% intervals, ties) grow with the store: --all prints them
+    all, --task and --method those of some (ranked within their whole problems).
+    """
+    from harness.leaderboard import UnknownIdError, report_tables
 
     _require_store(store)
     _plain_warnings()
     console = _console()
-    for table in report_tables(store, traces=traces):
+    try:
+        tables = report_tables(store, traces=traces, configurations="all" if every else "summary",
+                               tasks=task or (), methods=method or ())
+    except UnknownIdError as exc:
+        raise _fail(str(exc)) from None
+    for table in tables:
         console.print(table)
 
 

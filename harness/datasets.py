@@ -16,6 +16,7 @@ Examples
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
 import numpy as np
 
@@ -65,10 +66,7 @@ def sklearn_dataset(name: str) -> tuple[np.ndarray, np.ndarray]:
     """
     if name not in SKLEARN_DATASETS:
         raise ValueError(f"unknown scikit-learn data set {name!r}; choose one of {list(SKLEARN_DATASETS)}")
-    import sklearn.datasets
-
-    loader = {"breast_cancer": sklearn.datasets.load_breast_cancer, "digits": sklearn.datasets.load_digits}[name]
-    data, target = loader(return_X_y=True)
+    data, target = _read_bundled(name)
     X = immutable(np.asarray(standardize(data), dtype=np.float64))
     target = immutable(np.asarray(target, dtype=np.int64))
     return X, target
@@ -120,3 +118,32 @@ def _binary(dataset: str, n: int, d: int, data_seed: int) -> tuple[np.ndarray, n
         positive = target == 1 if dataset == "breast_cancer" else target % 2 == 0  # benign; even digit
         y = np.where(positive, 1.0, -1.0)
     return immutable(np.asarray(X, dtype=np.float64)), immutable(np.asarray(y, dtype=np.float64))
+
+
+def _read_bundled(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """The raw features and targets of a bundled set, read from scikit-learn's own data files.
+
+    ``import sklearn.datasets`` costs 1.2 s of CPU (scipy.sparse and the rest of scikit-learn)
+    in every worker that runs such a task, while the data are two small CSV files: they are
+    parsed here as ``load_breast_cancer`` and ``load_digits`` parse them (every number read as
+    a float64 by the same correctly rounded conversion: ``tests/test_datasets.py`` checks the
+    arrays equal scikit-learn's to the bit). The package is found without importing it.
+    """
+    import gzip
+    import importlib.util
+
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("scikit-learn is not installed: its bundled data sets are read from it")
+    folder = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data"
+    if name == "breast_cancer":  # a header "n_samples,n_features,names...", then features and the target
+        with open(folder / "breast_cancer.csv", encoding="utf-8") as file:
+            n_samples, n_features = (int(v) for v in file.readline().split(",")[:2])
+            table = np.loadtxt(file, delimiter=",", dtype=np.float64, ndmin=2)
+        if table.shape != (n_samples, n_features + 1):
+            raise ValueError(f"{folder / 'breast_cancer.csv'}: {table.shape}, not ({n_samples}, {n_features + 1})")
+        return table[:, :-1], table[:, -1].astype(np.int64)
+    with gzip.open(folder / "digits.csv.gz", "rt", encoding="utf-8") as file:  # 64 pixels, then the digit
+        table = np.loadtxt(file, delimiter=",", dtype=np.float64, ndmin=2)
+    return table[:, :-1], table[:, -1].astype(np.int64)
+

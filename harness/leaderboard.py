@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import os
 import re
 import signal
@@ -26,7 +27,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -448,6 +449,9 @@ def _section_excess(labels: Sequence[str], lines: list[int]) -> list[int]:
     return [lines[start] - (stop - start) + 2 for start, stop in _runs(labels)]
 
 
+# Pure, and asked again for the same cells by every layout tried: 9 million calls (90% of the time)
+# for a table of 10,000 configurations before these were kept.
+@functools.lru_cache(maxsize=1 << 17)
 def _cell_len(text: str) -> int:
     from rich.cells import cell_len
 
@@ -564,6 +568,7 @@ def _abbreviate(columns: list[FitColumn], cap: int | None) -> tuple[list[FitColu
     return shown, legend
 
 
+@functools.lru_cache(maxsize=1 << 17)
 def _wrap_label(label: str, width: int) -> str:
     """``label`` broken into lines of at most ``width`` at its break points (``[``, ``,``, spaces)."""
     if _cell_len(label) <= width:
@@ -579,7 +584,19 @@ def _wrap_label(label: str, width: int) -> str:
     return "\n".join(lines)
 
 
-def report_tables(store: str | os.PathLike[str], *, traces: bool = True, n_boot: int = 2000) -> list[Any]:
+class UnknownIdError(ValueError):
+    """A task or method id that names no run of the store (its message is the CLI's error line)."""
+
+
+def report_tables(
+    store: str | os.PathLike[str],
+    *,
+    traces: bool = True,
+    n_boot: int = 2000,
+    configurations: Literal["summary", "all"] = "summary",
+    tasks: Collection[str] = (),
+    methods: Collection[str] = (),
+) -> list[Any]:
     """The scoring of ``store`` as rich renderables, for ``harness report`` (same numbers as the app).
 
     Each is a :class:`FitTable`: it fits the console's width when printed (numbers whole,
@@ -591,15 +608,54 @@ def report_tables(store: str | os.PathLike[str], *, traces: bool = True, n_boot:
     its cost in an ``offline [s]`` column (median, max); each column appears only when some
     row has one, and the table's caption says what it means.
 
+    Parameters
+    ----------
+    configurations
+        ``"summary"``: one row per problem (its best configuration) in place of the
+        per-configuration rankings, which grow with the store (10,000 rows at 100,000 runs);
+        ``"all"``: the rankings of every configuration.
+    tasks, methods
+        Print the per-configuration rankings of these task or method ids only (either may be
+        empty: no filter). The scoring is always of the whole store: ranks and ties are those
+        of the full problems.
+
     Returns
     -------
     list of FitTable
-        Solvers by profile score, profile values, per-task rankings, and (with ``traces``)
-        the ECDF summary.
+        Solvers by profile score, profile values, the problems' summary, the per-configuration
+        rankings (with ``configurations="all"`` or a filter), and (with ``traces``) the ECDF summary.
+
+    Raises
+    ------
+    UnknownIdError
+        When a task or method id of the filters has no run in the store.
     """
+    import polars as pl
+    from rich.text import Text
+
     from harness import score
 
-    return report_renderables(score.report_store(store, traces=traces, n_boot=n_boot))
+    tables = score.report_store(store, traces=traces, n_boot=n_boot)
+    ranked = tables["tasks"]
+    for column, wanted in (("task", tasks), ("method", methods)):
+        known = sorted(ranked[column].unique().to_list())
+        unknown = sorted(set(wanted) - set(known))
+        if unknown:
+            raise UnknownIdError(f"--{column} {', '.join(unknown)}: no runs in the store (its {len(known)} "
+                                 f"{column}s: {', '.join(known[:12])}{', ...' if len(known) > 12 else ''})")
+        if wanted:
+            ranked = ranked.filter(pl.col(column).is_in(list(wanted)))
+    detailed = configurations == "all" or bool(tasks) or bool(methods)
+    shown = {name: frame for name, frame in tables.items() if name != "tasks"}
+    if detailed:
+        shown["tasks"] = ranked
+    renderables = report_renderables(shown)
+    if not detailed:
+        n = tables["tasks"].height
+        renderables.append(Text(f"{n} configuration{'s' if n != 1 else ''} over {tables['problems'].height} problems: "
+                                "--all prints the rankings of every configuration, --task ID or --method ID "
+                                "those of some"))
+    return renderables
 
 
 def report_renderables(tables: Any) -> list[FitTable]:
@@ -609,14 +665,19 @@ def report_renderables(tables: Any) -> list[FitTable]:
     titles = {
         "scores": "Solvers by performance-profile score (normalized area over tau in [1, 4])",
         "profiles": "Performance profiles: fraction of problems within tau x the best time-to-target",
+        "problems": "Per problem: the best configuration (median over seeds, bootstrap 95% interval) and how many "
+                    "share rank (CI) 1",
         "tasks": "Per problem: median over seeds, bootstrap 95% intervals, ties (failures count as infinite)",
         "ecdf": "ECDF over 40 targets 10^-0.2..1e-8 on suboptimality relative to the initial point "
                 "(fraction of run-target pairs met, mean over the problems each solver ran)",
     }
-    keys = {"problem": "p", "method": "c", "framework": "f"}
+    order = ("scores", "profiles", "problems", "tasks", "ecdf")
+    keys = {"problem": "p", "method": "c", "framework": "f", "best": "c"}
     texts = {score.LABELS["tied_with"], score.LABELS["failures"], score.CLOCK_FLAG, score.OFFLINE}  # may wrap
     shown = []
-    for name, frame in score.display_tables(tables).items():
+    displayed = score.display_tables(tables)
+    for name in (n for n in order if n in displayed):
+        frame = displayed[name]
         notes = [f"{label}: {help_text}" for label, help_text in
                  ((score.CLOCK_FLAG, score.CLOCK_FLAG_HELP), (score.OFFLINE, score.OFFLINE_HELP))
                  if label in frame.columns]

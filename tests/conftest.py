@@ -17,6 +17,7 @@ for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
 # user's: set before any test imports the backend, and inherited by every worker the tests start.
 _JAX_CACHE = tempfile.TemporaryDirectory(prefix="harness-test-jax-cache-")
 os.environ.setdefault("HARNESS_JAX_CACHE_DIR", _JAX_CACHE.name)
+os.environ.setdefault("HARNESS_CACHE_DIR", os.path.join(_JAX_CACHE.name, "reference"))  # harness.cache: reference optima
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

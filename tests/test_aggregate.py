@@ -294,3 +294,39 @@ def test_a_constant_score_matrix_skips_the_bootstrap_with_rliables_own_answer() 
     point, interval = _point_and_interval(matrix, _iqm_median_mean, reps=50, seed=0, level=0.95)
     points, intervals = library.get_interval_estimates({"s": matrix}, _iqm_median_mean, reps=50)
     assert np.array_equal(point, points["s"]) and np.array_equal(interval, intervals["s"])
+
+
+def test_past_a_run_count_the_overview_computes_the_intervals_on_demand(store: Path, monkeypatch) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    from harness.leaderboard import CATALOG_ENV, STORE_ENV
+    from harness.store import read_runs
+
+    monkeypatch.syspath_prepend(str(LEADERBOARD))
+    monkeypatch.setenv(STORE_ENV, str(store))
+    monkeypatch.setenv(CATALOG_ENV, "")
+    import lbkit
+
+    monkeypatch.setattr(lbkit, "AUTO_INTERVAL_RUNS", 10)  # the store holds more
+    at = AppTest.from_file(str(LEADERBOARD / "app.py"), default_timeout=120)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    (shown,) = [d.value for d in at.dataframe if "iqm" in d.value.columns]
+    expected = aggregate.aggregates(read_runs(store), reps=1000)
+    assert shown["iqm"].tolist() == pytest.approx(expected["iqm"].to_list())  # the points, at once
+    assert set(shown["iqm_ci"]) == {"—"} and at.toggle(key="aggregate_intervals").value is False
+    at.toggle(key="aggregate_intervals").set_value(True).run()
+    assert not at.exception, [e.value for e in at.exception]
+    (shown,) = [d.value for d in at.dataframe if "iqm" in d.value.columns]
+    texts = aggregate.with_interval_texts(expected)["iqm_ci"].to_list()
+    assert shown["iqm_ci"].tolist() == texts and all(t.startswith("[") for t in texts)
+
+
+def test_point_estimates_alone_are_the_bootstraps_points(store: Path) -> None:
+    from harness.store import read_runs
+
+    runs = read_runs(store)
+    points, full = aggregate.aggregates(runs, intervals=False), aggregate.aggregates(runs, reps=50)
+    assert points.select("method", "framework", "iqm", "median", "mean").equals(
+        full.select("method", "framework", "iqm", "median", "mean"))
+    assert points.select(pl.col("^.*_(lo|hi)$").is_null().all()).row(0) == (True,) * 6

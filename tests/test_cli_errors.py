@@ -63,6 +63,8 @@ CORPUS: list[tuple[list[str], str, int]] = [
     (["report", "--store", "{missing}"], "--store {missing}: no such directory", 2),
     (["report", "--store", "{file}"], "--store {file}: not a directory", 2),
     (["report", "--store", "{empty}"], "--store {empty}: not a store (no runs/ directory)", 2),
+    (["report", "--store", "{store}", "--task", "nope"], "--task nope: no runs in the store (its 1 tasks: t)", 2),
+    (["report", "--store", "{store}", "--method", "m", "--method", "x"], "--method x: no runs in the store", 2),
     (["compact", "--store", "{missing}"], "--store {missing}: no such directory", 2),
     (["compact", "--store", "{file}"], "--store {file}: not a directory", 2),
     (["compact", "--store", "{empty}"], "not a store (no runs/ directory)", 2),

@@ -42,6 +42,26 @@ def test_cached_read_only_and_equal_to_scikit_learn(name: str) -> None:
     np.testing.assert_allclose(X, (data - data.mean(axis=0)) / scale, rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("name", sorted(SHAPES))
+def test_the_bundled_files_read_without_scikit_learn_give_its_arrays_to_the_bit(name: str) -> None:
+    import sklearn.datasets
+
+    from harness.datasets import _read_bundled
+
+    data, target = _read_bundled(name)
+    want, want_target = getattr(sklearn.datasets, f"load_{name}")(return_X_y=True)
+    assert data.dtype == want.dtype == np.float64 and data.shape == want.shape
+    assert np.array_equal(data.view(np.uint64), want.view(np.uint64)) and np.array_equal(target, want_target)
+    assert np.array_equal(sklearn_dataset(name)[0], standardize(want))
+
+
+def test_reading_a_bundled_set_imports_no_scikit_learn() -> None:
+    code = ("import sys\nfrom harness.datasets import sklearn_dataset\nsklearn_dataset('breast_cancer')\n"
+            "sklearn_dataset('digits')\nprint(sorted(m for m in sys.modules if m.split('.')[0] == 'sklearn'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 def test_standardize_zero_variance_columns_become_zeros() -> None:
     X = np.array([[1.0, 5.0, 0.0], [3.0, 5.0, 0.0], [5.0, 5.0, 0.0]])
     Z = standardize(X)

@@ -272,8 +272,14 @@ def test_report_tables() -> None:
     traces = pl.DataFrame({"run_id": ["r0", "r1"], "time_s": [1.0, 2.0], "step": [1, 2],
                            "suboptimality": [1e-9, 1e-9]})
     tables = score.report(runs, traces=traces, n_boot=200)
-    assert set(tables) == {"tasks", "scores", "profiles", "ecdf"}
+    assert set(tables) == {"tasks", "problems", "scores", "profiles", "ecdf"}
     assert tables["tasks"].height == 8
+    problems = tables["problems"]  # one row per problem, its rank-1 configuration
+    assert problems.height == tables["tasks"].select(score.PROBLEM_KEYS).unique().height
+    assert problems["n_configurations"].sum() == 8 and problems["n_runs"].sum() == tables["tasks"]["n_runs"].sum()
+    firsts = tables["tasks"].filter(pl.col("rank") == 1).sort(score.PROBLEM_KEYS)
+    assert problems["best"].to_list() == firsts["label"].to_list()
+    assert problems["median_time_to_target_s"].to_list() == firsts["median_time_to_target_s"].to_list()
     assert tables["profiles"].columns == ["method", "framework", "rho@1", "rho@1.5", "rho@2", "rho@3", "rho@4"]
     assert tables["profiles"].filter(pl.col("method") == "A")["rho@3"].item() == pytest.approx(2 / 3)
     assert tables["tasks"]["unit"].unique().to_list() == ["nats"]
@@ -318,7 +324,9 @@ def test_ecdf_summary_lists_solvers_that_met_nothing() -> None:
 
 def test_display_tables_are_text_with_labels() -> None:
     shown = score.display_tables(score.report(profile_runs(), n_boot=100))
-    assert set(shown) == {"scores", "profiles", "tasks"}
+    assert set(shown) == {"scores", "profiles", "tasks", "problems"}
+    p3 = shown["problems"].filter(pl.col("problem") == "p3@cpu").row(0, named=True)
+    assert p3["configurations"] == "2" and p3["failed ↓"] == "1" and p3["best"] == "B"
     assert shown["scores"].columns[:4] == ["rank", "method", "framework", "profile score ↑ [0-1]"]
     assert shown["scores"]["profile score ↑ [0-1]"].to_list() == ["0.8889", "0.4444"]
     tasks = shown["tasks"]

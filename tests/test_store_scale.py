@@ -167,3 +167,52 @@ def test_drive_leaves_the_store_alone_below_the_threshold_or_when_told(tmp_path)
     drive([_Run(f"r{index}") for index in range(5)], Store(tmp_path), _Recorder(), compact_past=None)
     drive([_Run(f"s{index}") for index in range(5)], Store(tmp_path), _Recorder())  # the default: 1,000
     assert part_sizes(tmp_path) == [] and Store(tmp_path).loose_count() == 10
+
+
+@pytest.fixture
+def file_reads(monkeypatch):
+    """How the per-run files are read: ``"together"`` for one multi-file read, ``"each"`` for a file's own."""
+    seen: list[str] = []
+    together = store_module._read_together
+
+    def counted(files, layout):
+        frame = together(files, layout)
+        seen.append("each" if frame is None else "together")
+        return frame
+
+    monkeypatch.setattr(store_module, "_read_together", counted)
+    return seen
+
+
+def test_per_run_files_are_read_together_and_give_what_file_by_file_reads_give(tmp_path, file_reads, monkeypatch):
+    writer = Store(tmp_path)
+    for i in range(12):  # different metrics and probes: the nested columns hold each run's own names
+        extra = {"train_accuracy": 0.5 + i / 100} if i % 3 else {"grad_norm": float(i)}
+        writer.write_run(row(f"r{i:02d}", seed=i, **extra),
+                         [] if i == 5 else [{**p, f"probe/p{i % 2}": 1.0} for p in points(4 + i)])
+    file_reads.clear()
+    runs, traces = read_runs(tmp_path), read_traces(tmp_path)
+    assert file_reads == ["together", "together"]  # a trace without points is no obstacle
+    monkeypatch.setattr(store_module, "_read_together", lambda files, layout: None)
+    assert runs.equals(read_runs(tmp_path)) and traces.equals(read_traces(tmp_path))
+    assert runs.height == 12 and traces.height == sum(4 + i for i in range(12) if i != 5)
+
+
+@pytest.mark.parametrize("damage", ["another run", "not parquet", "strings"])
+def test_a_damaged_file_among_others_sends_them_back_to_file_by_file_reads(tmp_path, file_reads, damage):
+    writer = Store(tmp_path)
+    for i in range(6):
+        writer.write_run(row(f"r{i}", seed=i, train_accuracy=0.9), points(3))
+    bad = tmp_path / "runs" / "r3.parquet"
+    if damage == "another run":
+        bad.write_bytes((tmp_path / "runs" / "r1.parquet").read_bytes())
+    elif damage == "not parquet":
+        bad.write_bytes(b"PAR1 garbage PAR1")
+    else:
+        pl.read_parquet(bad).with_columns(pl.col("status").cast(pl.Categorical).cast(pl.String),
+                                          pl.lit("x").alias("steps")).write_parquet(bad)
+    file_reads.clear()
+    with pytest.warns(CorruptFileWarning, match="r3.parquet"):
+        runs = read_runs(tmp_path)
+    assert file_reads[0] == "each"
+    assert sorted(runs["run_id"]) == ["r0", "r1", "r2", "r4", "r5"]

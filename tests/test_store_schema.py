@@ -260,7 +260,9 @@ def test_writing_a_trace_is_linear_in_its_length() -> None:
                  "suboptimality": 1.0 / (s + 1), "objective": 2.0 + s, "probe/a": float(s), "probe/b": -1.0 * s}
                 for s in range(n)]
 
-    small, large = points(2_500), points(10_000)
+    # 16x the points: linear costs at most ~16x (less with fixed costs), quadratic ~256x;
+    # the bound sits far from both so a busy machine cannot flip it.
+    small, large = points(1_000), points(16_000)
 
     def build(trace: list[dict]) -> float:
         start = time.perf_counter()
@@ -274,8 +276,8 @@ def test_writing_a_trace_is_linear_in_its_length() -> None:
     for _ in range(5):  # interleaved: a busy machine slows both alike
         times["small"].append(build(small))
         times["large"].append(build(large))
-    ratio = statistics.median(times["large"]) / statistics.median(times["small"])
-    assert ratio < 4, times
+    ratio = min(times["large"]) / min(times["small"])  # the least-disturbed round of each
+    assert ratio < 48, times
 
 
 def test_a_value_that_is_no_number_is_refused_before_anything_is_written(tmp_path: Path) -> None:

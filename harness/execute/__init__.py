@@ -10,7 +10,7 @@ Executors:
 
 - ``pool`` (:class:`~harness.execute.pool.PoolExecutor`): warm local worker processes, each
   run isolated, killed at its time limit, capped in memory; the default;
-- ``ray`` (:class:`~harness.execute.ray.RayExecutor`): Ray tasks on a cluster or a local instance;
+- ``ray`` (:class:`~harness.execute.ray.RayExecutor`): Ray actors (one warm worker each) on a cluster or a local instance;
 - ``inline`` (:class:`~harness.execute.inline.InlineExecutor`): this process, no isolation.
 
 Where one run executes is decided here too: :func:`execute` runs a multi-rank run (``ranks >

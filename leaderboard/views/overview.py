@@ -14,8 +14,10 @@ AGGREGATE_REPS = 1000
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def _aggregates(store: str, fingerprint: tuple[int, ...], filters: lbkit.Filters, reps: int) -> pl.DataFrame:
-    return aggregate.aggregates(lbkit._filter(lbkit._runs(store, fingerprint), filters), reps=reps)
+def _aggregates(store: str, fingerprint: tuple[int, ...], filters: lbkit.Filters, reps: int,
+                intervals: bool) -> pl.DataFrame:
+    return aggregate.aggregates(lbkit._filter(lbkit._runs(store, fingerprint), filters), reps=reps,
+                                intervals=intervals)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -31,12 +33,16 @@ def _score_profiles(store: str, fingerprint: tuple[int, ...], filters: lbkit.Fil
     return aggregate.score_profiles(frame, taus=[i / 20 for i in range(41)], reps=reps)
 
 
-def few_seed_aggregates(filters: lbkit.Filters) -> None:
-    """IQM, median and mean with intervals; P(X > Y) of two picked solvers; score profiles on demand."""
+def few_seed_aggregates(filters: lbkit.Filters, n_runs: int) -> None:
+    """IQM, median and mean with intervals (on demand past ``lbkit.AUTO_INTERVAL_RUNS`` runs in view);
+    P(X > Y) of two picked solvers; score profiles on demand."""
     st.subheader("Few-seed aggregates (rliable)")
     st.caption(aggregate.description(AGGREGATE_REPS))
     key = lbkit.store_key()
-    table = _aggregates(*key, filters, AGGREGATE_REPS)
+    intervals = n_runs <= lbkit.AUTO_INTERVAL_RUNS or st.toggle(
+        f"Compute the 95% intervals ({n_runs:,} runs in view: a bootstrap of seconds per method)",
+        key="aggregate_intervals")
+    table = _aggregates(*key, filters, AGGREGATE_REPS, intervals)
     if table.is_empty():
         st.info("No run in view of a problem with a target.")
         return
@@ -160,7 +166,7 @@ if not lbkit.empty_notice(runs):
             pl.format("{}/{}", "method", "framework").alias("solver"),
         ).pivot("solver", index="problem", values="ratio", aggregate_function="first").sort("problem")
         st.dataframe(wide, hide_index=True, key="overview_ratios")
-        few_seed_aggregates(filters)
+        few_seed_aggregates(filters, runs.height)
     untargeted = medians.filter(~pl.col("has_target"))["task"].unique().sort().to_list()
     if untargeted:
         st.caption("Tasks without a target (not in the profiles): " + lbkit.escape_markdown(", ".join(untargeted)))

@@ -20,6 +20,7 @@ never imports torch or jax.
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -42,6 +43,9 @@ __all__ = [
 ]
 
 DATASETS = BINARY_DATASETS
+
+#: What defines the problem besides its parameters and data: part of the reference's cache key.
+_SOURCES = (Path(__file__), Path(__file__).with_name("logreg.yaml"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -95,6 +99,10 @@ def _reference(dataset: str, n: int, d: int, data_seed: int, l2: float) -> Refer
         lambda w: gradient(w, X, y, l2),
         lambda w: hessian(w, X, l2),
         np.zeros(X.shape[1]),
+        task="logreg",
+        params={"dataset": dataset, "n": n, "d": d, "data_seed": data_seed, "l2": l2},
+        sources=_SOURCES,
+        data=(X, y),
     )
 
 
@@ -103,6 +111,7 @@ def reference(*, dataset: str, n: int, d: int, l2: float, data_seed: int) -> Ref
 
     scipy L-BFGS-B to ``gtol`` 1e-12, then Newton polish (:func:`harness.reference.minimize`):
     L-BFGS alone stalls above machine precision on ill-conditioned data (breast_cancer).
+    The minimizer is cached on disk and checked when read (:func:`harness.reference.optimum`).
     """
     if not l2 > 0:
         raise ValueError(f"l2 must be positive (the optimum is then unique and finite); got {l2}")

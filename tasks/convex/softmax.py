@@ -23,6 +23,7 @@ never imports torch or jax.
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -45,6 +46,9 @@ __all__ = [
 ]
 
 DATASETS = ("blobs", "digits")
+
+#: What defines the problem besides its parameters and data: part of the reference's cache key.
+_SOURCES = (Path(__file__), Path(__file__).with_name("softmax.yaml"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -146,6 +150,10 @@ def _reference(key: tuple[Any, ...], l2: float) -> Reference:
         lambda w: gradient(w, X, labels, l2, classes),
         lambda w: hessian(w, X, l2, classes),
         np.zeros(X.shape[1] * classes),
+        task="softmax",
+        params={"key": list(key), "l2": l2},
+        sources=_SOURCES,
+        data=(X, labels),
     )
 
 
@@ -156,6 +164,7 @@ def reference(
 
     scipy L-BFGS-B to ``gtol`` 1e-12, then Newton polish (:func:`harness.reference.minimize`):
     L-BFGS alone stalls above machine precision on ill-conditioned data (digits).
+    The minimizer is cached on disk and checked when read (:func:`harness.reference.optimum`).
     """
     if not l2 > 0:
         raise ValueError(f"l2 must be positive (the optimum is then unique and finite); got {l2}")

@@ -8,12 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import polars as pl
 import psutil
 import pytest
 import storegen
 
 from harness import leaderboard
-from harness.store import Store
+from harness.store import Store, read_runs
 
 
 def test_streamlit_command_is_headless_loopback_and_quiet(tmp_path: Path) -> None:
@@ -109,3 +110,38 @@ def test_report_tables_flag_compiled_runs_and_show_offline_cost(small_store: Pat
     assert "Compilation fell inside the timed region: its time counts against the method." in text
     old = printed(legacy_store)  # an older store: no new columns, nothing flagged, no offline cost
     assert "⚠" not in old and "offline" not in old and "lbfgs" in old
+
+
+def test_report_prints_summaries_by_default_and_rankings_on_request(small_store: Path) -> None:
+    from rich.console import Console
+
+    from harness import score
+
+    def printed(**options) -> str:
+        console = Console(width=400, record=True)
+        for table in leaderboard.report_tables(small_store, n_boot=50, traces=False, **options):
+            console.print(table)
+        return console.export_text()
+
+    ranked = score.task_table(read_runs(small_store), n_boot=50)
+    rankings, summary = "Per problem: median over seeds", "Per problem: the best configuration"
+    default = printed()
+    assert summary in default and rankings not in default
+    n_problems = ranked.select(score.PROBLEM_KEYS).unique().height
+    assert f"{ranked.height} configurations over {n_problems} problems: --all prints" in default
+    # Each problem's line names its rank-1 configuration and its count of configurations.
+    labels = ranked.with_columns(score.problem_labels(ranked))
+    for problem, group in labels.group_by("problem"):
+        best = group.filter(pl.col("rank") == 1)["label"].item()
+        assert any(line.split()[:3] == [problem[0], str(group.height), best] for line in default.splitlines())
+    every = printed(configurations="all")
+    assert summary in every and rankings in every and "--all prints" not in every
+    one_task = printed(tasks=["logreg"])
+    section = one_task[one_task.index(rankings):]
+    shown_problems = {line.split()[0] for line in section.splitlines()[2:] if line.strip() and "@" in line.split()[0]}
+    assert shown_problems and all(p.startswith("logreg") for p in shown_problems)
+    one_method = printed(methods=["adam"])
+    section = one_method[one_method.index(rankings):]
+    assert "adam" in section and "lbfgs" not in section
+    with pytest.raises(leaderboard.UnknownIdError, match=r"--task nope: no runs in the store \(its 4 tasks: "):
+        leaderboard.report_tables(small_store, n_boot=50, traces=False, tasks=["nope"])
