@@ -792,7 +792,7 @@ def _compare_all(samples: Sequence[np.ndarray], *, level: float = SIGNIFICANCE_L
     same integers and floats), for a problem's configurations at once, where a Python call per
     pair cost ~40 us (10 s for the 250,000 pairs of a 100,000-run store). With ``C[i, v]`` the
     count of the ``v``-th smallest distinct value in sample ``i``, every pair's ``U``, ties and
-    pooled tie term ``sum(t^3 - t)`` are sums over ``v``: a few small matrix products.
+    pooled tie term ``sum(t^3 - t)`` are sums over ``v``: a few gathers of ``C`` and segment sums.
     """
     kept = [np.asarray(x, dtype=float) for x in samples]
     kept = [x[~np.isnan(x)] for x in kept]
