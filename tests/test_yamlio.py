@@ -209,3 +209,42 @@ def test_unknown_probe_points_at_its_id(tmp_path, monkeypatch):
         Catalog.load([tmp_path], builtin=False)
     (issue,) = info.value.issues
     assert str(issue).startswith("tasks/t.yaml:11:6: probes.0.id: unknown probe 'no-such-probe' (known: ")
+
+
+def _parsed(text: str) -> tuple:
+    """What parse_text gives: the data and marks, or the issues."""
+    try:
+        document = parse_text(text, path="p.yaml")
+    except DeclarationError as exc:
+        return ("issues", exc.issues)
+    return ("document", repr(document.data), document.marks)
+
+
+#: Texts where the two parsers might part: empty values and items, block and quoted scalars,
+#: anchors, flow collections, comments, unicode, tags, documents, directives, tabs, bad syntax.
+TRICKY = [
+    "a:\nb: 1\n", "- \n- x\n", "a: [1, , 2]\n", "a: {b: }\n", "a: |\n  x\n  y\nb: >-\n  folded\n  text\n",
+    "a: 'it''s'\nb: \"\\u00e9\\t\"\nc: é\n", "a: &x [1, 2]\nb: *x\nc: &y\n  d: 1\ne: *y\n", "# only a comment\n", "",
+    "a: 1 # trailing\n# between\nb: 2\n", "? a\n: 1\n", "a: !!str 1\nb: !!int '2'\n", "%YAML 1.2\n---\na: 1\n",
+    "a: 1\n...\n", "a: 1\n---\nb: 2\n", "a:\n\t- x\n", "a: [1, 2\n", "a: b: c\n", "- a\nb: 1\n", "a: 0x1F\nb: 1_000\n",
+    "a: .inf\nb: -.Inf\nc: .NaN\nd: 1e3\ne: 1.5e-8\n", "a: ~\nb: Null\nc: TRUE\nd: yes\n", "'k': 1\n\"q\": 2\n",
+    "a:\n  - b: 1\n    c: [x, {d: e}]\n  -\n    - 1\n", "a: 1\na: 2\n", "<<: {x: 1}\n", "&k key: 1\n", "a: *nowhere\n",
+    "a: !!set\nb: 1\n", "a: !custom\n\nb: 2\n",  # a tag on an empty value: its mark differs in libyaml
+]
+
+
+def test_libyaml_events_give_what_ruamel_gives(monkeypatch):
+    from harness import yamlio
+    from harness.catalog import builtin_root
+
+    here = Path(__file__).parent
+    files = sorted({*builtin_root().rglob("*.yaml"), *here.rglob("*.yaml")})
+    from test_declarations import CORPUS
+
+    texts = [p.read_text(encoding="utf-8") for p in files] + [c for _, c, _ in BROKEN] + [c[1] for c in CORPUS] + TRICKY
+    fast = [_parsed(text) for text in texts]
+    taken = sum(yamlio._libyaml_events(text) is not None for text in texts)
+    monkeypatch.setattr(yamlio, "_libyaml_events", lambda text: None)
+    for text, got in zip(texts, fast):
+        assert got == _parsed(text), text[:200]
+    assert len(files) > 50 and taken > len(files)  # libyaml read every catalog file and more
