@@ -103,10 +103,20 @@ class RunSpec(Spec):
         The content includes :attr:`declarations` and :attr:`code`, which :func:`make_plan`
         fills in: a run made by hand without them identifies its parameters only.
         """
-        content = self.model_dump(mode="json", exclude={"suite"})
-        content["schema_version"] = RUN_ID_VERSION
-        blob = json.dumps(content, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return self._digest(exclude={"suite"})
+
+    @property
+    def program_key(self) -> str:
+        """:attr:`run_id`'s digest less the seed, budget and probes: what the run's method and problem are built from.
+
+        Runs that share it build the same problem (a task is a deterministic function of its
+        parameters) and, for a library optimizer, the same method: a backend may reuse the
+        program it compiled for one of them (:class:`harness.backends.jax.JitProgram`).
+        """
+        return self._digest(exclude={"suite", "seed", "budget", "probes"})
+
+    def _digest(self, *, exclude: set[str]) -> str:
+        return _digest(self.model_dump(mode="json", exclude=exclude) | {"schema_version": RUN_ID_VERSION})
 
     def label(self) -> str:
         """A short human-readable name of the run."""

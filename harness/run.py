@@ -297,9 +297,13 @@ def _build(run: RunSpec, catalog: Catalog, collective: Collective, made: _Made, 
                     problem=problem, method=method, backend=backend, hyperparameters=run.hyperparameters)
     params = problem.init_params(run.seed)
     facts = facts_of(method_problem, oracle, params, seed=run.seed, to_numpy=backend.to_numpy)
+    # A library optimizer is a pure function of its declared arguments, so runs that differ only
+    # in seed, budget or probes may share its compiled program. A module's method may depend on
+    # anything when it is built (the seeded global generators, say): compiled per run.
     made.program = program = backend.make_program(
         method, oracle, facts, pure=method_spec.is_pure(run.framework) and collective.traceable,
         needs=method_spec.requirements(run.hyperparameters) & capabilities,
+        reuse_key=run.program_key if impl.optimizer is not None else None,
     )
     made.setup_s = time.perf_counter() - t0
 

@@ -25,6 +25,18 @@ def test_run_id_is_a_content_hash():
         assert RunSpec(**{**spec, **change}).run_id != run.run_id, change
 
 
+def test_program_key_leaves_out_only_seed_budget_and_probes():
+    spec = dict(suite="a", task="t", method="m", framework="jax", hardware="cpu", seed=0, budget=Budget(steps=5),
+                code={"method/m.py": "abc"})
+    key = RunSpec(**spec).program_key
+    assert key != RunSpec(**spec).run_id
+    for same in ({"seed": 7}, {"budget": Budget(steps=9, oracle_calls=3)}, {"suite": "b"}):
+        assert RunSpec(**{**spec, **same}).program_key == key, same
+    for change in ({"hyperparameters": {"lr": 0.1}}, {"task_params": {"n": 3}}, {"framework": "torch"},
+                   {"hardware": "gpu"}, {"code": {"method/m.py": "abd"}}, {"declarations": {"method": "x"}}):
+        assert RunSpec(**{**spec, **change}).program_key != key, change
+
+
 def test_grid_seeds_and_filters(test_catalog):
     suite = SuiteSpec(id="g", frameworks=("torch", "jax"),
                       entries=(SuiteEntry(tasks=("quadratic",), methods=("sleepy-gd",), grid={"d": (2, 3, 4)}),))

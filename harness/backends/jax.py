@@ -12,8 +12,9 @@ run is flagged.
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -90,6 +91,24 @@ def compile_counter() -> tuple[int, float]:
     return _COMPILES["count"], _COMPILES["seconds"]
 
 
+class _Jitted:
+    """Jitted functions made on first use (``jax.jit`` costs about 0.2 ms apiece, and a run needs few).
+
+    An oracle's views share the one instance, so a function is made, and compiled, once per oracle.
+    """
+
+    def __init__(self, makers: dict[str, Callable[[], Callable[..., Any]]]) -> None:
+        self._makers = makers
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        try:
+            made = self._makers[name]()
+        except KeyError:
+            raise AttributeError(name) from None
+        setattr(self, name, made)
+        return made
+
+
 class JaxOracle(CountingOracle):
     """Derivatives by jax transformations of ``problem.loss``, each compiled once; the problem's closed forms jitted."""
 
@@ -100,47 +119,65 @@ class JaxOracle(CountingOracle):
     def __init__(self, problem: Any, **kwargs: Any) -> None:
         super().__init__(problem, **kwargs)
         loss = problem.loss
-        self._value = jax.jit(loss)
-        self._grad = jax.jit(jax.grad(loss))
-        self._value_and_grad = jax.jit(jax.value_and_grad(loss))
-        self._hvp = jax.jit(lambda x, v: jax.jvp(jax.grad(loss), (x,), (v,))[1])
-        self._hessian = jax.jit(jax.hessian(loss))
-        # Finite-sum and logit structure (see harness.oracle), compiled on first use.
-        self._batch_vg = jax.jit(jax.value_and_grad(loss))
-        self._example_grads = jax.jit(jax.vmap(jax.grad(lambda p, i: loss(p, i[None])), in_axes=(None, 0)))
+        makers: dict[str, Callable[[], Callable[..., Any]]] = {
+            "value": lambda: jax.jit(loss),
+            "grad": lambda: jax.jit(jax.grad(loss)),
+            "value_and_grad": lambda: jax.jit(jax.value_and_grad(loss)),
+            "hvp": lambda: jax.jit(lambda x, v: jax.jvp(jax.grad(loss), (x,), (v,))[1]),
+            "hessian": lambda: jax.jit(jax.hessian(loss)),
+            # Finite-sum and logit structure (see harness.oracle).
+            "batch_vg": lambda: jax.jit(jax.value_and_grad(loss)),
+            "example_grads": lambda: jax.jit(jax.vmap(jax.grad(lambda p, i: loss(p, i[None])), in_axes=(None, 0))),
+        }
         logits = getattr(problem, "logits", None)
         if logits is not None:
-            self._jvp_all = jax.jit(lambda x, v: jax.jvp(lambda p: logits(p), (x,), (v,)))
-            self._jvp_some = jax.jit(lambda x, v, i: jax.jvp(lambda p: logits(p, i), (x,), (v,)))
+            makers["jvp_all"] = lambda: jax.jit(lambda x, v: jax.jvp(lambda p: logits(p), (x,), (v,)))
+            makers["jvp_some"] = lambda: jax.jit(lambda x, v, i: jax.jvp(lambda p: logits(p, i), (x,), (v,)))
             # Forward mode: one pass per parameter, fewer than the n C logits of a dense-curvature task.
-            self._logit_jacobian = jax.jit(jax.jacfwd(lambda p: logits(p)))
+            makers["logit_jacobian"] = lambda: jax.jit(jax.jacfwd(lambda p: logits(p)))
         regularizer = getattr(problem, "regularizer", None)
         if regularizer is not None:
-            self._reg_grad = jax.jit(jax.grad(regularizer))
-            self._reg_hessian = jax.jit(jax.hessian(regularizer))
+            makers["reg_grad"] = lambda: jax.jit(jax.grad(regularizer))
+            makers["reg_hessian"] = lambda: jax.jit(jax.hessian(regularizer))
+        self._jit = _Jitted(makers)
+
+    def _value(self, params: jax.Array) -> jax.Array:
+        return self._jit.value(params)
+
+    def _grad(self, params: jax.Array) -> jax.Array:
+        return self._jit.grad(params)
+
+    def _value_and_grad(self, params: jax.Array) -> tuple[jax.Array, jax.Array]:
+        return self._jit.value_and_grad(params)
+
+    def _hvp(self, params: jax.Array, vector: jax.Array) -> jax.Array:
+        return self._jit.hvp(params, vector)
+
+    def _hessian(self, params: jax.Array) -> jax.Array:
+        return self._jit.hessian(params)
 
     def _batch_value_and_grad(self, params: jax.Array, indices: np.ndarray) -> tuple[jax.Array, jax.Array]:
-        return self._batch_vg(params, jnp.asarray(indices))
+        return self._jit.batch_vg(params, jnp.asarray(indices))
 
     def _per_example_grads(self, params: jax.Array, indices: np.ndarray) -> jax.Array:
-        return self._example_grads(params, jnp.asarray(indices))
+        return self._jit.example_grads(params, jnp.asarray(indices))
 
     def _jvp_logits(self, params: jax.Array, vector: jax.Array, indices: np.ndarray | None) -> tuple[jax.Array, jax.Array]:
         if indices is None:
-            return self._jvp_all(params, vector)
-        return self._jvp_some(params, vector, jnp.asarray(indices))
+            return self._jit.jvp_all(params, vector)
+        return self._jit.jvp_some(params, vector, jnp.asarray(indices))
 
     def _gauss_newton(self, params: jax.Array) -> jax.Array:
         logits = self.problem.logits(params)
-        jac = self._logit_jacobian(params)  # (n, C, dim)
+        jac = self._jit.logit_jacobian(params)  # (n, C, dim)
         lam_jac = jnp.einsum("nce,nef->ncf", self.problem.logit_hessian(logits), jac)
         n, classes, dim = jac.shape
         gn = jac.reshape(n * classes, dim).T @ lam_jac.reshape(n * classes, dim) / n
-        return gn + self._reg_hessian(params)
+        return gn + self._jit.reg_hessian(params)
 
     def _fisher(self, params: jax.Array) -> jax.Array:
-        grads = self._per_example_grads(params, np.arange(self.problem.n_samples)) - self._reg_grad(params)
-        return grads.T @ grads / grads.shape[0] + self._reg_hessian(params)
+        grads = self._per_example_grads(params, np.arange(self.problem.n_samples)) - self._jit.reg_grad(params)
+        return grads.T @ grads / grads.shape[0] + self._jit.reg_hessian(params)
 
 
 class OptaxMethod:
@@ -157,6 +194,16 @@ class OptaxMethod:
 
         updates, state = self.transformation.update(oracle.grad(params), state, params)
         return optax.apply_updates(params, updates), state
+
+
+#: Programs compiled for earlier runs of this process, by (reuse key, argument specs, facts less
+#: the seed). A run that shares all three would trace and compile the very same executables:
+#: jax's own caches are keyed by function objects, which are new for every run. The oldest goes
+#: first past :data:`PROGRAMS_KEPT`, since each executable holds its problem's data as constants.
+_PROGRAMS: OrderedDict[Any, dict[str, Any]] = OrderedDict()
+PROGRAMS_KEPT = 16
+# What a compiled program is: its executables and the oracle calls and draws each charges.
+_COMPILED = tuple(f"_{fn}{part}" for fn in ("init", "step", "output") for part in ("", "_calls", "_draws")) + ("_step_rest",)
 
 
 class _Untraceable(Exception):
@@ -184,12 +231,20 @@ class JitProgram:
     would execute a number of times that tracing cannot see: such a method, and any that
     fails to trace, runs as an :class:`~harness.program.EagerProgram` instead, with the
     reason in :attr:`fallback`.
+
+    ``reuse_key`` (:attr:`harness.plan.RunSpec.program_key`, given only where the method is a
+    pure function of its declaration) lets a run take the executables compiled for an earlier
+    run of this process with the same key, argument specs and facts but its seed; :attr:`reused`
+    says it did. Nothing of the earlier run's state is in them: they are the same computation,
+    and the calls and draws they charge are the same.
     """
 
     def __init__(self, method: Any, oracle: JaxOracle, facts: OracleFacts, backend: Backend, *,
-                 needs: frozenset[str]) -> None:
+                 needs: frozenset[str], reuse_key: str | None = None) -> None:
         self.method = method
         self.needs = needs
+        self.reuse_key = reuse_key
+        self.reused = False
         self.inner = oracle
         self.facts = facts
         self.backend = backend
@@ -205,6 +260,15 @@ class JitProgram:
     # -- compilation, before the clock ------------------------------------------------------------
 
     def compile(self, params: jax.Array) -> None:
+        key = None
+        if self.reuse_key is not None:
+            key = (self.reuse_key, _specs(params), dataclasses.replace(self.facts, seed=0), self.needs)
+            kept = _PROGRAMS.get(key)
+            if kept is not None:
+                _PROGRAMS.move_to_end(key)
+                self.__dict__.update(kept)
+                self.reused = True
+                return
         try:
             self._compile(params)
         except Exception as exc:  # noqa: BLE001 - an untraceable method still runs, eagerly
@@ -213,6 +277,11 @@ class JitProgram:
             self._eager = EagerProgram(self.method, self.inner, self.facts, self.backend, fallback=self.fallback,
                                        warm_oracle=lambda p: _warm_oracle(self.inner, p, self.backend, self.needs))
             self._eager.compile(params)
+            return
+        if key is not None:
+            _PROGRAMS[key] = {name: self.__dict__[name] for name in _COMPILED if name in self.__dict__}
+            while len(_PROGRAMS) > PROGRAMS_KEPT:
+                _PROGRAMS.popitem(last=False)
 
     def _guard(self) -> None:
         from jax._src import core
@@ -387,13 +456,15 @@ class Backend:
     def make_oracle(self, problem: Any, *, capabilities: frozenset[str], max_calls: int | None = None) -> JaxOracle:
         return JaxOracle(problem, capabilities=capabilities, max_calls=max_calls, seed=self.run_seed)
 
-    def make_program(self, method: Any, oracle: Any, facts: OracleFacts, *, pure: bool, needs: frozenset[str]) -> Any:
+    def make_program(self, method: Any, oracle: Any, facts: OracleFacts, *, pure: bool, needs: frozenset[str],
+                     reuse_key: str | None = None) -> Any:
         """A :class:`JitProgram` for a pure method on a one-process oracle, else an eager program.
 
         ``needs``: the calls the method requires, whose derivatives an eager program compiles first.
+        ``reuse_key``: see :class:`JitProgram`.
         """
         if pure and isinstance(oracle, JaxOracle):
-            return JitProgram(method, oracle, facts, self, needs=needs)
+            return JitProgram(method, oracle, facts, self, needs=needs, reuse_key=reuse_key)
         warm = (lambda params: _warm_oracle(oracle, params, self, needs)) if isinstance(oracle, JaxOracle) else None
         return EagerProgram(method, oracle, facts, self, warm_oracle=warm)
 

@@ -222,8 +222,8 @@ class Backend:
         return TorchOracle(problem, capabilities=capabilities, max_calls=max_calls, seed=self.run_seed)
 
     def make_program(self, method: Any, oracle: Any, facts: OracleFacts, *, pure: bool,
-                     needs: frozenset[str]) -> EagerProgram:
-        """torch runs eagerly; a warm-up step against the decoy precedes the clock."""
+                     needs: frozenset[str], reuse_key: str | None = None) -> EagerProgram:
+        """torch runs eagerly (nothing to reuse); a warm-up step against the decoy precedes the clock."""
         return EagerProgram(method, oracle, facts, self)
 
     def compile_counter(self) -> tuple[int, float]:
