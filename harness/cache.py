@@ -36,13 +36,17 @@ _OFF = ("", "0", "off", "none")
 MAX_BYTES = 64 * 2**20
 
 
-def cache_dir() -> Path | None:
-    """The reference cache's folder (not created here), or ``None`` when ``HARNESS_CACHE_DIR`` turns it off."""
-    value = os.environ.get("HARNESS_CACHE_DIR")
+def cache_dir(variable: str = "HARNESS_CACHE_DIR", name: str = "reference") -> Path | None:
+    """A harness cache's folder (not created here), or ``None`` when ``variable`` turns it off.
+
+    ``variable`` unset: ``$XDG_CACHE_HOME/harness/<name>``. The reference cache is the default;
+    jax's compilation cache is ``cache_dir("HARNESS_JAX_CACHE_DIR", "jax")``.
+    """
+    value = os.environ.get(variable)
     if value is not None:
         return None if value.strip().lower() in _OFF else Path(value)
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "harness" / "reference"
+    return Path(base) / "harness" / name
 
 
 def load_arrays(path: Path) -> dict[str, np.ndarray] | None:

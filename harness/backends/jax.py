@@ -22,17 +22,9 @@ os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # measure what 
 
 import jax  # noqa: E402
 
+from harness.cache import cache_dir  # noqa: E402
+
 jax.config.update("jax_enable_x64", True)
-
-
-def _cache_dir() -> str | None:
-    """The persistent compilation cache's folder: ``HARNESS_JAX_CACHE_DIR`` ("" or "off" disables it),
-    else ``$XDG_CACHE_HOME/harness/jax`` (``~/.cache/harness/jax``)."""
-    value = os.environ.get("HARNESS_JAX_CACHE_DIR")
-    if value is not None:
-        return None if value.strip().lower() in ("", "0", "off", "none") else value
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "harness", "jax")
 
 
 def enable_compilation_cache(directory: str | None = None) -> str | None:
@@ -43,7 +35,9 @@ def enable_compilation_cache(directory: str | None = None) -> str | None:
     computation is reused, so results are unchanged. A hit still emits jax's backend-compile
     event, so :func:`compile_counter` counts it like a compilation (an on-clock hit still flags).
     """
-    directory = _cache_dir() if directory is None else directory
+    if directory is None:
+        folder = cache_dir("HARNESS_JAX_CACHE_DIR", "jax")
+        directory = None if folder is None else str(folder)
     if not directory:
         return None
     try:
