@@ -73,6 +73,11 @@ class Oracle(Protocol):
         curl-descent view their matrices through it).
     n_samples
         Terms of a finite-sum objective, or ``None``.
+    n_tasks, shared_dimension
+        Tasks of a multi-task problem (``task_grads`` has one row each) and the leading
+        coordinates they all share (the rest are task heads); ``None`` otherwise.
+    n_players
+        Players of a game (player ``i`` owns ``layout`` block ``i``); ``None`` otherwise.
     batch_size, stochastic
         Minibatch size of a stochastic oracle (0: full batch), and whether ``grad`` and
         ``value_and_grad`` answer on minibatches (``batch_size > 0``).
@@ -91,6 +96,9 @@ class Oracle(Protocol):
     dimension: int  # length of the flat parameter vector
     layout: tuple[tuple[str, tuple[int, ...]], ...] | None  # the vector's blocks, when the task has them
     n_samples: int | None  # terms of a finite sum
+    n_tasks: int | None  # tasks of a multi-task problem
+    shared_dimension: int | None  # leading coordinates all tasks share (the rest are task heads)
+    n_players: int | None  # players of a game, one layout block each
     batch_size: int  # minibatch size of a stochastic oracle (0: full batch)
     stochastic: bool
     last_indices: Any  # the last minibatch drawn (a read-only copy)
@@ -126,6 +134,14 @@ class Oracle(Protocol):
 
     def jvp_logits(self, params: P, vector: P, indices: Any = None) -> tuple[Any, Any]:
         """Logits ``z`` and their directional derivative ``J_z vector`` (one JVP)."""
+        ...
+
+    def task_grads(self, params: P) -> tuple[Any, Any]:
+        """Task losses ``(T,)`` and their gradients ``(T, dim)``, one row per task (counted once)."""
+        ...
+
+    def player_grads(self, params: P) -> P:
+        """A game's simultaneous gradient: each player's gradient of its own loss in its own block."""
         ...
 
     def gauss_newton(self, params: P) -> Any:

@@ -29,6 +29,22 @@ Finite-sum problems (``f = mean_i f_i``) may expose more structure, each hook op
     For losses ``f_i = l_i(z_i(params)) + R(params)`` on per-example outputs ``z_i`` (logits):
     ``jvp_logits`` and the curvature matrices ``gauss_newton`` and ``fisher`` use them.
 
+Multi-task problems (``loss`` is a scalarization of several task losses) expose:
+
+``n_tasks``, ``task_losses(params)``
+    The number of tasks ``T`` and their losses, a framework array of shape ``(T,)``:
+    ``task_grads`` answers with those losses and their gradients, one row per task.
+``shared_dimension``
+    Optional: the leading coordinates of the parameter vector that every task shares (a trunk);
+    the rest are task-specific (heads). All coordinates are shared when it is absent.
+
+Games (player ``i`` minimizes its own loss over its own block of the vector) expose:
+
+``player_losses(params)``
+    Each player's loss, shape ``(N,)``; the problem's ``layout`` has one block per player, in
+    order, and ``player_grads`` answers with the simultaneous gradient: player ``i``'s gradient
+    of its loss in its own block, the blocks concatenated.
+
 ``indices`` reach ``loss`` and ``logits`` as integer arrays of the framework (a ``torch.long``
 tensor on the run's device, a jax int64 array or tracer): the backend converts the sampler's
 numpy draws before it calls the hook.
@@ -44,7 +60,7 @@ import numpy as np
 
 from harness.api import OracleBudgetExceeded
 
-__all__ = ["CLOSED_FORM_HOOKS", "SAMPLER_STREAM", "CountingOracle"]
+__all__ = ["CLOSED_FORM_HOOKS", "SAMPLER_STREAM", "CountingOracle", "own_blocks", "player_blocks"]
 
 #: Second word of the minibatch sampler's seed sequence ``[run seed, SAMPLER_STREAM]``: the
 #: sampler's stream stays apart from any other stream a method or problem draws from the run seed.
@@ -223,6 +239,21 @@ class CountingOracle:
     def hvp(self, params: Any, vector: Any) -> Any:
         return self._call("hvp", self._hvp, params, vector)
 
+    def task_grads(self, params: Any) -> tuple[Any, Any]:
+        """The task losses ``(T,)`` and their gradients ``(T, dim)``, one row per task (counted once).
+
+        A row holds the whole vector's gradient: zero on the heads of the other tasks.
+        """
+        self._require("task_grads", "task_losses", "n_tasks")
+        self._count("task_grads")
+        return self._task_grads(params)
+
+    def player_grads(self, params: Any) -> Any:
+        """The simultaneous gradient ``(dim,)`` of a game: each player's own-block gradient of its own loss."""
+        self._require("player_grads", "player_losses", "layout")
+        self._count("player_grads")
+        return self._player_grads(params)
+
     def hessian(self, params: Any) -> Any:
         return self._call("hessian", self._hessian, params)
 
@@ -283,6 +314,27 @@ class CountingOracle:
 
     def _fisher(self, params: Any) -> Any:
         raise NotImplementedError
+
+    def _task_grads(self, params: Any) -> tuple[Any, Any]:
+        raise NotImplementedError
+
+    def _player_grads(self, params: Any) -> Any:
+        raise NotImplementedError
+
+
+def own_blocks(jacobian: Any, blocks: list[tuple[int, int]], concatenate: Callable[[list[Any]], Any]) -> Any:
+    """Row ``i`` of the players' loss Jacobian ``(N, dim)`` restricted to block ``i``, the blocks concatenated."""
+    return concatenate([jacobian[i, start:stop] for i, (start, stop) in enumerate(blocks)])
+
+
+def player_blocks(problem: Any) -> list[tuple[int, int]]:
+    """``(start, stop)`` of each player's block of the parameter vector, from the problem's ``layout``."""
+    blocks, start = [], 0
+    for _, shape in problem.layout:
+        size = int(np.prod(shape, dtype=np.int64))
+        blocks.append((start, start + size))
+        start += size
+    return blocks
 
 
 def _as_indices(indices: Any) -> Any:

@@ -70,6 +70,11 @@ class OracleFacts:
         Minibatch size of a stochastic oracle (0: full batch).
     logits_shape
         Shape ``(n, C)`` of the task's logits when it offers ``jvp_logits`` (the decoy needs it).
+    n_tasks, shared_dimension
+        A multi-task problem's number of tasks, and how many leading coordinates all of them
+        share (the rest are task heads); ``None`` otherwise.
+    n_players
+        A game's number of players (each owns one ``layout`` block); ``None`` otherwise.
     """
 
     dimension: int
@@ -78,6 +83,9 @@ class OracleFacts:
     n_samples: int | None = None
     batch_size: int = 0
     logits_shape: tuple[int, ...] | None = None
+    n_tasks: int | None = None
+    shared_dimension: int | None = None
+    n_players: int | None = None
 
     @property
     def stochastic(self) -> bool:
@@ -102,6 +110,12 @@ def facts_of(problem: Any, oracle: Any, params: Any, *, seed: int, to_numpy: Cal
         The backend's array conversion.
     """
     layout = getattr(problem, "layout", None)
+    n_tasks = getattr(problem, "n_tasks", None) if "task_grads" in oracle.capabilities else None
+    shared = None
+    if n_tasks is not None:  # every coordinate is shared unless the problem says how many are
+        shared = getattr(problem, "shared_dimension", None)
+        shared = int(params.shape[0]) if shared is None else int(shared)
+    n_players = len(layout) if "player_grads" in oracle.capabilities and layout is not None else None
     logits_shape = None
     if "jvp_logits" in oracle.capabilities and callable(getattr(problem, "logits", None)):
         logits_shape = tuple(to_numpy(problem.logits(params)).shape)
@@ -112,6 +126,9 @@ def facts_of(problem: Any, oracle: Any, params: Any, *, seed: int, to_numpy: Cal
         n_samples=getattr(oracle, "n_samples", None),
         batch_size=int(getattr(oracle, "batch_size", 0) or 0),
         logits_shape=logits_shape,
+        n_tasks=None if n_tasks is None else int(n_tasks),
+        shared_dimension=shared,
+        n_players=n_players,
     )
 
 
@@ -143,7 +160,7 @@ def seal(oracle: Any, facts: OracleFacts, *, warmup: bool = False) -> Any:
         "__delattr__": _refuse_setattr,
         "__repr__": lambda self: f"<sealed oracle: {', '.join(sorted(capabilities))}>",
     }
-    for name in ("dimension", "seed", "layout", "n_samples", "batch_size"):
+    for name in ("dimension", "seed", "layout", "n_samples", "batch_size", "n_tasks", "shared_dimension", "n_players"):
         members[name] = getattr(facts, name)
     for name in CAPABILITIES:
         offered = name in capabilities and callable(getattr(oracle, name, None))
@@ -224,6 +241,9 @@ class DecoyOracle:
         self.layout = facts.layout
         self.n_samples = facts.n_samples
         self.batch_size = facts.batch_size
+        self.n_tasks = facts.n_tasks
+        self.shared_dimension = facts.shared_dimension
+        self.n_players = facts.n_players
         self.stochastic = facts.stochastic
         self.last_indices: np.ndarray | None = None
         self._rng = np.random.default_rng(0xDEC0)
@@ -284,6 +304,14 @@ class DecoyOracle:
 
     def per_example_grads(self, params: Any, indices: Any = None) -> Any:
         return self._answer("per_example_grads", self._rows(indices), self.facts.dimension)
+
+    def task_grads(self, params: Any) -> tuple[Any, Any]:
+        tasks = self.facts.n_tasks or 1
+        grads = self._answer("task_grads", tasks, self.facts.dimension)
+        return 1.0 + abs(self.backend.asarray(0.1 * self._rng.standard_normal(tasks))), grads
+
+    def player_grads(self, params: Any) -> Any:
+        return self._answer("player_grads", self.facts.dimension)
 
     def jvp_logits(self, params: Any, vector: Any, indices: Any = None) -> tuple[Any, Any]:
         classes = (self.facts.logits_shape or (1, 1))[-1]

@@ -171,6 +171,8 @@ Capability = Literal[
     "per_example_grads",
     "gauss_newton",
     "fisher",
+    "task_grads",
+    "player_grads",
 ]
 CAPABILITIES: tuple[str, ...] = Capability.__args__  # type: ignore[attr-defined]
 

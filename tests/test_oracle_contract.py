@@ -31,19 +31,22 @@ from harness.spec import CAPABILITIES
 REPO = Path(__file__).resolve().parents[1]
 FRAMEWORKS = ("torch", "jax")
 
-#: How to ask each capability, and the shapes of its answer, from the dimension ``d`` and the logits' shape.
+#: How to ask each capability, and the shapes of its answer, from the dimension ``d``, the logits' shape
+#: and the number of tasks ``t``.
 #: A capability added to the schema needs a row here, so it is exercised on both backends.
-CALLS: dict[str, tuple[Callable[[Any, Any, Any], Any], Callable[[int, tuple[int, ...]], Any]]] = {
-    "value": (lambda o, x, v: o.value(x), lambda d, z: ()),
-    "grad": (lambda o, x, v: o.grad(x), lambda d, z: (d,)),
-    "value_and_grad": (lambda o, x, v: o.value_and_grad(x), lambda d, z: ((), (d,))),
-    "hvp": (lambda o, x, v: o.hvp(x, v), lambda d, z: (d,)),
-    "hessian": (lambda o, x, v: o.hessian(x), lambda d, z: (d, d)),
-    "stochastic_grad": (lambda o, x, v: o.stochastic_grad(x), lambda d, z: (d,)),
-    "per_example_grads": (lambda o, x, v: o.per_example_grads(x, np.arange(5)), lambda d, z: (5, d)),
-    "jvp_logits": (lambda o, x, v: o.jvp_logits(x, v), lambda d, z: (z, z)),
-    "gauss_newton": (lambda o, x, v: o.gauss_newton(x), lambda d, z: (d, d)),
-    "fisher": (lambda o, x, v: o.fisher(x), lambda d, z: (d, d)),
+CALLS: dict[str, tuple[Callable[[Any, Any, Any], Any], Callable[[int, tuple[int, ...], int | None], Any]]] = {
+    "value": (lambda o, x, v: o.value(x), lambda d, z, t: ()),
+    "grad": (lambda o, x, v: o.grad(x), lambda d, z, t: (d,)),
+    "value_and_grad": (lambda o, x, v: o.value_and_grad(x), lambda d, z, t: ((), (d,))),
+    "hvp": (lambda o, x, v: o.hvp(x, v), lambda d, z, t: (d,)),
+    "hessian": (lambda o, x, v: o.hessian(x), lambda d, z, t: (d, d)),
+    "stochastic_grad": (lambda o, x, v: o.stochastic_grad(x), lambda d, z, t: (d,)),
+    "per_example_grads": (lambda o, x, v: o.per_example_grads(x, np.arange(5)), lambda d, z, t: (5, d)),
+    "jvp_logits": (lambda o, x, v: o.jvp_logits(x, v), lambda d, z, t: (z, z)),
+    "gauss_newton": (lambda o, x, v: o.gauss_newton(x), lambda d, z, t: (d, d)),
+    "fisher": (lambda o, x, v: o.fisher(x), lambda d, z, t: (d, d)),
+    "task_grads": (lambda o, x, v: o.task_grads(x), lambda d, z, t: ((t,), (t, d))),
+    "player_grads": (lambda o, x, v: o.player_grads(x), lambda d, z, t: (d,)),
 }
 
 
@@ -111,7 +114,7 @@ def test_each_capability_is_answered_by_both_backends(capability: str, framework
     logits_shape = tuple(b.to_numpy(prob.logits(x)).shape) if callable(getattr(prob, "logits", None)) else ()
     call, expected = CALLS[capability]
     answer = call(oracle, x, v)
-    assert shapes(answer) == expected(int(x.shape[0]), logits_shape)
+    assert shapes(answer) == expected(int(x.shape[0]), logits_shape, getattr(prob, "n_tasks", None))
     for leaf in leaves(answer):
         assert type(leaf) is type(x) and np.all(np.isfinite(b.to_numpy(leaf)))
     assert dict(oracle.counts) == {capability: 1}

@@ -57,7 +57,7 @@ import numpy as np  # noqa: E402
 
 from harness.api import OracleBudgetExceeded  # noqa: E402
 from harness.backends import MemoryPeak  # noqa: E402
-from harness.oracle import CountingOracle  # noqa: E402
+from harness.oracle import CountingOracle, own_blocks, player_blocks  # noqa: E402
 from harness.program import EagerProgram  # noqa: E402
 from harness.sealed import OracleFacts, seal  # noqa: E402
 
@@ -133,6 +133,15 @@ class JaxOracle(CountingOracle):
         if regularizer is not None:
             makers["reg_grad"] = lambda: jax.jit(jax.grad(regularizer))
             makers["reg_hessian"] = lambda: jax.jit(jax.hessian(regularizer))
+        task_losses = getattr(problem, "task_losses", None)
+        if task_losses is not None:
+            # Reverse mode, one pass per task: the losses ride along as the auxiliary output.
+            makers["task_grads"] = lambda: jax.jit(
+                lambda p: tuple(reversed(jax.jacrev(lambda q: (task_losses(q), task_losses(q)), has_aux=True)(p))))
+        player_losses = getattr(problem, "player_losses", None)
+        if player_losses is not None:
+            makers["player_grads"] = lambda: jax.jit(
+                lambda p: own_blocks(jax.jacrev(player_losses)(p), player_blocks(problem), jnp.concatenate))
         self._jit = _Jitted(makers)
 
     def _value(self, params: jax.Array) -> jax.Array:
@@ -160,6 +169,12 @@ class JaxOracle(CountingOracle):
         if indices is None:
             return self._jit.jvp_all(params, vector)
         return self._jit.jvp_some(params, vector, jnp.asarray(indices))
+
+    def _task_grads(self, params: jax.Array) -> tuple[jax.Array, jax.Array]:
+        return self._jit.task_grads(params)
+
+    def _player_grads(self, params: jax.Array) -> jax.Array:
+        return self._jit.player_grads(params)
 
     def _gauss_newton(self, params: jax.Array) -> jax.Array:
         logits = self.problem.logits(params)

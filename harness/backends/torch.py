@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from harness.backends import MemoryPeak
-from harness.oracle import CountingOracle
+from harness.oracle import CountingOracle, own_blocks, player_blocks
 from harness.program import EagerProgram
 from harness.sealed import OracleFacts
 
@@ -88,6 +88,20 @@ class TorchOracle(CountingOracle):
         index = None if indices is None else self._indices(indices, params)
         logits, tangent = jvp(lambda p: self.problem.logits(p, index), (params.detach(),), (vector.detach(),))
         return logits.detach(), tangent.detach()
+
+    def _task_grads(self, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        from torch.func import jacrev
+
+        losses = self.problem.task_losses
+        # Reverse mode, one pass per task: the losses ride along as the auxiliary output.
+        jac, values = jacrev(lambda q: (losses(q), losses(q)), has_aux=True)(params.detach())
+        return values.detach(), jac.detach()
+
+    def _player_grads(self, params: torch.Tensor) -> torch.Tensor:
+        from torch.func import jacrev
+
+        jac = jacrev(self.problem.player_losses)(params.detach())
+        return own_blocks(jac, player_blocks(self.problem), torch.cat).detach()
 
     def _regularizer_hessian(self, params: torch.Tensor) -> torch.Tensor:
         return torch.autograd.functional.hessian(self.problem.regularizer, params.detach())

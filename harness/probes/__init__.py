@@ -47,7 +47,10 @@ PROBES: dict[str, str] = {
     "coherence": "harness.probes.coherence:Coherence",
     "drift": "harness.probes.drift:Drift",
     "ghost-radius": "harness.probes.ghost:GhostRadius",
+    "grad-conflict": "harness.probes.conflict:GradConflict",
     "hessian-top": "harness.probes.hessian:HessianTop",
+    "jacobian-asym": "harness.probes.games:JacobianAsymmetry",
+    "sgn-margin": "harness.probes.games:SGNMargin",
 }
 
 
@@ -104,6 +107,31 @@ OUTPUTS: dict[str, dict[str, ProbeOutput]] = {
                                    reference=1.0, reference_text="α = 1: orthogonal"),
         "alpha": ProbeOutput(_RATIO, "m-coherence over m (1: all gradients equal)"),
         "examples": ProbeOutput("examples", "per-example gradients used", log=False),
+    },
+    "grad-conflict": {
+        "cos": ProbeOutput(_RATIO, "cosine of two task gradients (< 0: they conflict)", log=False,
+                           reference=0.0, reference_text="cos = 0"),
+        "cos_min": ProbeOutput(_RATIO, "smallest pairwise cosine of the task gradients", log=False,
+                               reference=0.0, reference_text="cos = 0"),
+        "similarity": ProbeOutput(_RATIO, "magnitude similarity 2|g_i||g_j| / (|g_i|² + |g_j|²) of two tasks",
+                                  log=False),
+        "similarity_min": ProbeOutput(_RATIO, "smallest pairwise magnitude similarity", log=False,
+                                      reference=0.9, reference_text="S = 0.9 (SAM-GS)"),
+    },
+    "jacobian-asym": {
+        "ratio": ProbeOutput(_RATIO, "s / (s + a): s, a the Frobenius norms of the Jacobian's symmetric and "
+                             "antisymmetric parts (1: a potential, 0: a pure rotation)", log=False),
+        "sym_norm": ProbeOutput("1 / step", "Frobenius norm of the Jacobian's symmetric part"),
+        "antisym_norm": ProbeOutput("1 / step", "Frobenius norm of the Jacobian's antisymmetric part"),
+    },
+    "sgn-margin": {
+        "euclidean_margin": ProbeOutput("1 / step", "smallest eigenvalue of sym(J): monotonicity margin "
+                                        "(< 0: the Euclidean certificate fails)", log=False,
+                                        reference=0.0, reference_text="margin = 0"),
+        "sgn_margin": ProbeOutput("1 / step", "alpha*: the margin in the best block-weighted metric (SGN)",
+                                  log=False, reference=0.0, reference_text="alpha* = 0"),
+        "weight": ProbeOutput("weight", "the block weight of each player in the SGN metric", log=False),
+        "safe_step": ProbeOutput("step", "the step size SGN certifies for simultaneous gradient steps"),
     },
     "drift": {
         "implicit_reg": ProbeOutput("loss", "implicit regularizer (h/4) ||grad f||² (gradient steps only)"),
