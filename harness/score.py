@@ -1416,18 +1416,21 @@ def report(
         solvers = prepare(runs).filter(pl.col("counted")).select(SOLVER_KEYS).unique().collect()
         return ecdf_summary(ecdf(traces, runs), solvers=solvers)
 
-    # The ECDF (polars on every trace point, which releases the GIL) runs beside the rankings (mostly
-    # numpy and Python): on 100,000 runs the two took 0.9 s and 0.7 s one after the other.
-    with ThreadPoolExecutor(max_workers=1) as beside:
-        summary = None if traces is None else beside.submit(ecdf_table)
+    def rankings() -> dict[str, pl.DataFrame]:
         tasks = task_table(runs, n_boot=n_boot)
         ratios = performance_ratios(tasks)
         scores = profile_scores(ratios).join(solver_costs(runs), on=list(SOLVER_KEYS), how="left", nulls_equal=True)
-        profiles = performance_profiles(ratios, taus=taus)
-        wide = _wide_profiles(profiles, taus)
-        tables = {"tasks": tasks, "problems": problem_summary(tasks), "scores": scores, "profiles": wide}
-        if summary is not None:
-            tables["ecdf"] = summary.result()
+        wide = _wide_profiles(performance_profiles(ratios, taus=taus), taus)
+        return {"tasks": tasks, "problems": problem_summary(tasks), "scores": scores, "profiles": wide}
+
+    if traces is None:
+        return rankings()
+    # The ECDF (polars on every trace point, which releases the GIL) runs beside the rankings (mostly
+    # numpy and Python): on 100,000 runs the two took 0.9 s and 0.7 s one after the other.
+    with ThreadPoolExecutor(max_workers=1) as beside:
+        summary = beside.submit(ecdf_table)
+        tables = rankings()
+        tables["ecdf"] = summary.result()
     return tables
 
 

@@ -104,13 +104,18 @@ def _only_file(folder):
     return path
 
 
-@pytest.mark.parametrize("shift", [1e-9, 1e-6, 1e-2])
-def test_a_shifted_minimizer_is_rejected_and_overwritten(folder, solves, shift) -> None:
+def _cached_once(folder):
+    """The logistic toy solved uncached, then once through the cache: (problem, uncached, its file, cached x*)."""
     problem = logistic()
     uncached = optimum(*problem[:4])
     cached(*problem)
     path = _only_file(folder)
-    x = load_arrays(path)["x_star"]
+    return problem, uncached, path, load_arrays(path)["x_star"]
+
+
+@pytest.mark.parametrize("shift", [1e-9, 1e-6, 1e-2])
+def test_a_shifted_minimizer_is_rejected_and_overwritten(folder, solves, shift) -> None:
+    problem, uncached, path, x = _cached_once(folder)
     forged = x + shift * np.sign(np.arange(x.size) % 2 - 0.5)  # what a method could write there
     assert save_arrays(path, x_star=forged)
     before = solves["n"]
@@ -133,11 +138,7 @@ def _forgeries(x: np.ndarray):
 
 @pytest.mark.parametrize("kind", [name for name, _ in _forgeries(np.zeros(1))] + ["garbage", "pickle", "empty"])
 def test_a_forged_or_damaged_file_never_changes_f_star(folder, solves, kind) -> None:
-    problem = logistic()
-    uncached = optimum(*problem[:4])
-    cached(*problem)
-    path = _only_file(folder)
-    x = load_arrays(path)["x_star"]
+    problem, uncached, path, x = _cached_once(folder)
     if kind == "garbage":
         path.write_bytes(b"PK\x03\x04 not a zip file" * 10)
     elif kind == "empty":
