@@ -28,6 +28,7 @@ __all__ = [
     "binary_classification",
     "binary_key",
     "sklearn_dataset",
+    "sklearn_raw",
     "standardize",
 ]
 
@@ -49,6 +50,18 @@ def standardize(X: np.ndarray) -> np.ndarray:
 
 
 @functools.cache
+def sklearn_raw(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """The unstandardized float64 features and int64 targets of a bundled set (read-only, cached).
+
+    Digits' features are then the pixel intensities 0..16 (mtl-digits' centroid targets read them).
+    """
+    if name not in SKLEARN_DATASETS:
+        raise ValueError(f"unknown scikit-learn data set {name!r}; choose one of {list(SKLEARN_DATASETS)}")
+    data, target = _read_bundled(name)
+    return immutable(np.asarray(data, dtype=np.float64)), immutable(np.asarray(target, dtype=np.int64))
+
+
+@functools.cache
 def sklearn_dataset(name: str) -> tuple[np.ndarray, np.ndarray]:
     """Standardized float64 features and int64 targets of a bundled scikit-learn data set.
 
@@ -64,12 +77,8 @@ def sklearn_dataset(name: str) -> tuple[np.ndarray, np.ndarray]:
         ``X`` (n, d), C-contiguous, each column standardized by :func:`standardize`; the
         targets (n,). Both read-only and cached: every caller shares them.
     """
-    if name not in SKLEARN_DATASETS:
-        raise ValueError(f"unknown scikit-learn data set {name!r}; choose one of {list(SKLEARN_DATASETS)}")
-    data, target = _read_bundled(name)
-    X = immutable(np.asarray(standardize(data), dtype=np.float64))
-    target = immutable(np.asarray(target, dtype=np.int64))
-    return X, target
+    data, target = sklearn_raw(name)
+    return immutable(np.asarray(standardize(data), dtype=np.float64)), target
 
 
 def binary_key(dataset: str, n: int, d: int, data_seed: int) -> tuple[str, int, int, int]:

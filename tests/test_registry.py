@@ -18,6 +18,9 @@ CATALOG = Catalog.load()
 
 # Small instances keep this table fast; parameters absent from a task are ignored.
 SMALL = {"n": 200, "d": 5}
+# Steps per task where 20 do not show descent: sgn-game's distance to the Nash point first grows
+# (J is far from normal: the coupling a = 10 pushes x_1 while the slow mode decays at 0.97 a step).
+STEPS = {"sgn-game": 400}
 
 
 def _cases() -> list[tuple[str, str, str]]:
@@ -48,7 +51,7 @@ def test_method_runs_and_descends(method, framework, task):
     params = spec.resolve_parameters({k: v for k, v in SMALL.items() if k in spec.parameters})
     run = RunSpec(suite="registry", task=task, task_params=params, method=method,
                   hyperparameters=CATALOG.methods[method].spec.resolve_hyperparameters(),
-                  framework=framework, hardware="cpu", seed=0, budget=Budget(steps=20, seconds=120))
+                  framework=framework, hardware="cpu", seed=0, budget=Budget(steps=STEPS.get(task, 20), seconds=120))
     result = execute_run(run, CATALOG)
     assert result.status in ("completed", "reached_target"), result.row["error"]
     assert result.trace[-1]["objective"] < result.trace[0]["objective"]

@@ -1,6 +1,6 @@
 """Every value a probe records has a declared reading (unit, axis, reference line): a table over the registry.
 
-Each probe runs inside a real run (a few steps of gd), and every ``<probe>/<name>`` column of
+Each probe runs inside a real run (a few steps of gd, or a method of its task's kind), and every ``<probe>/<name>`` column of
 its trace must resolve to a :class:`harness.probes.ProbeOutput`, so the leaderboard never
 plots a probe without its unit. The reference values are the ones the papers read the probes
 against.
@@ -16,12 +16,15 @@ from harness.probes import OUTPUTS, PROBES, probe_output
 from harness.run import execute_run
 from harness.spec import Budget, ProbeRef, SuiteEntry, SuiteSpec
 
-#: probe id -> (a task it runs on, its options)
+#: probe id -> (a task it runs on, a method, its options)
 CASES = {
-    "coherence": ("logreg", {"examples": 50}),
-    "drift": ("logreg", {}),
-    "ghost-radius": ("softmax", {}),
-    "hessian-top": ("robust-logreg", {"k": 2, "iterations": 10}),
+    "coherence": ("logreg", "gd", {"examples": 50}),
+    "drift": ("logreg", "gd", {}),
+    "ghost-radius": ("softmax", "gd", {}),
+    "hessian-top": ("robust-logreg", "gd", {"k": 2, "iterations": 10}),
+    "grad-conflict": ("mtl-toy", "equal-weight", {}),
+    "jacobian-asym": ("sgn-game", "sim-gd", {}),
+    "sgn-margin": ("sgn-game", "sim-gd", {}),
 }
 
 
@@ -31,9 +34,9 @@ def test_every_registered_probe_has_declared_outputs_and_a_case() -> None:
 
 @pytest.mark.parametrize("probe_id", sorted(CASES))
 def test_every_recorded_value_is_declared(probe_id: str) -> None:
-    task, options = CASES[probe_id]
+    task, method, options = CASES[probe_id]
     suite = SuiteSpec(id="outputs", entries=(SuiteEntry(
-        tasks=(task,), methods=("gd",), budget=Budget(steps=4), probes=(ProbeRef(id=probe_id, options=options),)),))
+        tasks=(task,), methods=(method,), budget=Budget(steps=4), probes=(ProbeRef(id=probe_id, options=options),)),))
     run = make_plan(Catalog.load(), suite=suite).runs[0]
     result = execute_run(run, Catalog.load())
     assert result.status == "completed", result.row["error"]
