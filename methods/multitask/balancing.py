@@ -13,9 +13,10 @@ from typing import Any
 import numpy as np
 
 from adam import adam_update
-from harness.arrays import eye, is_torch, namespace
+from checks import host_check
+from harness.arrays import eye, namespace
 
-__all__ = ["GCond", "GradNorm", "SamGS", "require_positive", "gcond_resolve", "gradnorm_weights", "samgs_direction"]
+__all__ = ["GCond", "GradNorm", "SamGS", "gcond_resolve", "gradnorm_weights", "samgs_direction"]
 
 _TINY = 1e-30  # keeps a zero gradient's normalization finite (0 / tiny = 0)
 
@@ -55,28 +56,6 @@ def gradnorm_weights(weights: Any, losses: Any, initial: Any, norms: Any, *, alp
     return weights * (weights.shape[0] / weights.sum())
 
 
-def require_positive(losses: Any) -> Any:
-    """``losses``, checked positive: GradNorm's training rates ``L_i / L_i(0)`` mean nothing otherwise.
-
-    torch (and numpy) raise here; under jax (traced) the check runs on the host through
-    ``jax.pure_callback``, so the compiled step raises and the run is recorded as failed with this
-    message, not as a NaN "divergence" (``rates ** alpha`` of a negative rate).
-    """
-
-    def check(values: Any) -> np.ndarray:
-        values = np.asarray(values)
-        if not (values > 0).all():
-            raise ValueError(f"GradNorm needs positive task losses (its training rates L_i / L_i(0)); got {values.tolist()}")
-        return values
-
-    if is_torch(losses) or isinstance(losses, np.ndarray):
-        check(losses.detach().cpu().numpy() if is_torch(losses) else losses)
-        return losses
-    import jax
-
-    return jax.pure_callback(check, jax.ShapeDtypeStruct(losses.shape, losses.dtype), losses)
-
-
 class GradNorm:
     """GradNorm (alpha 1.5) on the trunk, the direction ``sum_i w_i g_i`` stepped by Adam (adam.py).
 
@@ -104,7 +83,8 @@ class GradNorm:
         xp = namespace(params)
         s = oracle.shared_dimension
         losses, grads = oracle.task_grads(params)
-        losses = require_positive(losses)
+        losses = host_check(losses, (losses > 0).all(),  # the rates L_i / L_i(0) need positive losses
+                            lambda v: f"GradNorm needs positive task losses (its training rates L_i / L_i(0)); got {v.tolist()}")
         initial = xp.where(state["t"] == 0, losses, state["initial"])
         weights = state["weights"]
         G = grads[:, :s]

@@ -35,6 +35,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from adam import adam_update
+from checks import host_check
 from harness.arrays import eye, is_torch, like, namespace
 
 __all__ = [
@@ -221,7 +222,7 @@ def _cagrad_weights_many(gram: Any, coef: Any) -> Any:
     """CAGrad's dual weights for any number of tasks: :func:`_cagrad_dual_numpy` on the host.
 
     torch (and numpy) call it directly; under jax (traced) it runs through ``jax.pure_callback``,
-    so a failed solve raises from the compiled step and the run is recorded as failed.
+    so a failed solve raises from the compiled step and the run stops with status ``error``.
     """
     if isinstance(gram, np.ndarray) or is_torch(gram):
         values = _cagrad_dual_numpy(_host(gram), float(coef))
@@ -313,19 +314,17 @@ class EqualWeight(_Surgery):
 class MGDA(_Surgery):
     """The min-norm point of the task gradients' convex hull (Désidéri 2012; Sener and Koltun 2018).
 
-    A solve whose relative Frank-Wolfe gap exceeds :data:`MGDA_GAP` raises in torch; in jax (traced,
-    where raising is impossible) its direction is NaN, so the step's iterate is NaN and the harness
-    records the run as diverged.
+    A solve whose relative Frank-Wolfe gap exceeds :data:`MGDA_GAP` raises (in jax from the
+    compiled step, :func:`checks.host_check`), so the run stops with status ``error``.
     """
 
     def _combine(self, grads: Any, key: Any) -> tuple[Any, Any]:
         direction, gap = mgda_direction(grads)
-        if is_torch(grads):
-            if not float(gap) <= MGDA_GAP:
-                raise RuntimeError(f"MGDA min-norm solve failed: relative Frank-Wolfe gap {float(gap):.2e} > {MGDA_GAP}")
-            return direction, key
-        xp = namespace(grads)
-        return xp.where(gap <= MGDA_GAP, direction, direction * float("nan")), key
+        limit = MGDA_GAP
+        gap = host_check(gap, gap <= limit,
+                         lambda g: f"MGDA min-norm solve failed: relative Frank-Wolfe gap {float(g):.2e} > {limit}")
+        # The checked gap feeds the direction, so a compiled step cannot drop the check.
+        return namespace(grads).where(gap <= limit, direction, _full(direction, float("nan"))), key
 
 
 class PCGrad(_Surgery):

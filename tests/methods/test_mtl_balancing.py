@@ -13,6 +13,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _content import backend, load_entry, load_method  # noqa: E402
 from _runs import run_single  # noqa: E402
 
+from harness.spec import Budget  # noqa: E402
+
 METHODS = ("gradnorm", "sam-gs", "gcond")
 
 
@@ -138,8 +140,6 @@ def test_gradnorm_gives_the_slower_task_more_weight(framework: str) -> None:
 
 @pytest.fixture(scope="module")
 def runs(full_catalog):
-    from harness.spec import Budget
-
     return {(m, fw): run_single(full_catalog, "mtl-digits", m, fw, budget=Budget(steps=30, seconds=120))
             for m in METHODS for fw in ("torch", "jax")}
 
@@ -158,3 +158,15 @@ def test_runs_decrease_the_losses_and_frameworks_agree(runs, method_id: str) -> 
     # Same start, same rule, float64 in both: the traces agree to rounding.
     assert traces["torch"].shape == traces["jax"].shape
     assert np.abs(traces["torch"] - traces["jax"]).max() <= 1e-8 * np.abs(traces["torch"]).max()
+
+
+@pytest.mark.parametrize("framework", ["torch", "jax"])
+def test_gradnorm_fails_loudly_when_a_loss_turns_negative(full_catalog, framework: str) -> None:
+    """mtl-toy's losses go negative (its bowls sit at -20): GradNorm's rates L_i / L_i(0) would be NaN powers."""
+    result = run_single(full_catalog, "mtl-toy", "gradnorm", framework, params={"init": 1},
+                        budget=Budget(steps=4000, seconds=120))
+    assert result.status == "error"  # not "diverged": the method says why it cannot go on
+    assert "GradNorm needs positive task losses" in result.row["error"]
+    negative = [p for p in result.trace if min(p["loss_1"], p["loss_2"]) <= 0]
+    assert not negative  # it stopped at the first step that saw a loss <= 0, before an evaluation recorded one
+    assert result.trace[-1]["step"] < 4000

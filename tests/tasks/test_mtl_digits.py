@@ -46,7 +46,7 @@ def _point(problem) -> np.ndarray:
 
 def test_declaration_and_layout() -> None:
     task, _ = load_task(FAMILY, TASK)
-    assert "task_grads" in task.provides and task.target is None
+    assert "task_grads" in task.provides and task.target is not None and task.target.metric == "delta_m"
     problem = make_problem(FAMILY, TASK, "torch")
     assert problem.n_tasks == 3 and problem.shared_dimension == 128 * 64 + 128 + 128 * 128 + 128
     assert problem.dim == problem.shared_dimension + (10 + 2 + 2) * 129
