@@ -199,7 +199,22 @@ def _blocks(context: ProbeContext, dim: int) -> list[tuple[int, int]]:
     return blocks_of(layout) if layout else [(0, dim)]
 
 
-class JacobianAsymmetry:
+class _JacobianProbe:
+    """A probe of the field's Jacobian at the evaluated point, measured by central differences.
+
+    Parameters
+    ----------
+    step
+        Relative central-difference step (times ``max(1, ||x||_inf)``).
+    """
+
+    def __init__(self, *, step: float = 1e-4) -> None:
+        if not step > 0:
+            raise ValueError(f"step must be > 0; got {step}")
+        self.step = float(step)
+
+
+class JacobianAsymmetry(_JacobianProbe):
     """How far the pseudo-gradient is from a gradient: ``s / (s + a)`` for ``s = ||sym J||_F``, ``a = ||antisym J||_F``.
 
     ``ratio`` is 1 for a potential game (or a plain minimization: ``J`` is a Hessian), 0 for a
@@ -211,11 +226,6 @@ class JacobianAsymmetry:
         Relative central-difference step (times ``max(1, ||x||_inf)``).
     """
 
-    def __init__(self, *, step: float = 1e-4) -> None:
-        if not step > 0:
-            raise ValueError(f"step must be > 0; got {step}")
-        self.step = float(step)
-
     def __call__(self, context: ProbeContext) -> dict[str, float]:
         J = _jacobian(context, self.step)
         s = float(np.linalg.norm((J + J.T) / 2))
@@ -223,7 +233,7 @@ class JacobianAsymmetry:
         return {"ratio": s / (s + a) if s + a > 0 else float("nan"), "sym_norm": s, "antisym_norm": a}
 
 
-class SGNMargin:
+class SGNMargin(_JacobianProbe):
     """The Euclidean monotonicity margin, the SGN margin ``alpha*``, its block weights and the safe step.
 
     Blocks are the problem's ``layout`` (one per player); ``weight.<i>`` is player ``i``'s weight
@@ -234,11 +244,6 @@ class SGNMargin:
     step
         Relative central-difference step (times ``max(1, ||x||_inf)``).
     """
-
-    def __init__(self, *, step: float = 1e-4) -> None:
-        if not step > 0:
-            raise ValueError(f"step must be > 0; got {step}")
-        self.step = float(step)
 
     def __call__(self, context: ProbeContext) -> dict[str, float]:
         J = _jacobian(context, self.step)
