@@ -106,9 +106,15 @@ def like(values: np.ndarray, params: Any) -> Any:
         import torch
 
         return torch.as_tensor(values, dtype=params.dtype, device=params.device)
+    import jax
     import jax.numpy as jnp
 
-    return jnp.asarray(values, dtype=params.dtype)
+    array = jnp.asarray(values, dtype=params.dtype)
+    if isinstance(params, jax.core.Tracer):
+        return array  # a constant of the traced computation
+    # Committed to params' device: an uncommitted array is another argument signature to jit,
+    # so a jitted oracle call compiled on the run's arrays would compile again (on the clock).
+    return jax.device_put(array, params.sharding)
 
 
 def softmax(logits: Any) -> Any:

@@ -98,7 +98,9 @@ class SGNStep:
     def init(self, params: Any, oracle: Any) -> SGNState:
         J = field_jacobian(oracle.player_grads, params, step=self.fd_step)
         cert = sgn_certificate(J, blocks_of(oracle.layout))
-        if not cert.alpha > 0:
+        # The warm-up's decoy answers noise, which certifies nothing: step on (at h = 0) so the
+        # warm-up still compiles the step's operations before the clock.
+        if not cert.alpha > 0 and not oracle.warmup:
             raise ValueError(f"no SGN certificate at the start: the best block-weighted margin alpha* = "
                              f"{cert.alpha:.4g} is not positive (own curvatures {cert.mu.tolist()})")
         return SGNState(lr=self.scale * cert.safe_step, alpha=cert.alpha)

@@ -155,6 +155,8 @@ def test_sgn_step_reaches_the_target_where_the_euclidean_margin_is_negative(fram
     # init: 2 dim calls (the Jacobian); then one per step.
     assert row["calls_player_grads"] == 2 * dim + row["steps"]
     assert row["steps"] == row["steps_to_target"] <= task.budget.steps
+    # The warm-up on the decoy (noise, no certificate) still compiles the step: nothing compiles on the clock.
+    assert row["clock_compiles"] == 0, row
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
