@@ -103,7 +103,7 @@ def store_version(store: Mapping[str, Any] = STORE, layout: str = "compacted") -
                                "read": "scan_runs(store).collect()"})
 
 
-def trace_version(points: int) -> str:
+def trace_version(points: int = TRACE_POINTS) -> str:
     """The ``version`` of :class:`TraceWrite`: a digest of the trace length and the call timed."""
     return definition_version({"benchmark": "trace-write", "points": points, "write": "Store.write_run"})
 
@@ -255,4 +255,4 @@ class TraceWrite:
         harness.store.Store(self._root / f"store-{next(self._stores)}").write_run(self._row, self._trace)
 
     time_write_run.pretty_name = "harness store write, one run with a 10,000-point trace (s)"
-    time_write_run.version = trace_version(10_000)
+    time_write_run.version = trace_version()

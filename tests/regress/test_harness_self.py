@@ -22,6 +22,7 @@ NAMES = {
     "harness_self.BenchStartup.time_one_run": "startup_version",
     "harness_self.PlanExpansion.time_make_plan": "plan_version",
     "harness_self.StoreOpen.time_scan_runs": "store_version",
+    "harness_self.TraceWrite.time_write_run": "trace_version",
 }
 
 # asv's discovery, as its runner does it in a fresh interpreter: the benchmark package is
