@@ -92,9 +92,12 @@ class TorchOracle(CountingOracle):
     def _task_grads(self, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         from torch.func import jacrev
 
-        losses = self.problem.task_losses
-        # Reverse mode, one pass per task: the losses ride along as the auxiliary output.
-        jac, values = jacrev(lambda q: (losses(q), losses(q)), has_aux=True)(params.detach())
+        def losses(q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            out = self.problem.task_losses(q)
+            return out, out  # one forward pass; the losses ride along as the auxiliary output
+
+        # Reverse mode, one pass per task.
+        jac, values = jacrev(losses, has_aux=True)(params.detach())
         return values.detach(), jac.detach()
 
     def _player_grads(self, params: torch.Tensor) -> torch.Tensor:
