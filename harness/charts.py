@@ -43,6 +43,7 @@ __all__ = [
     "score_profile_chart",
     "series_colours",
     "solver_labels",
+    "spans_decades",
     "speedup_chart",
     "display_unit",
     "human_value",
@@ -332,6 +333,22 @@ _SCALED_UNITS: dict[str, tuple[tuple[float, str], ...]] = {
 }
 #: Values whose largest is this many times their smallest (two decades) get a log axis.
 _LOG_SPAN = 100.0
+
+
+def spans_decades(values: pl.Series) -> bool:
+    """Whether ``values``' finite ones are all positive and span two decades or more: the rule for a log axis.
+
+    Examples
+    --------
+    >>> spans_decades(pl.Series([0.5, 10.0, 60.0]))
+    True
+    >>> spans_decades(pl.Series([12.0, 20.0])), spans_decades(pl.Series([-1.0, 500.0]))
+    (False, False)
+    """
+    finite = values.cast(pl.Float64).filter(values.cast(pl.Float64).is_finite())
+    return finite.len() > 0 and float(finite.min()) > 0 and float(finite.max()) / float(finite.min()) >= _LOG_SPAN
+
+
 #: The flags' colours: regressed (red) and improved (green); a re-baseline's rule is grey.
 REGRESSED_COLOUR = "#c1121f"
 IMPROVED_COLOUR = "#2a9d3f"
@@ -426,7 +443,7 @@ def regression_chart(history: pl.DataFrame, *, unit: str, title: str, log_y: boo
     finite = data["y"].drop_nulls()
     positive = finite.len() > 0 and float(finite.min()) > 0
     if log_y is None:
-        log_y = positive and float(finite.max()) / float(finite.min()) >= _LOG_SPAN
+        log_y = spans_decades(finite)
     log_y = bool(log_y and positive)
     ticks = data.unique("order").sort("order")["tick"].to_list()
     y_title = (f"{title} [{shown_unit}] ↓" if shown_unit else f"{title} ↓") + (" (log)" if log_y else "")

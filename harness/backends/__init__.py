@@ -95,7 +95,7 @@ class MemoryPeak:
     --------
     >>> peak = MemoryPeak()
     >>> peak.reset()
-    >>> block = bytearray(64 * 2**20)  # 64 MiB, touched
+    >>> block = bytearray([1]) * (64 * 2**20)  # 64 MiB, every page written (a zeroed one may stay untouched)
     >>> peak.peak() >= 64 * 2**20 if peak.baseline is not None else True
     True
     """

@@ -62,9 +62,7 @@ def _run_curves(run_id: str, row: dict) -> None:
         output = probe_output(value)
         meta = info.get(value, {})
         unit = output.unit if output is not None else meta.get("unit", "")
-        finite = trace[value].filter(trace[value].is_finite())
-        spans_decades = finite.len() > 0 and finite.min() > 0 and finite.max() / finite.min() > 100
-        log_y = output.log if output is not None else spans_decades
+        log_y = output.log if output is not None else charts.spans_decades(trace[value])
         series = trace.select(pl.lit(value).alias("label"), pl.col("step").cast(pl.Float64).alias("x"),
                               *[pl.col(value).cast(pl.Float64).alias(c) for c in ("median", "lo", "hi")],
                               pl.lit(1, pl.UInt32).alias("n"))

@@ -93,7 +93,10 @@ if not lbkit.empty_notice(runs):
         st.info("No evaluation points were recorded for these runs.")
     else:
         cols = st.columns([2, 3, 1, 1, 2])
-        default = plotted.index("suboptimality") if "suboptimality" in plotted else 0
+        # Suboptimality where it is measured, else the target metric (mtl-digits: Delta-m%).
+        targets = task_runs["target_metric"].drop_nulls().unique().to_list() if "target_metric" in task_runs.columns else []
+        preferred = ["suboptimality", *targets]
+        default = next((plotted.index(m) for m in preferred if m in plotted), 0)
         metric = cols[0].selectbox("Metric", plotted, index=default, key="task_metric")
         axes = [a for a in AXES if a in traces.columns]
         axis = cols[1].radio("x axis", axes, horizontal=True, key="task_axis", format_func=AXES.get)
@@ -101,7 +104,8 @@ if not lbkit.empty_notice(runs):
         values = traces[metric].cast(pl.Float64)
         finite = values.filter(values.is_finite())
         positive = finite.len() > 0 and finite.min() > 0  # an objective can be negative (tensor PCA)
-        log_y = cols[3].checkbox("Log y", value=metric == "suboptimality" or metric == "objective" and positive,
+        log_default = metric == "suboptimality" or (metric == "objective" and positive) or charts.spans_decades(values)
+        log_y = cols[3].checkbox("Log y", value=log_default,
                                  key="task_log", help="Suboptimality at or below zero sits on the floor, 1e-16.")
         relative = cols[4].checkbox("Relative to the start", value=False, key="task_relative",
                                     help="Each run's value over its value at its first evaluation point.",
