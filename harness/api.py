@@ -144,6 +144,10 @@ class Oracle(Protocol):
         """A game's simultaneous gradient: each player's gradient of its own loss in its own block."""
         ...
 
+    def matvec(self, vector: P) -> P:
+        """A linear system's operator applied to ``vector``: ``A vector`` (``grad(x) = A x - b``)."""
+        ...
+
     def gauss_newton(self, params: P) -> Any:
         """Dense generalized Gauss-Newton matrix ``J^T Lambda J / n`` plus the regularizer's Hessian."""
         ...

@@ -45,6 +45,12 @@ Games (player ``i`` minimizes its own loss over its own block of the vector) exp
     order, and ``player_grads`` answers with the simultaneous gradient: player ``i``'s gradient
     of its loss in its own block, the blocks concatenated.
 
+Linear systems (``loss`` is ``x^T A x / 2 - b^T x`` for a symmetric positive definite ``A``) expose:
+
+``matvec(vector)``
+    ``A vector`` without forming ``A`` (a stencil, a sparse product); ``matvec`` answers with it,
+    one counted call per product. ``grad(x) = A x - b`` gives the residual.
+
 ``indices`` reach ``loss`` and ``logits`` as integer arrays of the framework (a ``torch.long``
 tensor on the run's device, a jax int64 array or tracer): the backend converts the sampler's
 numpy draws before it calls the hook.
@@ -68,7 +74,7 @@ SAMPLER_STREAM = 0x5A3F1E
 
 #: Oracle calls a problem may answer in closed form, by a method of the same name taking the
 #: call's arguments (``hessian(params)``, ``gauss_newton(params)``, ...).
-CLOSED_FORM_HOOKS = ("value", "grad", "value_and_grad", "hvp", "hessian", "gauss_newton", "fisher")
+CLOSED_FORM_HOOKS = ("value", "grad", "value_and_grad", "hvp", "hessian", "gauss_newton", "fisher", "matvec")
 
 
 class CountingOracle:
@@ -253,6 +259,12 @@ class CountingOracle:
         self._require("player_grads", "player_losses", "layout")
         self._count("player_grads")
         return self._player_grads(params)
+
+    def matvec(self, vector: Any) -> Any:
+        """``A vector``, the linear system's operator applied to ``vector`` (counted once)."""
+        self._require("matvec", "matvec")
+        self._count("matvec")
+        return self._closed["matvec"](vector)
 
     def hessian(self, params: Any) -> Any:
         return self._call("hessian", self._hessian, params)

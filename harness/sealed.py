@@ -313,6 +313,9 @@ class DecoyOracle:
     def player_grads(self, params: Any) -> Any:
         return self._answer("player_grads", self.facts.dimension)
 
+    def matvec(self, vector: Any) -> Any:
+        return self._answer("matvec", self.facts.dimension)
+
     def jvp_logits(self, params: Any, vector: Any, indices: Any = None) -> tuple[Any, Any]:
         classes = (self.facts.logits_shape or (1, 1))[-1]
         rows = self._rows(indices) if indices is not None else (self.facts.logits_shape or (1, 1))[0]

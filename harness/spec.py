@@ -173,6 +173,7 @@ Capability = Literal[
     "fisher",
     "task_grads",
     "player_grads",
+    "matvec",
 ]
 CAPABILITIES: tuple[str, ...] = Capability.__args__  # type: ignore[attr-defined]
 

@@ -47,6 +47,7 @@ CALLS: dict[str, tuple[Callable[[Any, Any, Any], Any], Callable[[int, tuple[int,
     "fisher": (lambda o, x, v: o.fisher(x), lambda d, z, t: (d, d)),
     "task_grads": (lambda o, x, v: o.task_grads(x), lambda d, z, t: ((t,), (t, d))),
     "player_grads": (lambda o, x, v: o.player_grads(x), lambda d, z, t: (d,)),
+    "matvec": (lambda o, x, v: o.matvec(v), lambda d, z, t: (d,)),
 }
 
 

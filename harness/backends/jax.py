@@ -405,7 +405,7 @@ def _warm_oracle(oracle: JaxOracle, params: jax.Array, backend: Backend, needs: 
             "value_and_grad": lambda: view.value_and_grad(zeros), "hvp": lambda: view.hvp(zeros, zeros),
             "hessian": lambda: view.hessian(zeros), "gauss_newton": lambda: view.gauss_newton(zeros),
             "fisher": lambda: view.fisher(zeros), "task_grads": lambda: view.task_grads(zeros),
-            "player_grads": lambda: view.player_grads(zeros)}
+            "player_grads": lambda: view.player_grads(zeros), "matvec": lambda: view.matvec(zeros)}
     for kind, call in warm.items():
         if kind in oracle.capabilities and kind in needs:
             try:

@@ -1,0 +1,53 @@
+"""Krylov solvers of a linear system ``A x = b`` on the oracle's ``matvec``, for torch and jax.
+
+:class:`ConjugateGradient` is Hestenes and Stiefel's CG (the recurrences of
+``scipy.sparse.linalg.cg``): ``r_0 = b - A x_0 = -grad(x_0)`` (one ``grad`` call), ``p_0 = r_0``;
+each step makes one ``matvec`` call::
+
+    alpha = r.r / p.Ap,  x <- x + alpha p,  r <- r - alpha Ap,  beta = r'.r' / r.r,  p <- r' + beta p.
+
+Every branch is an array ``where`` (a converged ``r = 0`` gives ``alpha = beta = 0``, not 0 / 0), so
+the jax step compiles whole.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from harness.arrays import namespace
+
+__all__ = ["CGState", "ConjugateGradient"]
+
+
+class CGState(NamedTuple):
+    """The recursive residual ``r``, the search direction ``p`` and ``r.r``."""
+
+    residual: Any
+    direction: Any
+    rr: Any
+
+
+def _ratio(numerator: Any, denominator: Any) -> Any:
+    """``numerator / denominator``, and 0 where the denominator is 0 (a converged residual)."""
+    xp = namespace(denominator)
+    nonzero = denominator != 0
+    return xp.where(nonzero, numerator / xp.where(nonzero, denominator, xp.ones_like(denominator)),
+                    xp.zeros_like(denominator))
+
+
+class ConjugateGradient:
+    """Conjugate gradient on a symmetric positive definite system: one ``matvec`` per step (no options)."""
+
+    def init(self, params: Any, oracle: Any) -> CGState:
+        residual = -oracle.grad(params)  # b - A x_0
+        return CGState(residual, residual, (residual * residual).sum())
+
+    def step(self, params: Any, state: CGState, oracle: Any) -> tuple[Any, CGState]:
+        residual, direction, rr = state
+        product = oracle.matvec(direction)
+        alpha = _ratio(rr, (direction * product).sum())
+        params = params + alpha * direction
+        residual = residual - alpha * product
+        rr_next = (residual * residual).sum()
+        direction = residual + _ratio(rr_next, rr) * direction
+        return params, CGState(residual, direction, rr_next)
