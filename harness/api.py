@@ -144,6 +144,10 @@ class Oracle(Protocol):
         """A game's simultaneous gradient: each player's gradient of its own loss in its own block."""
         ...
 
+    def values(self, points: Any) -> Any:
+        """``f`` at each row of ``points`` ``(m, dim)``: one batched call, counted as ``m`` value calls."""
+        ...
+
     def matvec(self, vector: P) -> P:
         """A linear system's operator applied to ``vector``: ``A vector`` (``grad(x) = A x - b``)."""
         ...

@@ -142,13 +142,13 @@ class CountingOracle:
         self._count(count_as or kind)
         return self._closed.get(kind, default)(*args)
 
-    def _count(self, kind: str) -> None:
+    def _count(self, kind: str, times: int = 1) -> None:
         if self._guard is not None:
             self._guard()
         if self.counting:
-            if self.max_calls is not None and self.total_calls >= self.max_calls:
+            if self.max_calls is not None and self.total_calls + times > self.max_calls:
                 raise OracleBudgetExceeded(f"oracle-call budget of {self.max_calls} exhausted")
-            self.counts[kind] += 1
+            self.counts[kind] += times
 
     def _require(self, kind: str, *hooks: str) -> None:
         if kind not in self.capabilities:
@@ -161,6 +161,15 @@ class CountingOracle:
 
     def value(self, params: Any) -> Any:
         return self._call("value", self._value, params)
+
+    def values(self, points: Any) -> Any:
+        """``f`` at each row of ``points`` ``(m, dim)``, shape ``(m,)``: one batched call, counted as ``m`` values.
+
+        For particle and population methods; offered wherever ``value`` is.
+        """
+        self._require("value")
+        self._count("value", int(points.shape[0]))
+        return self._values(points)
 
     def grad(self, params: Any) -> Any:
         if self.stochastic:
@@ -298,6 +307,9 @@ class CountingOracle:
         return hook
 
     def _value(self, params: Any) -> Any:
+        raise NotImplementedError
+
+    def _values(self, points: Any) -> Any:
         raise NotImplementedError
 
     def _grad(self, params: Any) -> Any:

@@ -46,8 +46,10 @@ import numpy as np
 
 from harness.spec import CAPABILITIES
 
-__all__ = ["DecoyOracle", "OracleFacts", "WarmupAborted", "facts_of", "seal"]
+__all__ = ["BATCHED_CALLS", "DecoyOracle", "OracleFacts", "WarmupAborted", "facts_of", "seal"]
 
+#: Batched forms of a capability (call -> the capability it needs), counted as one call per row.
+BATCHED_CALLS = {"values": "value"}
 #: Decoy calls allowed in one warm-up: a method looping on noise is cut off here.
 DECOY_CALL_LIMIT = 200
 
@@ -165,6 +167,9 @@ def seal(oracle: Any, facts: OracleFacts, *, warmup: bool = False) -> Any:
     for name in CAPABILITIES:
         offered = name in capabilities and callable(getattr(oracle, name, None))
         members[name] = _call(oracle, name) if offered else _unavailable(name, capabilities)
+    for name, capability in BATCHED_CALLS.items():
+        offered = capability in capabilities and callable(getattr(oracle, name, None))
+        members[name] = _call(oracle, name) if offered else _unavailable(capability, capabilities)
     if callable(getattr(oracle, "sample_indices", None)) and facts.n_samples is not None:
         members["sample_indices"] = _call(oracle, "sample_indices")
     return type("SealedOracle", (), members)()
@@ -272,6 +277,9 @@ class DecoyOracle:
 
     def value(self, params: Any) -> Any:
         return 1.0 + abs(self._answer("value"))
+
+    def values(self, points: Any) -> Any:
+        return 1.0 + abs(self._answer("value", int(points.shape[0])))
 
     def grad(self, params: Any) -> Any:
         return self._answer("grad", self.facts.dimension)

@@ -62,7 +62,7 @@ def test_the_sealed_oracle_exposes_calls_and_facts_only(full_catalog):
     public = {name for name in dir(oracle) if not name.startswith("_")}
     calls = set(CAPABILITIES)  # each declared call, or one that raises NotImplementedError
     facts = {"capabilities", "counts", "total_calls", "last_indices", "stochastic", "warmup", "dimension", "seed",
-             "layout", "n_samples", "batch_size", "n_tasks", "shared_dimension", "n_players"}
+             "layout", "n_samples", "batch_size", "n_tasks", "shared_dimension", "n_players", "values"}
     assert public == calls | facts
     oracle.grad(problem.init_params(0))
     assert dict(oracle.counts) == {"grad": 1} and oracle.total_calls == 1

@@ -25,7 +25,7 @@ from harness.api import Oracle
 from harness.backends import make_backend
 from harness.catalog import Catalog
 from harness.oracle import CountingOracle
-from harness.sealed import DecoyOracle, OracleFacts, facts_of, seal
+from harness.sealed import BATCHED_CALLS, DecoyOracle, OracleFacts, facts_of, seal
 from harness.spec import CAPABILITIES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -128,7 +128,7 @@ def test_each_capability_is_answered_by_both_backends(capability: str, framework
 
 def test_the_protocol_calls_are_the_capabilities() -> None:
     _, calls = protocol_members()
-    assert calls == set(CAPABILITIES) | {"sample_indices"}
+    assert calls == set(CAPABILITIES) | set(BATCHED_CALLS) | {"sample_indices"}
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
@@ -181,3 +181,20 @@ def test_ghost_step_reads_the_minibatch_facts_it_needs() -> None:
     facts, _ = protocol_members()
     reads = _oracle_reads(REPO / "methods" / "softmax_geometry" / "ghost_step.py")
     assert {"stochastic", "last_indices"} <= reads and {"stochastic", "last_indices"} <= facts
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_values_is_value_per_row_and_counts_each_row_against_the_budget(framework: str) -> None:
+    from harness.oracle import OracleBudgetExceeded
+
+    prob = problem("logreg", framework)
+    spec = catalog().tasks["logreg"].spec
+    points = np.random.default_rng(0).standard_normal((5, int(prob.init_params(0).shape[0])))
+    oracle = backend(framework).make_oracle(prob, capabilities=frozenset(spec.provides), max_calls=7)
+    got = backend(framework).to_numpy(oracle.values(backend(framework).asarray(points)))
+    one = [float(backend(framework).to_numpy(oracle.uncounted().value(backend(framework).asarray(p)))) for p in points]
+    np.testing.assert_allclose(got, one, rtol=1e-13)
+    assert dict(oracle.counts) == {"value": 5}
+    with pytest.raises(OracleBudgetExceeded):
+        oracle.values(backend(framework).asarray(points[:3]))  # 5 + 3 > 7: refused whole, before any answer
+    assert dict(oracle.counts) == {"value": 5}

@@ -27,8 +27,8 @@ def _cases() -> list[tuple[str, str, str]]:
     cases = []
     for method_id, method in sorted(CATALOG.methods.items()):
         for framework in method.spec.implementations:
-            task = next(
-                (t for t_id, t in sorted(CATALOG.tasks.items())
+            task = next(  # logreg first (the baseline every gradient method runs on), then by id
+                (t for t_id, t in sorted(CATALOG.tasks.items(), key=lambda item: (item[0] != "logreg", item[0]))
                  if set(method.spec.requires) <= set(t.spec.provides) and framework in t.spec.implementations),
                 None,
             )

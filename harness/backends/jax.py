@@ -115,6 +115,7 @@ class JaxOracle(CountingOracle):
         loss = problem.loss
         makers: dict[str, Callable[[], Callable[..., Any]]] = {
             "value": lambda: jax.jit(loss),
+            "values": lambda: jax.jit(jax.vmap(loss)),
             "grad": lambda: jax.jit(jax.grad(loss)),
             "value_and_grad": lambda: jax.jit(jax.value_and_grad(loss)),
             "hvp": lambda: jax.jit(lambda x, v: jax.jvp(jax.grad(loss), (x,), (v,))[1]),
@@ -146,6 +147,9 @@ class JaxOracle(CountingOracle):
 
     def _value(self, params: jax.Array) -> jax.Array:
         return self._jit.value(params)
+
+    def _values(self, points: jax.Array) -> jax.Array:
+        return self._jit.values(points)
 
     def _grad(self, params: jax.Array) -> jax.Array:
         return self._jit.grad(params)

@@ -36,6 +36,12 @@ class TorchOracle(CountingOracle):
         with torch.no_grad():
             return self.problem.loss(params)
 
+    def _values(self, points: torch.Tensor) -> torch.Tensor:
+        from torch.func import vmap
+
+        with torch.no_grad():
+            return vmap(self.problem.loss)(points.detach())
+
     def _value_and_grad(self, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.enable_grad():
             x = params.detach().requires_grad_(True)
