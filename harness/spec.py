@@ -302,10 +302,16 @@ class TaskSpec(Spec):
 
     @model_validator(mode="after")
     def _consistent(self) -> TaskSpec:
+        from harness.record import CALLS_PREFIX, RUN_COLUMNS, TRACE_COLUMNS  # the store's own columns
+
         ids = [m.id for m in self.metrics]
         for i, metric_id in enumerate(ids):
             if metric_id in ids[:i]:
                 raise LocatedError(("metrics", i, "id"), f"metric {metric_id!r} is declared twice")
+            # A metric is a column of the run's row and its trace: it must not overwrite a fixed one.
+            if metric_id in RUN_COLUMNS or metric_id in TRACE_COLUMNS or metric_id.startswith(CALLS_PREFIX):
+                raise LocatedError(("metrics", i, "id"), f"metric {metric_id!r} is a column the store already "
+                                   "records for every run; choose another id")
         if "objective" not in ids:
             raise LocatedError(("metrics",), "every task declares an 'objective' metric")
         if self.target is not None and self.target.metric not in ids:

@@ -51,6 +51,12 @@ BROKEN = [
     ),
     (
         "tasks/t.yaml",
+        GOOD_TASK.replace("budget:", "  - {id: error, unit: \"1\", lower_is_better: true}\nbudget:"),
+        ["tasks/t.yaml:9:6: metrics.1.id: metric 'error' is a column the store already records for every run; "
+         "choose another id"],
+    ),
+    (
+        "tasks/t.yaml",
         GOOD_TASK + "target: {metric: accuracy, value: 0.9}\n",
         ["tasks/t.yaml:10:10: target.metric: target metric 'accuracy' is not among metrics ['objective']"],
     ),

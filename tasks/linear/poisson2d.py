@@ -86,5 +86,5 @@ class Poisson2D:
         return {
             "objective": float(0.5 * x @ (laplacian(self.n) @ x) - b @ x),
             "relative_residual": float(np.linalg.norm(residual) / np.linalg.norm(b)),
-            "error": float(np.linalg.norm(x - self.x_star) / np.linalg.norm(self.x_star)),
+            "relative_error": float(np.linalg.norm(x - self.x_star) / np.linalg.norm(self.x_star)),
         }

@@ -74,9 +74,9 @@ def test_the_reference_solves_the_system(n: int) -> None:
     assert info == 0 and np.linalg.norm(other - problem.x_star) / np.linalg.norm(problem.x_star) < 1e-9
     at_star = problem.evaluate(problem.backend.asarray(problem.x_star))
     assert at_star["objective"] == pytest.approx(problem.f_star, rel=1e-13)
-    assert at_star["relative_residual"] < 1e-13 and at_star["error"] == 0.0
+    assert at_star["relative_residual"] < 1e-13 and at_star["relative_error"] == 0.0
     start = problem.evaluate(problem.init_params(0))
-    assert start["relative_residual"] == 1.0 and start["objective"] == 0.0 and start["error"] == 1.0
+    assert start["relative_residual"] == 1.0 and start["objective"] == 0.0 and start["relative_error"] == 1.0
 
 
 def test_the_seed_does_not_change_the_start_and_data_seed_changes_b() -> None:
