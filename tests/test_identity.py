@@ -265,12 +265,13 @@ def test_task_and_method_without_a_suite_build_their_own_matrix(root: Path, tmp_
 def test_a_plan_of_no_runs_is_bad_input_that_says_why(root: Path, tmp_path: Path) -> None:
     store = tmp_path / "store"
     # Before the first command: one process loads a catalog once (each command is a process of its own).
-    (root / "methods" / "toy" / "cg.yaml").write_text(FLAKY_YAML.replace("id: flaky", "id: cg").replace("[grad]", "[fisher]"))
+    (root / "methods" / "toy" / "fisher-step.yaml").write_text(
+        FLAKY_YAML.replace("id: flaky", "id: fisher-step").replace("[grad]", "[fisher]"))
     out = bench(root, store, "--suite", "toy", "--method", "flaky")
     assert out.exit_code == 2 and "no runs to do: method 'flaky' is not in suite 'toy'" in out.output
-    out = bench(root, store, "--task", "quadratic", "--method", "cg")
+    out = bench(root, store, "--task", "quadratic", "--method", "fisher-step")
     assert out.exit_code == 2
-    assert "every pair is skipped: quadratic x cg (torch): the task does not provide fisher" in out.output
+    assert "every pair is skipped: quadratic x fisher-step (torch): the task does not provide fisher" in out.output
     assert not store.exists()
 
 

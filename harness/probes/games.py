@@ -220,10 +220,7 @@ class JacobianAsymmetry(_JacobianProbe):
     ``ratio`` is 1 for a potential game (or a plain minimization: ``J`` is a Hessian), 0 for a
     pure rotation (a bilinear zero-sum game).
 
-    Parameters
-    ----------
-    step
-        Relative central-difference step (times ``max(1, ||x||_inf)``).
+    Its option ``step`` is :class:`_JacobianProbe`'s.
     """
 
     def __call__(self, context: ProbeContext) -> dict[str, float]:
@@ -239,10 +236,7 @@ class SGNMargin(_JacobianProbe):
     Blocks are the problem's ``layout`` (one per player); ``weight.<i>`` is player ``i``'s weight
     (1-based), the weights summing to 1.
 
-    Parameters
-    ----------
-    step
-        Relative central-difference step (times ``max(1, ||x||_inf)``).
+    Its option ``step`` is :class:`_JacobianProbe`'s.
     """
 
     def __call__(self, context: ProbeContext) -> dict[str, float]:
