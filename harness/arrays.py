@@ -30,6 +30,7 @@ __all__ = [
     "softmax",
     "take",
     "to_float64",
+    "to_host",
 ]
 
 
@@ -101,7 +102,9 @@ def einsum(subscripts: str, *operands: Any) -> Any:
 
 
 def like(values: np.ndarray, params: Any) -> Any:
-    """``values`` as an array of the framework, dtype and device of ``params``."""
+    """``values`` as an array of the framework, dtype and device of ``params`` (numpy stays numpy)."""
+    if is_numpy(params):
+        return np.asarray(values, dtype=params.dtype)
     if is_torch(params):
         import torch
 
@@ -135,6 +138,14 @@ def softmax(logits: Any) -> Any:
 def take(values: Any, indices: Any) -> Any:
     """The rows ``indices`` of ``values`` (a finite sum's samples); all of them when ``None``."""
     return values if indices is None else values[indices]
+
+
+def to_host(x: Any) -> np.ndarray:
+    """``x`` (numpy, torch or a concrete jax array) as a float64 numpy array, without a backend at hand."""
+    if is_torch(x):
+        x = x.detach().cpu()
+        return x.double().numpy() if x.is_floating_point() else x.numpy().astype(np.float64)
+    return np.asarray(x, dtype=np.float64)
 
 
 def to_float64(backend: Any, params: Any) -> np.ndarray:

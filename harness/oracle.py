@@ -66,7 +66,7 @@ import numpy as np
 
 from harness.api import OracleBudgetExceeded
 
-__all__ = ["CLOSED_FORM_HOOKS", "SAMPLER_STREAM", "CountingOracle", "own_blocks", "player_blocks"]
+__all__ = ["CLOSED_FORM_HOOKS", "SAMPLER_STREAM", "CountingOracle", "layout_blocks", "own_blocks"]
 
 #: Second word of the minibatch sampler's seed sequence ``[run seed, SAMPLER_STREAM]``: the
 #: sampler's stream stays apart from any other stream a method or problem draws from the run seed.
@@ -351,10 +351,10 @@ def own_blocks(jacobian: Any, blocks: list[tuple[int, int]], concatenate: Callab
     return concatenate([jacobian[i, start:stop] for i, (start, stop) in enumerate(blocks)])
 
 
-def player_blocks(problem: Any) -> list[tuple[int, int]]:
-    """``(start, stop)`` of each player's block of the parameter vector, from the problem's ``layout``."""
+def layout_blocks(layout: Any) -> list[tuple[int, int]]:
+    """``(start, stop)`` of each ``(name, shape)`` block of a ``layout``, in order (a game: one per player)."""
     blocks, start = [], 0
-    for _, shape in problem.layout:
+    for _, shape in layout:
         size = int(np.prod(shape, dtype=np.int64))
         blocks.append((start, start + size))
         start += size

@@ -95,7 +95,10 @@ class MemoryPeak:
     --------
     >>> peak = MemoryPeak()
     >>> peak.reset()
-    >>> block = bytearray([1]) * (64 * 2**20)  # 64 MiB, every page written (a zeroed one may stay untouched)
+    >>> import mmap
+    >>> block = mmap.mmap(-1, 64 * 2**20)  # fresh pages: freed memory a malloc could reuse is already resident
+    >>> block.write(b"\\1" * (64 * 2**20))  # every page written, so resident
+    67108864
     >>> peak.peak() >= 64 * 2**20 if peak.baseline is not None else True
     True
     """

@@ -57,7 +57,7 @@ import numpy as np  # noqa: E402
 
 from harness.api import OracleBudgetExceeded  # noqa: E402
 from harness.backends import MemoryPeak  # noqa: E402
-from harness.oracle import CountingOracle, own_blocks, player_blocks  # noqa: E402
+from harness.oracle import CountingOracle, layout_blocks, own_blocks  # noqa: E402
 from harness.program import EagerProgram  # noqa: E402
 from harness.sealed import OracleFacts, seal  # noqa: E402
 
@@ -137,12 +137,15 @@ class JaxOracle(CountingOracle):
         task_losses = getattr(problem, "task_losses", None)
         if task_losses is not None:
             # Reverse mode, one pass per task: the losses ride along as the auxiliary output.
-            makers["task_grads"] = lambda: jax.jit(
-                lambda p: tuple(reversed(jax.jacrev(lambda q: (task_losses(q), task_losses(q)), has_aux=True)(p))))
+            def losses_twice(q: jax.Array) -> tuple[jax.Array, jax.Array]:
+                out = task_losses(q)
+                return out, out
+
+            makers["task_grads"] = lambda: jax.jit(lambda p: tuple(reversed(jax.jacrev(losses_twice, has_aux=True)(p))))
         player_losses = getattr(problem, "player_losses", None)
         if player_losses is not None:
             makers["player_grads"] = lambda: jax.jit(
-                lambda p: own_blocks(jax.jacrev(player_losses)(p), player_blocks(problem), jnp.concatenate))
+                lambda p: own_blocks(jax.jacrev(player_losses)(p), layout_blocks(problem.layout), jnp.concatenate))
         self._jit = _Jitted(makers)
 
     def _value(self, params: jax.Array) -> jax.Array:

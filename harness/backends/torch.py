@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from harness.backends import MemoryPeak
-from harness.oracle import CountingOracle, own_blocks, player_blocks
+from harness.oracle import CountingOracle, layout_blocks, own_blocks
 from harness.program import EagerProgram
 from harness.sealed import OracleFacts
 
@@ -110,7 +110,7 @@ class TorchOracle(CountingOracle):
         from torch.func import jacrev
 
         jac = jacrev(self.problem.player_losses)(params.detach())
-        return own_blocks(jac, player_blocks(self.problem), torch.cat).detach()
+        return own_blocks(jac, layout_blocks(self.problem.layout), torch.cat).detach()
 
     def _regularizer_hessian(self, params: torch.Tensor) -> torch.Tensor:
         return torch.autograd.functional.hessian(self.problem.regularizer, params.detach())

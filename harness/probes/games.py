@@ -41,13 +41,12 @@ task without ``player_grads``.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from types import SimpleNamespace
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from harness.arrays import is_torch, like
-from harness.oracle import player_blocks
+from harness.arrays import like, to_host
+from harness.oracle import layout_blocks
 from harness.probes import ProbeContext
 
 __all__ = [
@@ -55,7 +54,6 @@ __all__ = [
     "JacobianAsymmetry",
     "SGNMargin",
     "block_constants",
-    "blocks_of",
     "central_jacobian",
     "field_jacobian",
     "sgn_certificate",
@@ -79,11 +77,6 @@ class Certificate(NamedTuple):
     safe_step: float  # alpha* / L_W^2 (0 when alpha* <= 0)
 
 
-def blocks_of(layout: Sequence[tuple[str, tuple[int, ...]]]) -> list[tuple[int, int]]:
-    """``(start, stop)`` of each block of a ``layout`` (one block per player, in order)."""
-    return player_blocks(SimpleNamespace(layout=layout))
-
-
 def central_jacobian(field: Callable[[np.ndarray], np.ndarray], x: np.ndarray, *, step: float) -> np.ndarray:
     """``d field / d x`` (dim, dim) by central differences along each basis direction (``2 dim`` calls).
 
@@ -99,19 +92,13 @@ def central_jacobian(field: Callable[[np.ndarray], np.ndarray], x: np.ndarray, *
     return np.stack(columns, axis=1)
 
 
-def _numpy(value: Any) -> np.ndarray:
-    if is_torch(value):
-        return value.detach().cpu().double().numpy()
-    return np.asarray(value, dtype=np.float64)
-
-
 def field_jacobian(call: Callable[[Any], Any], params: Any, *, step: float) -> np.ndarray:
     """The Jacobian of an oracle call ``call(params) -> (dim,)`` (``player_grads``, ``grad``) at ``params``.
 
     Points cross to the framework of ``params`` (its dtype and device) and answers back to float64
     numpy; the call is made ``2 dim`` times.
     """
-    return central_jacobian(lambda p: _numpy(call(like(p, params))), _numpy(params), step=step)
+    return central_jacobian(lambda p: to_host(call(like(p, params))), to_host(params), step=step)
 
 
 def block_constants(J: np.ndarray, blocks: Sequence[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
@@ -186,17 +173,13 @@ def sgn_certificate(J: np.ndarray, blocks: Sequence[tuple[int, int]]) -> Certifi
 def _jacobian(context: ProbeContext, step: float) -> np.ndarray:
     """``J`` of ``player_grads`` at the evaluated point, or the Hessian (Jacobian of ``grad``) without it."""
     oracle = context.oracle
-    try:
-        oracle.player_grads(context.params)
-        call = oracle.player_grads
-    except NotImplementedError:
-        call = oracle.grad
+    call = oracle.player_grads if "player_grads" in oracle.capabilities else oracle.grad
     return field_jacobian(call, context.params, step=step)
 
 
 def _blocks(context: ProbeContext, dim: int) -> list[tuple[int, int]]:
     layout = getattr(context.problem, "layout", None)
-    return blocks_of(layout) if layout else [(0, dim)]
+    return layout_blocks(layout) if layout else [(0, dim)]
 
 
 class _JacobianProbe:

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from harness.probes.games import blocks_of, field_jacobian, sgn_certificate
+from harness.oracle import layout_blocks
+from harness.probes.games import field_jacobian, sgn_certificate
 
 __all__ = ["Extragradient", "SGNState", "SGNStep", "SimultaneousGD"]
 
@@ -97,7 +98,7 @@ class SGNStep:
 
     def init(self, params: Any, oracle: Any) -> SGNState:
         J = field_jacobian(oracle.player_grads, params, step=self.fd_step)
-        cert = sgn_certificate(J, blocks_of(oracle.layout))
+        cert = sgn_certificate(J, layout_blocks(oracle.layout))
         # The warm-up's decoy answers noise, which certifies nothing: step on (at h = 0) so the
         # warm-up still compiles the step's operations before the clock.
         if not cert.alpha > 0 and not oracle.warmup:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 
 from adam import adam_update
 from checks import host_check
+from heads import with_heads
 from harness.arrays import eye, namespace
+from harness.oracle import layout_blocks
 
 __all__ = ["GCond", "GradNorm", "SamGS", "gcond_resolve", "gradnorm_weights", "samgs_direction"]
 
@@ -23,20 +24,6 @@ _TINY = 1e-30  # keeps a zero gradient's normalization finite (0 / tiny = 0)
 
 def _norms(G: Any) -> Any:
     return namespace(G).sqrt((G * G).sum(axis=1))
-
-
-def _combine(shared: Any, grads: Any, s: int) -> Any:
-    """The full direction: ``shared`` on the trunk, the summed head gradients on the rest."""
-    xp = namespace(grads)
-    concat = xp.cat if hasattr(xp, "cat") else xp.concatenate
-    return concat([shared, grads[:, s:].sum(axis=0)])
-
-
-def _blocks(oracle: Any) -> list[tuple[int, int]]:
-    """``(start, stop)`` of each layout block, or one block of the whole vector without a layout."""
-    layout = oracle.layout or (("params", (oracle.dimension,)),)
-    sizes = [int(np.prod(shape)) for _, shape in layout]
-    return [(int(sum(sizes[:b])), int(sum(sizes[: b + 1]))) for b in range(len(sizes))]
 
 
 def gradnorm_weights(weights: Any, losses: Any, initial: Any, norms: Any, *, alpha: float, lr: float,
@@ -88,7 +75,7 @@ class GradNorm:
         initial = xp.where(state["t"] == 0, losses, state["initial"])
         weights = state["weights"]
         G = grads[:, :s]
-        direction = _combine((weights[:, None] * G).sum(axis=0), grads, s)
+        direction = with_heads((weights[:, None] * G).sum(axis=0), grads, s)
         t = state["t"] + 1.0
         params, m, v = adam_update(params, direction, state["m"], state["v"], t, self.lr, self.b1, self.b2, self.eps)
         weights = gradnorm_weights(weights, losses, initial, _norms(G), alpha=self.alpha, lr=self.weight_lr,
@@ -140,7 +127,7 @@ class SamGS:
         G = grads[:, :s]
         M = self.beta * state + (1.0 - self.beta) * G
         shared, _ = samgs_direction(G, M, self.threshold)
-        return params - self.lr * _combine(shared, grads, s), M
+        return params - self.lr * with_heads(shared, grads, s), M
 
 
 def gcond_resolve(A: Any) -> Any:
@@ -205,12 +192,12 @@ class GCond:
         acc = state["acc"] + grads
         count = state["count"] + 1.0
         ready = count >= self.accumulation
-        direction = _combine(gcond_resolve(acc[:, :s]), acc, s) / self.accumulation
+        direction = with_heads(gcond_resolve(acc[:, :s]), acc, s) / self.accumulation
         ema = self.beta * state["ema"] + (1.0 - self.beta) * direction
         update = xp.sign(ema)
         concat = xp.cat if hasattr(xp, "cat") else xp.concatenate
         scaled = []
-        for start, stop in _blocks(oracle):
+        for start, stop in layout_blocks(oracle.layout or (("params", (oracle.dimension,)),)):
             p, u = params[start:stop], update[start:stop]
             pn, un = xp.sqrt((p * p).sum()), xp.sqrt((u * u).sum())
             ratio = xp.where((pn > 0) & (un > 0), pn / (un + _TINY), xp.ones_like(pn))

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.arrays import is_torch
+from harness.arrays import is_torch, to_host
 
 __all__ = ["host_check"]
 
@@ -30,7 +30,7 @@ def host_check(value: Any, passed: Any, message: Callable[[np.ndarray], str]) ->
 
     if is_torch(value) or isinstance(value, (np.ndarray, np.generic, float)):
         if not bool(passed):
-            fail(value.detach().cpu().numpy() if is_torch(value) else value)
+            fail(to_host(value))
         return value
     import jax
 

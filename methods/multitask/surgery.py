@@ -36,7 +36,8 @@ import numpy as np
 
 from adam import adam_update
 from checks import host_check
-from harness.arrays import eye, is_torch, like, namespace
+from heads import with_heads
+from harness.arrays import eye, is_torch, like, namespace, to_host
 
 __all__ = [
     "CAGrad",
@@ -70,16 +71,6 @@ def _full(x: Any, value: float) -> Any:
     return namespace(x).full_like(x, value)
 
 
-def _host(x: Any) -> np.ndarray:
-    """``x`` as a float64 numpy array (a torch tensor is detached and copied to the host)."""
-    return np.asarray(x.detach().cpu().numpy() if is_torch(x) else x, dtype=np.float64)
-
-
-def _constant(values: np.ndarray, reference: Any) -> Any:
-    """``values`` in the framework, dtype and device of ``reference`` (numpy stays numpy)."""
-    return values.astype(reference.dtype) if isinstance(reference, np.ndarray) else like(values, reference)
-
-
 def mean_direction(grads: Any) -> Any:
     """``mean_i g_i`` of the rows of ``grads`` ``(T, d)``."""
     return grads.mean(0)
@@ -110,7 +101,7 @@ def min_norm_weights(gram: Any) -> tuple[Any, Any]:
     """
     xp = namespace(gram)
     tasks = int(gram.shape[0])
-    masks = _constant(_supports(tasks), gram)
+    masks = like(_supports(tasks), gram)
     ridge = 1e-12 * (xp.abs(gram).max() + 1e-300)
     systems = (masks[:, :, None] * gram[None] * masks[:, None, :]
                + eye(tasks, like=gram)[None] * ((1 - masks) + ridge * masks)[:, None, :])
@@ -225,8 +216,7 @@ def _cagrad_weights_many(gram: Any, coef: Any) -> Any:
     so a failed solve raises from the compiled step and the run stops with status ``error``.
     """
     if isinstance(gram, np.ndarray) or is_torch(gram):
-        values = _cagrad_dual_numpy(_host(gram), float(coef))
-        return _constant(values, gram)
+        return like(_cagrad_dual_numpy(to_host(gram), float(coef)), gram)
     import jax
 
     shape = jax.ShapeDtypeStruct(gram.shape[:1], gram.dtype)
@@ -290,13 +280,10 @@ class _Surgery:
         return SurgeryState(zeros, zeros, zeros.sum(), self._key(params, oracle))
 
     def step(self, params: Any, state: SurgeryState, oracle: Any) -> tuple[Any, SurgeryState]:
-        xp = namespace(params)
         _, grads = oracle.task_grads(params)
         shared = int(oracle.shared_dimension)
         combined, key = self._combine(grads[:, :shared], state.key)
-        if shared < int(grads.shape[1]):
-            heads = grads[:, shared:].sum(0)  # a head's own task's gradient: the others' rows are zero there
-            combined = xp.concatenate([combined, heads])
+        combined = with_heads(combined, grads, shared)
         if self.optimizer == "sgd":
             return params - self.lr * combined, SurgeryState(state.m, state.v, state.t + 1, key)
         t = state.t + 1

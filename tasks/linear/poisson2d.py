@@ -24,8 +24,8 @@ def stencil(v: Any, n: int) -> Any:
     """``A v`` for the ``n x n`` 5-point Dirichlet Laplacian, in the namespace of ``v`` (numpy, torch, jax)."""
     xp = namespace(v)
     grid = v.reshape(n, n)
-    row = 0 * grid[:1]
-    column = 0 * grid[:, :1]
+    row = xp.zeros_like(grid[:1])
+    column = xp.zeros_like(grid[:, :1])
     up = xp.concatenate([row, grid[:-1]], 0)  # neighbour above (zero outside: Dirichlet)
     down = xp.concatenate([grid[1:], row], 0)
     left = xp.concatenate([column, grid[:, :-1]], 1)
