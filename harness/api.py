@@ -78,6 +78,9 @@ class Oracle(Protocol):
         coordinates they all share (the rest are task heads); ``None`` otherwise.
     n_players
         Players of a game (player ``i`` owns ``layout`` block ``i``); ``None`` otherwise.
+    upper_dimension, n_constraints
+        A bilevel problem's upper-level coordinates ``x`` (leading; the lower-level ``y``
+        follows) and its number of lower-level constraints ``g_j(x, y) <= 0``; ``None`` otherwise.
     batch_size, stochastic
         Minibatch size of a stochastic oracle (0: full batch), and whether ``grad`` and
         ``value_and_grad`` answer on minibatches (``batch_size > 0``).
@@ -99,6 +102,8 @@ class Oracle(Protocol):
     n_tasks: int | None  # tasks of a multi-task problem
     shared_dimension: int | None  # leading coordinates all tasks share (the rest are task heads)
     n_players: int | None  # players of a game, one layout block each
+    upper_dimension: int | None  # a bilevel problem's leading upper-level coordinates
+    n_constraints: int | None  # a bilevel problem's lower-level constraints g_j <= 0
     batch_size: int  # minibatch size of a stochastic oracle (0: full batch)
     stochastic: bool
     last_indices: Any  # the last minibatch drawn (a read-only copy)
@@ -152,6 +157,14 @@ class Oracle(Protocol):
         """A linear system's operator applied to ``vector``: ``A vector`` (``grad(x) = A x - b``)."""
         ...
 
+    def matrix(self) -> tuple[Any, Any, Any]:
+        """A linear system's nonzeros ``(rows, cols, values)`` in coordinate format (to build a preconditioner)."""
+        ...
+
+    def bilevel_grads(self, params: P) -> tuple[Any, Any]:
+        """A bilevel problem's ``[F, f, g_1..g_m]`` at ``(x, y)`` and their gradients ``(2 + m, dim)``, one call."""
+        ...
+
     def gauss_newton(self, params: P) -> Any:
         """Dense generalized Gauss-Newton matrix ``J^T Lambda J / n`` plus the regularizer's Hessian."""
         ...
@@ -172,10 +185,12 @@ class Method(Protocol[S]):
 
     ``output(params, state) -> params``
         The point to evaluate (an averaged iterate, say). Without it, ``params`` are evaluated.
-    ``offline(facts)``
+    ``offline(facts, operator)``
         An offline phase whose cost is amortized over problems (a learned solver's training):
-        it gets the run's :class:`~harness.sealed.OracleFacts` (no oracle) and its time is
-        reported apart as ``offline_s``.
+        it gets the run's :class:`~harness.sealed.OracleFacts` and, for a linear system, the
+        task's operator (``operator.matvec``, uncounted; :func:`~harness.sealed.offline_operator`;
+        ``None`` otherwise), never the oracle or the data; its time is reported apart as
+        ``offline_s``.
 
     ``init``, every ``step`` and every ``output`` call are on the method's clock; compilation
     is done before it (see :mod:`harness.program`). A pure jax method may declare

@@ -50,6 +50,20 @@ Linear systems (``loss`` is ``x^T A x / 2 - b^T x`` for a symmetric positive def
 ``matvec(vector)``
     ``A vector`` without forming ``A`` (a stencil, a sparse product); ``matvec`` answers with it,
     one counted call per product. ``grad(x) = A x - b`` gives the residual.
+``matrix()``
+    Optional: ``A``'s nonzeros ``(rows, cols, values)`` in coordinate format, framework arrays
+    (int64 indices), fresh at each call: for methods that build a preconditioner from the entries
+    (Jacobi, incomplete Cholesky); ``matrix`` answers with them, one counted call. Like every
+    closed form it is compiled in jax, so inside a compiled step its answer is traced, not a
+    constant a method could work on while its program compiles.
+
+Bilevel problems (``min_{x, y} F(x, y)`` over ``y`` in the lower problem's solution set
+``argmin_y {f(x, y) : g(x, y) <= 0}``) expose:
+
+``bilevel_terms(params)``, ``upper_dimension``, ``n_constraints``
+    ``[F, f, g_1, ..., g_m]`` at ``params = (x, y)``, shape ``(2 + m,)``; ``x`` is the leading
+    ``upper_dimension`` coordinates. ``bilevel_grads`` answers with those values and their
+    gradients, one row each (``g <= 0`` is feasible).
 
 ``indices`` reach ``loss`` and ``logits`` as integer arrays of the framework (a ``torch.long``
 tensor on the run's device, a jax int64 array or tracer): the backend converts the sampler's
@@ -74,7 +88,8 @@ SAMPLER_STREAM = 0x5A3F1E
 
 #: Oracle calls a problem may answer in closed form, by a method of the same name taking the
 #: call's arguments (``hessian(params)``, ``gauss_newton(params)``, ...).
-CLOSED_FORM_HOOKS = ("value", "grad", "value_and_grad", "hvp", "hessian", "gauss_newton", "fisher", "matvec")
+CLOSED_FORM_HOOKS = ("value", "grad", "value_and_grad", "hvp", "hessian", "gauss_newton", "fisher", "matvec",
+                     "matrix")
 
 
 class CountingOracle:
@@ -275,6 +290,18 @@ class CountingOracle:
         self._count("matvec")
         return self._closed["matvec"](vector)
 
+    def matrix(self) -> tuple[Any, Any, Any]:
+        """``A``'s nonzeros ``(rows, cols, values)``, coordinate format, as framework arrays (counted once)."""
+        self._require("matrix", "matrix")
+        self._count("matrix")
+        return self._closed["matrix"]()
+
+    def bilevel_grads(self, params: Any) -> tuple[Any, Any]:
+        """``[F, f, g_1..g_m]`` ``(2 + m,)`` at ``params = (x, y)`` and their gradients ``(2 + m, dim)`` (counted once)."""
+        self._require("bilevel_grads", "bilevel_terms", "upper_dimension", "n_constraints")
+        self._count("bilevel_grads")
+        return self._bilevel_grads(params)
+
     def hessian(self, params: Any) -> Any:
         return self._call("hessian", self._hessian, params)
 
@@ -343,6 +370,9 @@ class CountingOracle:
         raise NotImplementedError
 
     def _player_grads(self, params: Any) -> Any:
+        raise NotImplementedError
+
+    def _bilevel_grads(self, params: Any) -> tuple[Any, Any]:
         raise NotImplementedError
 
 

@@ -10,8 +10,8 @@ Timing rules (DESIGN.md, after AlgoPerf; the README's "Timing rules" say the sam
   compiles (jax: ahead of time) and warms the method up against a decoy oracle before the
   clock starts (``compile_s``). Compilations that still happen on the clock are counted from
   the framework's own events (``clock_compiles``, ``clock_compile_s``) and flag the run;
-- a method's declared offline phase (``offline(facts)``, a learned solver's training, say)
-  runs before the clock and is reported as ``offline_s``, beside the score;
+- a method's declared offline phase (``offline(facts, operator)``, a learned solver's training,
+  say) runs before the clock and is reported as ``offline_s``, beside the score;
 - off the clock: problem setup (``setup_s``), evaluation and probes (``eval_s``).
 
 The method never holds the problem: its oracle is sealed (:func:`harness.sealed.seal`) over a
@@ -69,7 +69,7 @@ from harness.loop import (
 from harness.plan import RunSpec, stale_implementation
 from harness.probes import make_probe
 from harness.record import RunRecord, Status
-from harness.sealed import facts_of
+from harness.sealed import facts_of, offline_operator
 from harness.spec import MethodSpec
 
 __all__ = [
@@ -310,7 +310,7 @@ def _build(run: RunSpec, catalog: Catalog, collective: Collective, made: _Made, 
     offline = getattr(method, "offline", None)
     if callable(offline):
         t0 = time.perf_counter()
-        offline(facts)
+        offline(facts, offline_operator(oracle, facts))
         made.offline_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     program.compile(params)

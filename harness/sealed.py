@@ -46,7 +46,7 @@ import numpy as np
 
 from harness.spec import CAPABILITIES
 
-__all__ = ["BATCHED_CALLS", "DecoyOracle", "OracleFacts", "WarmupAborted", "facts_of", "seal"]
+__all__ = ["BATCHED_CALLS", "DecoyOracle", "OracleFacts", "WarmupAborted", "facts_of", "offline_operator", "seal"]
 
 #: Batched forms of a capability (call -> the capability it needs), counted as one call per row.
 BATCHED_CALLS = {"values": "value"}
@@ -77,6 +77,9 @@ class OracleFacts:
         share (the rest are task heads); ``None`` otherwise.
     n_players
         A game's number of players (each owns one ``layout`` block); ``None`` otherwise.
+    upper_dimension, n_constraints
+        A bilevel problem's upper-level coordinates (``x``, leading; ``y`` follows) and its number
+        of lower-level constraints ``g_j <= 0``; ``None`` otherwise.
     """
 
     dimension: int
@@ -88,6 +91,8 @@ class OracleFacts:
     n_tasks: int | None = None
     shared_dimension: int | None = None
     n_players: int | None = None
+    upper_dimension: int | None = None
+    n_constraints: int | None = None
 
     @property
     def stochastic(self) -> bool:
@@ -118,6 +123,9 @@ def facts_of(problem: Any, oracle: Any, params: Any, *, seed: int, to_numpy: Cal
         shared = getattr(problem, "shared_dimension", None)
         shared = int(params.shape[0]) if shared is None else int(shared)
     n_players = len(layout) if "player_grads" in oracle.capabilities and layout is not None else None
+    bilevel = "bilevel_grads" in oracle.capabilities
+    upper = getattr(problem, "upper_dimension", None) if bilevel else None
+    constraints = getattr(problem, "n_constraints", None) if bilevel else None
     logits_shape = None
     if "jvp_logits" in oracle.capabilities and callable(getattr(problem, "logits", None)):
         logits_shape = tuple(to_numpy(problem.logits(params)).shape)
@@ -131,6 +139,8 @@ def facts_of(problem: Any, oracle: Any, params: Any, *, seed: int, to_numpy: Cal
         n_tasks=None if n_tasks is None else int(n_tasks),
         shared_dimension=shared,
         n_players=n_players,
+        upper_dimension=None if upper is None else int(upper),
+        n_constraints=None if constraints is None else int(constraints),
     )
 
 
@@ -162,7 +172,8 @@ def seal(oracle: Any, facts: OracleFacts, *, warmup: bool = False) -> Any:
         "__delattr__": _refuse_setattr,
         "__repr__": lambda self: f"<sealed oracle: {', '.join(sorted(capabilities))}>",
     }
-    for name in ("dimension", "seed", "layout", "n_samples", "batch_size", "n_tasks", "shared_dimension", "n_players"):
+    for name in ("dimension", "seed", "layout", "n_samples", "batch_size", "n_tasks", "shared_dimension", "n_players",
+                 "upper_dimension", "n_constraints"):
         members[name] = getattr(facts, name)
     for name in CAPABILITIES:
         offered = name in capabilities and callable(getattr(oracle, name, None))
@@ -173,6 +184,29 @@ def seal(oracle: Any, facts: OracleFacts, *, warmup: bool = False) -> Any:
     if callable(getattr(oracle, "sample_indices", None)) and facts.n_samples is not None:
         members["sample_indices"] = _call(oracle, "sample_indices")
     return type("SealedOracle", (), members)()
+
+
+def offline_operator(oracle: Any, facts: OracleFacts) -> Any:
+    """What a method's offline phase may use besides ``facts``: the task's operator, never its data.
+
+    A linear system's ``matvec`` (``A v``), answered by an uncounted view of ``oracle``, sealed
+    like the run's oracle; ``None`` when the task has no operator. The right-hand side, the
+    objective and its gradient stay out of reach: an offline phase learns the operator (a learned
+    solver is trained for ``A`` and amortized over right-hand sides, as DCDM is), not the answer.
+    """
+    if "matvec" not in oracle.capabilities:
+        return None
+    members: dict[str, Any] = {
+        "__slots__": (),
+        "__doc__": "The task's operator for an offline phase: matvec, uncounted; read-only facts.",
+        "dimension": facts.dimension,
+        "layout": facts.layout,
+        "matvec": _call(oracle.uncounted(), "matvec"),
+        "__setattr__": _refuse_setattr,
+        "__delattr__": _refuse_setattr,
+        "__repr__": lambda self: "<offline operator: matvec>",
+    }
+    return type("OfflineOperator", (), members)()
 
 
 def _counts_view(oracle: Any) -> Callable[[Any], Mapping[str, int]]:
@@ -249,6 +283,8 @@ class DecoyOracle:
         self.n_tasks = facts.n_tasks
         self.shared_dimension = facts.shared_dimension
         self.n_players = facts.n_players
+        self.upper_dimension = facts.upper_dimension
+        self.n_constraints = facts.n_constraints
         self.stochastic = facts.stochastic
         self.last_indices: np.ndarray | None = None
         self._rng = np.random.default_rng(0xDEC0)
@@ -323,6 +359,17 @@ class DecoyOracle:
 
     def matvec(self, vector: Any) -> Any:
         return self._answer("matvec", self.facts.dimension)
+
+    def matrix(self) -> tuple[Any, Any, Any]:
+        # A diagonal positive matrix: a preconditioner built from it is well defined.
+        d = self.facts.dimension
+        diagonal = self.backend.asarray_int(np.arange(d))
+        return diagonal, self.backend.asarray_int(np.arange(d)), 1.0 + abs(self._answer("matrix", d))
+
+    def bilevel_grads(self, params: Any) -> tuple[Any, Any]:
+        rows = 2 + (self.facts.n_constraints or 0)
+        grads = self._answer("bilevel_grads", rows, self.facts.dimension)
+        return self.backend.asarray(0.1 * self._rng.standard_normal(rows)), grads
 
     def jvp_logits(self, params: Any, vector: Any, indices: Any = None) -> tuple[Any, Any]:
         classes = (self.facts.logits_shape or (1, 1))[-1]

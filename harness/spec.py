@@ -174,6 +174,8 @@ Capability = Literal[
     "task_grads",
     "player_grads",
     "matvec",
+    "matrix",
+    "bilevel_grads",
 ]
 CAPABILITIES: tuple[str, ...] = Capability.__args__  # type: ignore[attr-defined]
 

@@ -62,7 +62,8 @@ def test_the_sealed_oracle_exposes_calls_and_facts_only(full_catalog):
     public = {name for name in dir(oracle) if not name.startswith("_")}
     calls = set(CAPABILITIES)  # each declared call, or one that raises NotImplementedError
     facts = {"capabilities", "counts", "total_calls", "last_indices", "stochastic", "warmup", "dimension", "seed",
-             "layout", "n_samples", "batch_size", "n_tasks", "shared_dimension", "n_players", "values"}
+             "layout", "n_samples", "batch_size", "n_tasks", "shared_dimension", "n_players", "values",
+             "upper_dimension", "n_constraints"}
     assert public == calls | facts
     oracle.grad(problem.init_params(0))
     assert dict(oracle.counts) == {"grad": 1} and oracle.total_calls == 1
@@ -72,3 +73,20 @@ def test_the_sealed_oracle_exposes_calls_and_facts_only(full_catalog):
         with pytest.raises(AttributeError, match="sealed"):
             setattr(oracle, name, None)
     assert not hasattr(oracle, "__dict__")
+
+
+def test_a_compiled_method_cannot_solve_the_system_while_it_compiles(full_catalog):
+    # Inside the traced init, matrix() answers with tracers: the numpy solve cannot run off the clock
+    # during tracing, so the method runs eagerly and its solve is timed in init, like honest work.
+    row = run_single(full_catalog, "poisson2d", "cheat-matrix-at-trace", "jax", params={"side": 32},
+                     budget=Budget(steps=3)).row
+    assert row["program"] == "eager" and "TracerArrayConversionError" in row["program_fallback"]
+    assert row["status"] == "reached_target" and (row["calls_matrix"], row["calls_grad"]) == (1, 1)
+    assert 0 < row["init_s"] <= row["time_to_target_s"] == row["timed_s"]
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_the_offline_phase_gets_the_operator_not_the_right_hand_side(full_catalog, framework):
+    row = run_single(full_catalog, "poisson2d", "cheat-offline-rhs", framework, params={"side": 32},
+                     budget=Budget(steps=3)).row
+    assert row["status"] == "error" and "has no attribute 'grad'" in row["error"], row["error"]

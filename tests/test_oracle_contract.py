@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 FRAMEWORKS = ("torch", "jax")
 
 #: How to ask each capability, and the shapes of its answer, from the dimension ``d``, the logits' shape
-#: and the number of tasks ``t``.
+#: and the rows ``t`` (:func:`rows`).
 #: A capability added to the schema needs a row here, so it is exercised on both backends.
 CALLS: dict[str, tuple[Callable[[Any, Any, Any], Any], Callable[[int, tuple[int, ...], int | None], Any]]] = {
     "value": (lambda o, x, v: o.value(x), lambda d, z, t: ()),
@@ -48,7 +48,19 @@ CALLS: dict[str, tuple[Callable[[Any, Any, Any], Any], Callable[[int, tuple[int,
     "task_grads": (lambda o, x, v: o.task_grads(x), lambda d, z, t: ((t,), (t, d))),
     "player_grads": (lambda o, x, v: o.player_grads(x), lambda d, z, t: (d,)),
     "matvec": (lambda o, x, v: o.matvec(v), lambda d, z, t: (d,)),
+    # t: the nonzeros of a linear system's matrix; the rows of a bilevel problem's terms.
+    "matrix": (lambda o, x, v: o.matrix(), lambda d, z, t: ((t,), (t,), (t,))),
+    "bilevel_grads": (lambda o, x, v: o.bilevel_grads(x), lambda d, z, t: ((t,), (t, d))),
 }
+
+
+def rows(prob: Any) -> int | None:
+    """The ``t`` of :data:`CALLS`: tasks, a bilevel problem's ``2 + m`` terms, or a matrix's nonzeros."""
+    if callable(getattr(prob, "matrix", None)):
+        return int(prob.matrix()[0].shape[0])
+    if getattr(prob, "n_constraints", None) is not None:
+        return 2 + int(prob.n_constraints)
+    return getattr(prob, "n_tasks", None)
 
 
 @functools.cache
@@ -115,7 +127,7 @@ def test_each_capability_is_answered_by_both_backends(capability: str, framework
     logits_shape = tuple(b.to_numpy(prob.logits(x)).shape) if callable(getattr(prob, "logits", None)) else ()
     call, expected = CALLS[capability]
     answer = call(oracle, x, v)
-    assert shapes(answer) == expected(int(x.shape[0]), logits_shape, getattr(prob, "n_tasks", None))
+    assert shapes(answer) == expected(int(x.shape[0]), logits_shape, rows(prob))
     for leaf in leaves(answer):
         assert type(leaf) is type(x) and np.all(np.isfinite(b.to_numpy(leaf)))
     assert dict(oracle.counts) == {capability: 1}

@@ -13,6 +13,7 @@ run is flagged.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections import Counter, OrderedDict
 from collections.abc import Callable
@@ -103,6 +104,15 @@ class _Jitted:
         return made
 
 
+def _values_and_jacobian(terms: Callable[[jax.Array], jax.Array]) -> Callable[[jax.Array], tuple[jax.Array, jax.Array]]:
+    """Compiled: a vector function's values ``(m,)`` and Jacobian ``(m, dim)``, reverse mode, one pass per row."""
+    def twice(q: jax.Array) -> tuple[jax.Array, jax.Array]:
+        out = terms(q)
+        return out, out  # the values ride along as the auxiliary output
+
+    return jax.jit(lambda p: tuple(reversed(jax.jacrev(twice, has_aux=True)(p))))
+
+
 class JaxOracle(CountingOracle):
     """Derivatives by jax transformations of ``problem.loss``, each compiled once; the problem's closed forms jitted."""
 
@@ -134,14 +144,10 @@ class JaxOracle(CountingOracle):
         if regularizer is not None:
             makers["reg_grad"] = lambda: jax.jit(jax.grad(regularizer))
             makers["reg_hessian"] = lambda: jax.jit(jax.hessian(regularizer))
-        task_losses = getattr(problem, "task_losses", None)
-        if task_losses is not None:
-            # Reverse mode, one pass per task: the losses ride along as the auxiliary output.
-            def losses_twice(q: jax.Array) -> tuple[jax.Array, jax.Array]:
-                out = task_losses(q)
-                return out, out
-
-            makers["task_grads"] = lambda: jax.jit(lambda p: tuple(reversed(jax.jacrev(losses_twice, has_aux=True)(p))))
+        for kind, hook in (("task_grads", "task_losses"), ("bilevel_grads", "bilevel_terms")):
+            terms = getattr(problem, hook, None)
+            if terms is not None:
+                makers[kind] = functools.partial(_values_and_jacobian, terms)
         player_losses = getattr(problem, "player_losses", None)
         if player_losses is not None:
             makers["player_grads"] = lambda: jax.jit(
@@ -182,6 +188,9 @@ class JaxOracle(CountingOracle):
 
     def _player_grads(self, params: jax.Array) -> jax.Array:
         return self._jit.player_grads(params)
+
+    def _bilevel_grads(self, params: jax.Array) -> tuple[jax.Array, jax.Array]:
+        return self._jit.bilevel_grads(params)
 
     def _gauss_newton(self, params: jax.Array) -> jax.Array:
         logits = self.problem.logits(params)
@@ -412,7 +421,8 @@ def _warm_oracle(oracle: JaxOracle, params: jax.Array, backend: Backend, needs: 
             "value_and_grad": lambda: view.value_and_grad(zeros), "hvp": lambda: view.hvp(zeros, zeros),
             "hessian": lambda: view.hessian(zeros), "gauss_newton": lambda: view.gauss_newton(zeros),
             "fisher": lambda: view.fisher(zeros), "task_grads": lambda: view.task_grads(zeros),
-            "player_grads": lambda: view.player_grads(zeros), "matvec": lambda: view.matvec(zeros)}
+            "player_grads": lambda: view.player_grads(zeros), "matvec": lambda: view.matvec(zeros),
+            "matrix": view.matrix, "bilevel_grads": lambda: view.bilevel_grads(zeros)}
     for kind, call in warm.items():
         if kind in oracle.capabilities and kind in needs:
             try:

@@ -20,6 +20,18 @@ __all__ = ["Backend", "TorchOptimMethod", "TorchOracle"]
 _PER_EXAMPLE_CHUNK = 512
 
 
+def _values_and_jacobian(terms: Any, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A vector function's values ``(m,)`` and Jacobian ``(m, dim)``: one forward pass, reverse mode per row."""
+    from torch.func import jacrev
+
+    def twice(q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = terms(q)
+        return out, out  # the values ride along as the auxiliary output
+
+    jac, values = jacrev(twice, has_aux=True)(params.detach())
+    return values.detach(), jac.detach()
+
+
 class TorchOracle(CountingOracle):
     """Derivatives by torch.autograd on ``problem.loss``; the problem's closed forms without autograd."""
 
@@ -96,15 +108,10 @@ class TorchOracle(CountingOracle):
         return logits.detach(), tangent.detach()
 
     def _task_grads(self, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        from torch.func import jacrev
+        return _values_and_jacobian(self.problem.task_losses, params)
 
-        def losses(q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            out = self.problem.task_losses(q)
-            return out, out  # one forward pass; the losses ride along as the auxiliary output
-
-        # Reverse mode, one pass per task.
-        jac, values = jacrev(losses, has_aux=True)(params.detach())
-        return values.detach(), jac.detach()
+    def _bilevel_grads(self, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return _values_and_jacobian(self.problem.bilevel_terms, params)
 
     def _player_grads(self, params: torch.Tensor) -> torch.Tensor:
         from torch.func import jacrev

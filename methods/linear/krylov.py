@@ -6,6 +6,9 @@ each step makes one ``matvec`` call::
 
     alpha = r.r / p.Ap,  x <- x + alpha p,  r <- r - alpha Ap,  beta = r'.r' / r.r,  p <- r' + beta p.
 
+:class:`PreconditionedCG` is the same recursion on ``z = M^{-1} r`` (scipy's ``cg`` with ``M``), for
+the preconditioners of :mod:`preconditioners` built from the oracle's ``matrix``.
+
 Every branch is an array ``where`` (a converged ``r = 0`` gives ``alpha = beta = 0``, not 0 / 0), so
 the jax step compiles whole.
 """
@@ -15,8 +18,9 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from harness.arrays import namespace
+from preconditioners import PRECONDITIONERS
 
-__all__ = ["CGState", "ConjugateGradient"]
+__all__ = ["CGState", "ConjugateGradient", "PCGState", "PreconditionedCG"]
 
 
 class CGState(NamedTuple):
@@ -51,3 +55,43 @@ class ConjugateGradient:
         rr_next = (residual * residual).sum()
         direction = residual + _ratio(rr_next, rr) * direction
         return params, CGState(residual, direction, rr_next)
+
+
+class PCGState(NamedTuple):
+    """The recursive residual ``r``, the search direction ``p``, ``r.z`` (``z = M^{-1} r``) and the preconditioner."""
+
+    residual: Any
+    direction: Any
+    rz: Any
+    precondition: Any
+
+
+class PreconditionedCG:
+    """Preconditioned conjugate gradient (scipy's ``cg`` with ``M``): one ``matvec`` and one ``M^{-1}`` per step.
+
+    Parameters
+    ----------
+    preconditioner
+        ``"jacobi"`` (``M = diag(A)``) or ``"ic0"`` (incomplete Cholesky without fill,
+        ``M = L L^T``), built in ``init`` from one ``matrix`` call (on the clock).
+    """
+
+    def __init__(self, *, preconditioner: str) -> None:
+        self.build = PRECONDITIONERS[preconditioner]
+
+    def init(self, params: Any, oracle: Any) -> PCGState:
+        precondition = self.build(*oracle.matrix())
+        residual = -oracle.grad(params)  # b - A x_0
+        z = precondition(residual)
+        return PCGState(residual, z, (residual * z).sum(), precondition)
+
+    def step(self, params: Any, state: PCGState, oracle: Any) -> tuple[Any, PCGState]:
+        residual, direction, rz, precondition = state
+        product = oracle.matvec(direction)
+        alpha = _ratio(rz, (direction * product).sum())
+        params = params + alpha * direction
+        residual = residual - alpha * product
+        z = precondition(residual)
+        rz_next = (residual * z).sum()
+        direction = z + _ratio(rz_next, rz) * direction
+        return params, PCGState(residual, direction, rz_next, precondition)

@@ -4,7 +4,7 @@
 row-major over the grid, so ``A = kron(I, T) + kron(T, I)`` with ``T = tridiag(-1, 2, -1)``: symmetric
 positive definite, eigenvalues ``4 sin^2(pi i / (2(N+1))) + 4 sin^2(pi j / (2(N+1)))``. The task is
 ``min_x x^T A x / 2 - b^T x``, whose minimizer solves ``A x = b``; ``matvec`` applies the stencil
-without forming ``A``. The metrics are numpy over a scipy sparse ``A`` built apart from the stencil,
+without forming ``A``, and ``matrix`` gives its nonzeros (for preconditioners). The metrics are numpy over a scipy sparse ``A`` built apart from the stencil,
 and ``x*`` is :func:`scipy.sparse.linalg.spsolve`'s solution (a direct sparse LU).
 """
 
@@ -40,7 +40,9 @@ def laplacian(n: int) -> Any:
 
     t = sp.diags([-np.ones(n - 1), 2 * np.ones(n), -np.ones(n - 1)], [-1, 0, 1])
     eye = sp.identity(n)
-    return (sp.kron(eye, t) + sp.kron(t, eye)).tocsr()
+    matrix = (sp.kron(eye, t) + sp.kron(t, eye)).tocsr()
+    matrix.eliminate_zeros()  # kron stores the zeros of its blocks: 5 N^2 - 4 N nonzeros remain
+    return matrix
 
 
 @functools.cache
@@ -75,6 +77,12 @@ class Poisson2D:
 
     def matvec(self, vector: Any) -> Any:
         return stencil(vector, self.n)
+
+    def matrix(self) -> tuple[Any, Any, Any]:
+        """``A``'s nonzeros ``(rows, cols, values)``, row-major, from the scipy matrix (fresh arrays)."""
+        coo = laplacian(self.n).tocoo()
+        return (self.backend.asarray_int(coo.row), self.backend.asarray_int(coo.col),
+                self.backend.asarray(coo.data))
 
     def loss(self, params: Any) -> Any:
         return 0.5 * (params * stencil(params, self.n)).sum() - (self.b * params).sum()

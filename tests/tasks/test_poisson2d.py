@@ -23,7 +23,7 @@ def _module():
 
 def test_declaration() -> None:
     task, _ = load_task(FAMILY, TASK)
-    assert set(task.implementations) == set(FRAMEWORKS) and "matvec" in task.provides
+    assert set(task.implementations) == set(FRAMEWORKS) and {"matvec", "matrix"} <= set(task.provides)
     assert task.target is not None and task.target.metric == "relative_residual" and task.target.value == 1e-6
     assert list(task.parameters["side"].choices) == [32, 64] and task.evaluation.every == 1
 
@@ -61,6 +61,21 @@ def test_stencil_matvec_equals_the_sparse_matrix(framework: str, n: int) -> None
     # grad is the negative residual A x - b; the objective's minimum is f* = -b^T x* / 2.
     g = np.asarray(backend(framework).to_numpy(oracle.grad(backend(framework).asarray(v))))
     np.testing.assert_allclose(g, expected - module.rhs(n, 0), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_the_matrix_call_gives_the_stencils_nonzeros(framework: str) -> None:
+    n = 32
+    # The stencil applied to each unit vector: A's columns, independent of the scipy matrix.
+    dense = np.stack([_module().stencil(e, n) for e in np.eye(n * n)], axis=1)
+    problem = make_problem(FAMILY, TASK, framework, side=n)
+    oracle = make_oracle(FAMILY, TASK, problem, framework)
+    rows, cols, values = (np.asarray(backend(framework).to_numpy(a)) for a in oracle.matrix())
+    assert dict(oracle.counts) == {"matrix": 1}
+    assert rows.dtype == cols.dtype == np.int64 and len(values) == 5 * n * n - 4 * n  # no stored zeros
+    rebuilt = np.zeros((n * n, n * n))
+    np.add.at(rebuilt, (rows, cols), values)
+    np.testing.assert_array_equal(rebuilt, dense)
 
 
 @pytest.mark.parametrize("n", [32, 64])

@@ -88,7 +88,7 @@ class Pretrained:
         self.lr, self.offline_sleep_s = lr, offline_sleep_s
         self.seen_facts = None
 
-    def offline(self, facts):
+    def offline(self, facts, operator):
         import time
 
         time.sleep(self.offline_sleep_s)
