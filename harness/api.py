@@ -81,6 +81,11 @@ class Oracle(Protocol):
     upper_dimension, n_constraints
         A bilevel problem's upper-level coordinates ``x`` (leading; the lower-level ``y``
         follows) and its number of lower-level constraints ``g_j(x, y) <= 0``; ``None`` otherwise.
+    policy_shape, group_size
+        A policy's ``(prompts, answers)`` and the rollouts per prompt that ``sample`` draws;
+        ``None`` otherwise.
+    n_nodes
+        A decentralized problem's nodes (the vector stacks one copy per node); ``None`` otherwise.
     batch_size, stochastic
         Minibatch size of a stochastic oracle (0: full batch), and whether ``grad`` and
         ``value_and_grad`` answer on minibatches (``batch_size > 0``).
@@ -104,6 +109,9 @@ class Oracle(Protocol):
     n_players: int | None  # players of a game, one layout block each
     upper_dimension: int | None  # a bilevel problem's leading upper-level coordinates
     n_constraints: int | None  # a bilevel problem's lower-level constraints g_j <= 0
+    policy_shape: tuple[int, int] | None  # a policy's (prompts, answers)
+    group_size: int | None  # rollouts per prompt of sample
+    n_nodes: int | None  # a decentralized problem's nodes, one stacked copy each
     batch_size: int  # minibatch size of a stochastic oracle (0: full batch)
     stochastic: bool
     last_indices: Any  # the last minibatch drawn (a read-only copy)
@@ -163,6 +171,30 @@ class Oracle(Protocol):
 
     def bilevel_grads(self, params: P) -> tuple[Any, Any]:
         """A bilevel problem's ``[F, f, g_1..g_m]`` at ``(x, y)`` and their gradients ``(2 + m, dim)``, one call."""
+        ...
+
+    def node_grads(self, params: P, nodes: Any = None) -> P:
+        """Each node's gradient of its own loss at its own copy, stacked (zero at nodes not asked for)."""
+        ...
+
+    def graph(self) -> Any:
+        """A decentralized problem's edges ``(E, 2)``."""
+        ...
+
+    def gossip(self, params: P, edge_weights: Any) -> P:
+        """The weighted graph Laplacian on the stacked copies, ``(L_w x)_i = sum_e w_e (x_i - x_j)``."""
+        ...
+
+    def sample(self, params: P) -> tuple[Any, Any, Any]:
+        """``group_size`` rollouts per prompt: ``(prompts, answers, rewards)``, seeded, counted per rollout."""
+        ...
+
+    def logprobs(self, params: P, prompts: Any, answers: Any) -> Any:
+        """``log pi(answers_i | prompts_i)`` of the policy at ``params`` (one call)."""
+        ...
+
+    def policy_grad(self, params: P, prompts: Any, answers: Any, weights: Any) -> P:
+        """``grad sum_i weights_i log pi(answers_i | prompts_i)`` (one call)."""
         ...
 
     def gauss_newton(self, params: P) -> Any:

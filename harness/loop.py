@@ -326,7 +326,8 @@ def run_loop(program: Any, params: Any, *, evaluator: Evaluator, clock: Clock, c
         Steps and seconds (the oracle-call budget is the oracle's: it raises
         :class:`~harness.api.OracleBudgetExceeded`, and the last complete iterate is the result).
     started
-        ``time.perf_counter()`` when the run started: the time budget counts from there.
+        ``time.perf_counter()`` when the run started, moved on by the offline phase's seconds: the
+        time budget counts from there.
     """
     every = evaluator.task.evaluation.every
     steps = 0

@@ -65,6 +65,29 @@ Bilevel problems (``min_{x, y} F(x, y)`` over ``y`` in the lower problem's solut
     ``upper_dimension`` coordinates. ``bilevel_grads`` answers with those values and their
     gradients, one row each (``g <= 0`` is feasible).
 
+Decentralized problems (``n`` nodes of a graph, node ``i`` holding its own copy ``x_i`` of the
+variable and its own loss ``f_i``; the parameter vector is ``(x_1, ..., x_n)`` stacked) expose:
+
+``n_nodes``, ``edges``, ``node_losses(params)``, ``gossip(params, edge_weights)``
+    The number of nodes, the graph's edges (an ``(E, 2)`` numpy array of node pairs, the
+    topology a method may know), every node's loss at its own copy ``(n,)``, and the weighted
+    Laplacian's action ``(L_w x)_i = sum_{e = (i, j)} w_e (x_i - x_j)`` on the stacked copies
+    (a closed form). ``graph()`` answers the edges; ``node_grads(params, nodes=None)`` answers each node's gradient of its own
+    loss at its own copy, stacked (zero at nodes not asked for), counted as one ``node_grad``
+    per node; ``gossip`` (with the capability ``graph``) answers ``L_w x``, counted as two
+    ``communication`` calls per edge of nonzero weight (a message each way). A sharded problem
+    (:mod:`harness.execute.ranks`) answers both on its own nodes only: the all-reduce assembles them.
+
+Policies with verifiable rewards (RL on a finite set of prompts and answers) expose:
+
+``policy_logits(params)``, ``rewards(prompts, answers)``, ``group_size``
+    The policy's logits ``(P, K)`` (answer ``a`` to prompt ``p`` has probability
+    ``softmax(logits[p])[a]``), the verifiable reward of each ``(prompt, answer)`` pair (numpy
+    in, numpy float out) and the rollouts drawn per prompt ``G``. ``sample`` draws ``G`` answers
+    to every prompt from the policy with the oracle's rollout sampler (seeded by the run seed,
+    a stream of its own), counted as one ``sample`` per rollout; ``logprobs`` and ``policy_grad``
+    (``grad_params sum_i w_i log pi(a_i | p_i)``) answer on given rollouts, one call each.
+
 ``indices`` reach ``loss`` and ``logits`` as integer arrays of the framework (a ``torch.long``
 tensor on the run's device, a jax int64 array or tracer): the backend converts the sampler's
 numpy draws before it calls the hook.
@@ -79,17 +102,23 @@ from typing import Any
 import numpy as np
 
 from harness.api import OracleBudgetExceeded
+from harness.arrays import like, to_host
 
-__all__ = ["CLOSED_FORM_HOOKS", "SAMPLER_STREAM", "CountingOracle", "layout_blocks", "own_blocks"]
+__all__ = ["CLOSED_FORM_HOOKS", "COUNTED_AS", "ROLLOUT_STREAM", "SAMPLER_STREAM", "CountingOracle", "layout_blocks", "own_blocks"]
 
 #: Second word of the minibatch sampler's seed sequence ``[run seed, SAMPLER_STREAM]``: the
 #: sampler's stream stays apart from any other stream a method or problem draws from the run seed.
 SAMPLER_STREAM = 0x5A3F1E
+#: Second word of the rollout sampler's seed sequence ``[run seed, ROLLOUT_STREAM]`` (``sample``).
+ROLLOUT_STREAM = 0x2011A7
+
+#: Count kinds that are not the name of the call counted (kind -> call): units of work, not calls.
+COUNTED_AS = {"node_grad": "node_grads", "communication": "gossip"}
 
 #: Oracle calls a problem may answer in closed form, by a method of the same name taking the
 #: call's arguments (``hessian(params)``, ``gauss_newton(params)``, ...).
 CLOSED_FORM_HOOKS = ("value", "grad", "value_and_grad", "hvp", "hessian", "gauss_newton", "fisher", "matvec",
-                     "matrix")
+                     "matrix", "gossip")
 
 
 class CountingOracle:
@@ -129,6 +158,7 @@ class CountingOracle:
             raise ValueError("batch_size needs a finite-sum problem (one with n_samples)")
         self.sampler = np.random.default_rng(np.random.SeedSequence([int(seed), SAMPLER_STREAM]))
         self.last_indices: np.ndarray | None = None
+        self.rollouts = np.random.default_rng(np.random.SeedSequence([int(seed), ROLLOUT_STREAM]))
         # Set on a tracing view (see :meth:`tracing_view`): checked before every count, and the
         # source of minibatch indices inside a compiled function.
         self._guard: Callable[[], None] | None = None
@@ -302,6 +332,68 @@ class CountingOracle:
         self._count("bilevel_grads")
         return self._bilevel_grads(params)
 
+    def node_grads(self, params: Any, nodes: Any = None) -> Any:
+        """Each node's gradient of its own loss at its own copy, stacked like ``params`` (zero at nodes not asked for).
+
+        ``nodes``: the nodes whose gradients are computed (all when ``None``), counted one each.
+        """
+        self._require("node_grads", "node_losses", "n_nodes")
+        n = int(self.problem.n_nodes)
+        mask = np.ones(n) if nodes is None else np.bincount(np.asarray(nodes, dtype=np.int64), minlength=n).clip(0, 1)
+        self._count("node_grad", int(mask.sum()))  # one per node (COUNTED_AS)
+        grads = self._node_grads(params)
+        if nodes is None:
+            return grads
+        return grads * like(np.repeat(mask, int(params.shape[0]) // n), params)
+
+    def graph(self) -> np.ndarray:
+        """The graph's edges, an ``(E, 2)`` read-only int64 numpy array of node pairs (one ``graph`` call)."""
+        self._require("graph", "edges", "n_nodes")
+        self._count("graph")
+        edges = np.array(self.problem.edges, dtype=np.int64).reshape(-1, 2)
+        edges.setflags(write=False)
+        return edges
+
+    def gossip(self, params: Any, edge_weights: Any) -> Any:
+        """``L_w x``: the weighted graph Laplacian on the stacked copies, two ``communication`` calls per active edge."""
+        self._require("graph", "gossip", "edges")
+        self._count("communication", 2 * int(np.count_nonzero(to_host(edge_weights))))
+        return self._closed["gossip"](params, edge_weights)
+
+    def sample(self, params: Any) -> tuple[np.ndarray, np.ndarray, Any]:
+        """``G`` rollouts per prompt of the policy at ``params``: ``(prompts, answers, rewards)``, each ``(P G,)``.
+
+        Prompts and answers are read-only int64 numpy arrays (indices, as ``last_indices``), the
+        rewards an array of the framework of ``params``; counted as ``P G`` samples.
+        """
+        self._require("sample", "policy_logits", "rewards", "group_size")
+        logits = to_host(self.problem.policy_logits(params))
+        prompts_n, _ = logits.shape
+        group = int(self.problem.group_size)
+        self._count("sample", prompts_n * group)
+        probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
+        cumulative = np.cumsum(probabilities / probabilities.sum(axis=1, keepdims=True), axis=1)
+        uniforms = self.rollouts.random((prompts_n, group))
+        answers = np.minimum((cumulative[:, None, :] <= uniforms[:, :, None]).sum(-1), logits.shape[1] - 1)
+        prompts = np.repeat(np.arange(prompts_n), group)
+        answers = answers.reshape(-1).astype(np.int64)
+        rewards = np.asarray(self.problem.rewards(prompts, answers), dtype=np.float64)
+        prompts.setflags(write=False)
+        answers.setflags(write=False)
+        return prompts, answers, like(rewards, params)
+
+    def logprobs(self, params: Any, prompts: Any, answers: Any) -> Any:
+        """``log pi(answers_i | prompts_i)`` at ``params``, shape ``(m,)`` (one call)."""
+        self._require("sample", "policy_logits")
+        self._count("logprobs")
+        return self._logprobs(params, _as_indices(prompts), _as_indices(answers))
+
+    def policy_grad(self, params: Any, prompts: Any, answers: Any, weights: Any) -> Any:
+        """``grad_params sum_i weights_i log pi(answers_i | prompts_i)``, shape ``(dim,)`` (one call)."""
+        self._require("sample", "policy_logits")
+        self._count("policy_grad")
+        return self._policy_grad(params, _as_indices(prompts), _as_indices(answers), weights)
+
     def hessian(self, params: Any) -> Any:
         return self._call("hessian", self._hessian, params)
 
@@ -373,6 +465,15 @@ class CountingOracle:
         raise NotImplementedError
 
     def _bilevel_grads(self, params: Any) -> tuple[Any, Any]:
+        raise NotImplementedError
+
+    def _logprobs(self, params: Any, prompts: Any, answers: Any) -> Any:
+        raise NotImplementedError
+
+    def _node_grads(self, params: Any) -> Any:
+        raise NotImplementedError
+
+    def _policy_grad(self, params: Any, prompts: Any, answers: Any, weights: Any) -> Any:
         raise NotImplementedError
 
 

@@ -226,8 +226,9 @@ def _build_and_loop(run: RunSpec, catalog: Catalog, collective: Collective, made
         return built
     program, params, evaluator = built
     made.clock = clock = Clock(made.backend)
+    # The time budget is the run's, not its offline phase's (reported apart, amortized over problems).
     return run_loop(program, params, evaluator=evaluator, clock=clock, collective=collective, budget=run.budget,
-                    started=started)
+                    started=started + (made.offline_s or 0.0))
 
 
 class Stepper:

@@ -46,10 +46,12 @@ import numpy as np
 
 from harness.spec import CAPABILITIES
 
-__all__ = ["BATCHED_CALLS", "DecoyOracle", "OracleFacts", "WarmupAborted", "facts_of", "offline_operator", "seal"]
+__all__ = ["EXTRA_CALLS", "DecoyOracle", "OracleFacts", "WarmupAborted", "facts_of", "offline_operator", "seal"]
 
-#: Batched forms of a capability (call -> the capability it needs), counted as one call per row.
-BATCHED_CALLS = {"values": "value"}
+#: Calls offered with a capability besides the call of its own name (call -> the capability it needs):
+#: the batched ``values`` (counted as one value per row), the log-probabilities and policy
+#: gradients of ``sample``'s rollouts, and a decentralized graph's ``gossip``.
+EXTRA_CALLS = {"values": "value", "logprobs": "sample", "policy_grad": "sample", "gossip": "graph"}
 #: Decoy calls allowed in one warm-up: a method looping on noise is cut off here.
 DECOY_CALL_LIMIT = 200
 
@@ -80,6 +82,11 @@ class OracleFacts:
     upper_dimension, n_constraints
         A bilevel problem's upper-level coordinates (``x``, leading; ``y`` follows) and its number
         of lower-level constraints ``g_j <= 0``; ``None`` otherwise.
+    policy_shape, group_size
+        A policy's ``(prompts, answers)`` and the rollouts ``sample`` draws per prompt; ``None``
+        otherwise.
+    n_nodes
+        A decentralized problem's nodes (the vector stacks one copy per node); ``None`` otherwise.
     """
 
     dimension: int
@@ -93,6 +100,9 @@ class OracleFacts:
     n_players: int | None = None
     upper_dimension: int | None = None
     n_constraints: int | None = None
+    policy_shape: tuple[int, int] | None = None
+    group_size: int | None = None
+    n_nodes: int | None = None
 
     @property
     def stochastic(self) -> bool:
@@ -126,6 +136,11 @@ def facts_of(problem: Any, oracle: Any, params: Any, *, seed: int, to_numpy: Cal
     bilevel = "bilevel_grads" in oracle.capabilities
     upper = getattr(problem, "upper_dimension", None) if bilevel else None
     constraints = getattr(problem, "n_constraints", None) if bilevel else None
+    policy_shape = group = None
+    if "sample" in oracle.capabilities and callable(getattr(problem, "policy_logits", None)):
+        prompts, answers = (int(n) for n in to_numpy(problem.policy_logits(params)).shape)
+        policy_shape, group = (prompts, answers), int(problem.group_size)
+    n_nodes = getattr(problem, "n_nodes", None) if {"node_grads", "graph"} & oracle.capabilities else None
     logits_shape = None
     if "jvp_logits" in oracle.capabilities and callable(getattr(problem, "logits", None)):
         logits_shape = tuple(to_numpy(problem.logits(params)).shape)
@@ -141,6 +156,9 @@ def facts_of(problem: Any, oracle: Any, params: Any, *, seed: int, to_numpy: Cal
         n_players=n_players,
         upper_dimension=None if upper is None else int(upper),
         n_constraints=None if constraints is None else int(constraints),
+        policy_shape=policy_shape,
+        group_size=group,
+        n_nodes=None if n_nodes is None else int(n_nodes),
     )
 
 
@@ -173,12 +191,12 @@ def seal(oracle: Any, facts: OracleFacts, *, warmup: bool = False) -> Any:
         "__repr__": lambda self: f"<sealed oracle: {', '.join(sorted(capabilities))}>",
     }
     for name in ("dimension", "seed", "layout", "n_samples", "batch_size", "n_tasks", "shared_dimension", "n_players",
-                 "upper_dimension", "n_constraints"):
+                 "upper_dimension", "n_constraints", "policy_shape", "group_size", "n_nodes"):
         members[name] = getattr(facts, name)
     for name in CAPABILITIES:
         offered = name in capabilities and callable(getattr(oracle, name, None))
         members[name] = _call(oracle, name) if offered else _unavailable(name, capabilities)
-    for name, capability in BATCHED_CALLS.items():
+    for name, capability in EXTRA_CALLS.items():
         offered = capability in capabilities and callable(getattr(oracle, name, None))
         members[name] = _call(oracle, name) if offered else _unavailable(capability, capabilities)
     if callable(getattr(oracle, "sample_indices", None)) and facts.n_samples is not None:
@@ -285,6 +303,9 @@ class DecoyOracle:
         self.n_players = facts.n_players
         self.upper_dimension = facts.upper_dimension
         self.n_constraints = facts.n_constraints
+        self.policy_shape = facts.policy_shape
+        self.group_size = facts.group_size
+        self.n_nodes = facts.n_nodes
         self.stochastic = facts.stochastic
         self.last_indices: np.ndarray | None = None
         self._rng = np.random.default_rng(0xDEC0)
@@ -294,8 +315,9 @@ class DecoyOracle:
         return sum(self.counts.values())
 
     def _answer(self, kind: str, *shape: int) -> Any:
-        if kind not in self.capabilities:
-            raise NotImplementedError(f"this task does not provide {kind!r}")
+        capability = EXTRA_CALLS.get(kind, kind)
+        if capability not in self.capabilities:
+            raise NotImplementedError(f"this task does not provide {capability!r}")
         self.counts[kind] = self.counts.get(kind, 0) + 1
         if self.total_calls > DECOY_CALL_LIMIT:
             raise WarmupAborted(f"more than {DECOY_CALL_LIMIT} oracle calls in one warm-up step")
@@ -365,6 +387,30 @@ class DecoyOracle:
         d = self.facts.dimension
         diagonal = self.backend.asarray_int(np.arange(d))
         return diagonal, self.backend.asarray_int(np.arange(d)), 1.0 + abs(self._answer("matrix", d))
+
+    def sample(self, params: Any) -> tuple[np.ndarray, np.ndarray, Any]:
+        prompts_n, answers_n = self.facts.policy_shape or (1, 1)
+        group = self.facts.group_size or 1
+        rewards = self._answer("sample", prompts_n * group)
+        prompts = np.repeat(np.arange(prompts_n), group)
+        return prompts, self._rng.integers(answers_n, size=prompts_n * group), (rewards > 0) * 1.0
+
+    def logprobs(self, params: Any, prompts: Any, answers: Any) -> Any:
+        return -abs(self._answer("logprobs", len(prompts)))
+
+    def policy_grad(self, params: Any, prompts: Any, answers: Any, weights: Any) -> Any:
+        return self._answer("policy_grad", self.facts.dimension)
+
+    def node_grads(self, params: Any, nodes: Any = None) -> Any:
+        return self._answer("node_grads", self.facts.dimension)
+
+    def graph(self) -> np.ndarray:
+        self._answer("graph")
+        n = self.facts.n_nodes or 1
+        return np.stack([np.arange(n), (np.arange(n) + 1) % n], axis=1)  # a ring
+
+    def gossip(self, params: Any, edge_weights: Any) -> Any:
+        return self._answer("gossip", self.facts.dimension)
 
     def bilevel_grads(self, params: Any) -> tuple[Any, Any]:
         rows = 2 + (self.facts.n_constraints or 0)

@@ -176,6 +176,9 @@ Capability = Literal[
     "matvec",
     "matrix",
     "bilevel_grads",
+    "sample",
+    "node_grads",
+    "graph",
 ]
 CAPABILITIES: tuple[str, ...] = Capability.__args__  # type: ignore[attr-defined]
 

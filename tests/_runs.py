@@ -14,3 +14,13 @@ def run_single(catalog, task, method, framework, *, params=None, hyperparameters
     suite = SuiteSpec(id="single", seeds=(seed,), frameworks=(framework,), hardware=("cpu",), entries=(entry,))
     (run,) = make_plan(catalog, suite=suite).runs
     return execute_run(run, catalog)
+
+
+#: Smaller values of hyperparameters whose defaults make the registry-wide checks slow (an offline
+#: phase's training): the contract and smoke tests exercise the method's structure, not its training.
+QUICK_HYPERPARAMETERS = {"dcdm": {"train_steps": 5, "lanczos_vectors": 20}}
+
+
+def quick_hyperparameters(spec):
+    """``spec``'s declared hyperparameters with :data:`QUICK_HYPERPARAMETERS`' values for it."""
+    return spec.resolve_hyperparameters(QUICK_HYPERPARAMETERS.get(spec.id))

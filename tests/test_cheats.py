@@ -63,7 +63,8 @@ def test_the_sealed_oracle_exposes_calls_and_facts_only(full_catalog):
     calls = set(CAPABILITIES)  # each declared call, or one that raises NotImplementedError
     facts = {"capabilities", "counts", "total_calls", "last_indices", "stochastic", "warmup", "dimension", "seed",
              "layout", "n_samples", "batch_size", "n_tasks", "shared_dimension", "n_players", "values",
-             "upper_dimension", "n_constraints"}
+             "upper_dimension", "n_constraints", "policy_shape", "group_size", "logprobs", "policy_grad",
+             "n_nodes", "gossip"}
     assert public == calls | facts
     oracle.grad(problem.init_params(0))
     assert dict(oracle.counts) == {"grad": 1} and oracle.total_calls == 1

@@ -98,3 +98,11 @@ def test_an_offline_phase_is_reported_apart(full_catalog, framework):
     row = run_single(full_catalog, "quadratic", "pretrained", framework, budget=Budget(steps=5)).row
     assert row["status"] == "completed", row["error"]
     assert row["offline_s"] >= 0.2 and row["timed_s"] < 0.2
+
+
+def test_the_time_budget_leaves_the_offline_phase_out(full_catalog):
+    # Training for 3 s against a 2 s budget: the run still takes its 5 steps (its own time is far below 2 s).
+    row = run_single(full_catalog, "quadratic", "pretrained", "torch", budget=Budget(steps=5, seconds=2),
+                     hyperparameters={"offline_sleep_s": 3.0}).row
+    assert row["status"] == "completed" and row["steps"] == 5, row["error"]
+    assert row["offline_s"] >= 3.0 > 2.0 and row["wall_s"] > 3.0

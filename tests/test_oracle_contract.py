@@ -20,48 +20,17 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _capabilities import CALLS, counted, leaves, rows, shapes
 
 from harness.api import Oracle
 from harness.backends import make_backend
 from harness.catalog import Catalog
 from harness.oracle import CountingOracle
-from harness.sealed import BATCHED_CALLS, DecoyOracle, OracleFacts, facts_of, seal
+from harness.sealed import EXTRA_CALLS, DecoyOracle, OracleFacts, facts_of, seal
 from harness.spec import CAPABILITIES
 
 REPO = Path(__file__).resolve().parents[1]
 FRAMEWORKS = ("torch", "jax")
-
-#: How to ask each capability, and the shapes of its answer, from the dimension ``d``, the logits' shape
-#: and the rows ``t`` (:func:`rows`).
-#: A capability added to the schema needs a row here, so it is exercised on both backends.
-CALLS: dict[str, tuple[Callable[[Any, Any, Any], Any], Callable[[int, tuple[int, ...], int | None], Any]]] = {
-    "value": (lambda o, x, v: o.value(x), lambda d, z, t: ()),
-    "grad": (lambda o, x, v: o.grad(x), lambda d, z, t: (d,)),
-    "value_and_grad": (lambda o, x, v: o.value_and_grad(x), lambda d, z, t: ((), (d,))),
-    "hvp": (lambda o, x, v: o.hvp(x, v), lambda d, z, t: (d,)),
-    "hessian": (lambda o, x, v: o.hessian(x), lambda d, z, t: (d, d)),
-    "stochastic_grad": (lambda o, x, v: o.stochastic_grad(x), lambda d, z, t: (d,)),
-    "per_example_grads": (lambda o, x, v: o.per_example_grads(x, np.arange(5)), lambda d, z, t: (5, d)),
-    "jvp_logits": (lambda o, x, v: o.jvp_logits(x, v), lambda d, z, t: (z, z)),
-    "gauss_newton": (lambda o, x, v: o.gauss_newton(x), lambda d, z, t: (d, d)),
-    "fisher": (lambda o, x, v: o.fisher(x), lambda d, z, t: (d, d)),
-    "task_grads": (lambda o, x, v: o.task_grads(x), lambda d, z, t: ((t,), (t, d))),
-    "player_grads": (lambda o, x, v: o.player_grads(x), lambda d, z, t: (d,)),
-    "matvec": (lambda o, x, v: o.matvec(v), lambda d, z, t: (d,)),
-    # t: the nonzeros of a linear system's matrix; the rows of a bilevel problem's terms.
-    "matrix": (lambda o, x, v: o.matrix(), lambda d, z, t: ((t,), (t,), (t,))),
-    "bilevel_grads": (lambda o, x, v: o.bilevel_grads(x), lambda d, z, t: ((t,), (t, d))),
-}
-
-
-def rows(prob: Any) -> int | None:
-    """The ``t`` of :data:`CALLS`: tasks, a bilevel problem's ``2 + m`` terms, or a matrix's nonzeros."""
-    if callable(getattr(prob, "matrix", None)):
-        return int(prob.matrix()[0].shape[0])
-    if getattr(prob, "n_constraints", None) is not None:
-        return 2 + int(prob.n_constraints)
-    return getattr(prob, "n_tasks", None)
-
 
 @functools.cache
 def catalog() -> Catalog:
@@ -87,16 +56,6 @@ def provider(capability: str) -> str:
         if capability in entry.spec.provides and set(FRAMEWORKS) <= set(entry.spec.implementations):
             return entry.spec.id
     raise AssertionError(f"no catalog task provides {capability!r} in {FRAMEWORKS}")
-
-
-def shapes(answer: Any) -> Any:
-    if isinstance(answer, tuple):
-        return tuple(shapes(a) for a in answer)
-    return tuple(answer.shape)
-
-
-def leaves(answer: Any) -> list[Any]:
-    return [leaf for a in answer for leaf in leaves(a)] if isinstance(answer, tuple) else [answer]
 
 
 def protocol_members() -> tuple[set[str], set[str]]:
@@ -127,10 +86,13 @@ def test_each_capability_is_answered_by_both_backends(capability: str, framework
     logits_shape = tuple(b.to_numpy(prob.logits(x)).shape) if callable(getattr(prob, "logits", None)) else ()
     call, expected = CALLS[capability]
     answer = call(oracle, x, v)
-    assert shapes(answer) == expected(int(x.shape[0]), logits_shape, rows(prob))
+    assert shapes(answer) == expected(int(x.shape[0]), logits_shape, rows(prob, capability))
     for leaf in leaves(answer):
+        if capability in ("sample", "graph") and isinstance(leaf, np.ndarray):  # indices: prompts, answers, nodes
+            assert leaf.dtype == np.int64 and not leaf.flags.writeable
+            continue
         assert type(leaf) is type(x) and np.all(np.isfinite(b.to_numpy(leaf)))
-    assert dict(oracle.counts) == {capability: 1}
+    assert dict(oracle.counts) == counted(prob, capability)
     # Not provided: the call refuses, uncounted.
     bare = b.make_oracle(prob, capabilities=frozenset(spec.provides) - {capability})
     with pytest.raises(NotImplementedError, match=capability):
@@ -140,7 +102,7 @@ def test_each_capability_is_answered_by_both_backends(capability: str, framework
 
 def test_the_protocol_calls_are_the_capabilities() -> None:
     _, calls = protocol_members()
-    assert calls == set(CAPABILITIES) | set(BATCHED_CALLS) | {"sample_indices"}
+    assert calls == set(CAPABILITIES) | set(EXTRA_CALLS) | {"sample_indices"}
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import pytest
 
+from _runs import quick_hyperparameters
+
 from harness.catalog import Catalog
 from harness.plan import RunSpec
 from harness.run import execute_run
@@ -50,7 +52,7 @@ def test_method_runs_and_descends(method, framework, task):
     spec = CATALOG.tasks[task].spec
     params = spec.resolve_parameters({k: v for k, v in SMALL.items() if k in spec.parameters})
     run = RunSpec(suite="registry", task=task, task_params=params, method=method,
-                  hyperparameters=CATALOG.methods[method].spec.resolve_hyperparameters(),
+                  hyperparameters=quick_hyperparameters(CATALOG.methods[method].spec),
                   framework=framework, hardware="cpu", seed=0, budget=Budget(steps=STEPS.get(task, 20), seconds=120))
     result = execute_run(run, CATALOG)
     assert result.status in ("completed", "reached_target"), result.row["error"]

@@ -148,6 +148,16 @@ class JaxOracle(CountingOracle):
             terms = getattr(problem, hook, None)
             if terms is not None:
                 makers[kind] = functools.partial(_values_and_jacobian, terms)
+        node_losses = getattr(problem, "node_losses", None)
+        if node_losses is not None:  # separable in the nodes' copies: block i is grad f_i(x_i)
+            makers["node_grads"] = lambda: jax.jit(jax.grad(lambda p: node_losses(p).sum()))
+        policy_logits = getattr(problem, "policy_logits", None)
+        if policy_logits is not None:
+            def log_policy(p: jax.Array, prompts: jax.Array, answers: jax.Array) -> jax.Array:
+                return jax.nn.log_softmax(policy_logits(p), axis=-1)[prompts, answers]
+
+            makers["logprobs"] = lambda: jax.jit(log_policy)
+            makers["policy_grad"] = lambda: jax.jit(jax.grad(lambda p, i, a, w: (w * log_policy(p, i, a)).sum()))
         player_losses = getattr(problem, "player_losses", None)
         if player_losses is not None:
             makers["player_grads"] = lambda: jax.jit(
@@ -191,6 +201,15 @@ class JaxOracle(CountingOracle):
 
     def _bilevel_grads(self, params: jax.Array) -> tuple[jax.Array, jax.Array]:
         return self._jit.bilevel_grads(params)
+
+    def _node_grads(self, params: jax.Array) -> jax.Array:
+        return self._jit.node_grads(params)
+
+    def _logprobs(self, params: jax.Array, prompts: Any, answers: Any) -> jax.Array:
+        return self._jit.logprobs(params, jnp.asarray(prompts), jnp.asarray(answers))
+
+    def _policy_grad(self, params: jax.Array, prompts: Any, answers: Any, weights: jax.Array) -> jax.Array:
+        return self._jit.policy_grad(params, jnp.asarray(prompts), jnp.asarray(answers), weights)
 
     def _gauss_newton(self, params: jax.Array) -> jax.Array:
         logits = self.problem.logits(params)
@@ -422,7 +441,8 @@ def _warm_oracle(oracle: JaxOracle, params: jax.Array, backend: Backend, needs: 
             "hessian": lambda: view.hessian(zeros), "gauss_newton": lambda: view.gauss_newton(zeros),
             "fisher": lambda: view.fisher(zeros), "task_grads": lambda: view.task_grads(zeros),
             "player_grads": lambda: view.player_grads(zeros), "matvec": lambda: view.matvec(zeros),
-            "matrix": view.matrix, "bilevel_grads": lambda: view.bilevel_grads(zeros)}
+            "matrix": view.matrix, "bilevel_grads": lambda: view.bilevel_grads(zeros),
+            "node_grads": lambda: view.node_grads(zeros)}
     for kind, call in warm.items():
         if kind in oracle.capabilities and kind in needs:
             try:

@@ -113,6 +113,27 @@ class TorchOracle(CountingOracle):
     def _bilevel_grads(self, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return _values_and_jacobian(self.problem.bilevel_terms, params)
 
+    def _node_grads(self, params: torch.Tensor) -> torch.Tensor:
+        with torch.enable_grad():
+            x = params.detach().requires_grad_(True)
+            (grad,) = torch.autograd.grad(self.problem.node_losses(x).sum(), x)  # separable: block i is grad f_i
+        return grad
+
+    def _log_policy(self, x: torch.Tensor, prompts: np.ndarray, answers: np.ndarray) -> torch.Tensor:
+        log_pi = torch.log_softmax(self.problem.policy_logits(x), dim=-1)
+        return log_pi[self._indices(prompts, x), self._indices(answers, x)]
+
+    def _logprobs(self, params: torch.Tensor, prompts: np.ndarray, answers: np.ndarray) -> torch.Tensor:
+        with torch.no_grad():
+            return self._log_policy(params.detach(), prompts, answers)
+
+    def _policy_grad(self, params: torch.Tensor, prompts: np.ndarray, answers: np.ndarray,
+                     weights: torch.Tensor) -> torch.Tensor:
+        with torch.enable_grad():
+            x = params.detach().requires_grad_(True)
+            (grad,) = torch.autograd.grad((weights.detach() * self._log_policy(x, prompts, answers)).sum(), x)
+        return grad
+
     def _player_grads(self, params: torch.Tensor) -> torch.Tensor:
         from torch.func import jacrev
 

@@ -9,7 +9,9 @@ The driver watches every busy worker:
 
 - a run is killed at its wall-clock limit, ``budget.seconds`` plus a grace margin
   (status ``timeout``); the run's own loop stops at ``budget.seconds`` when a step returns,
-  the kill is for steps that never do;
+  the kill is for steps that never do. The limit counts from the run's start and is renewed
+  at its first trace point (step 0), so a method's offline phase, which the loop's budget
+  leaves out, has ``budget.seconds`` plus grace of its own;
 - a run whose worker's resident set passes ``memory_limit_mb`` above its baseline is killed
   (``oom``); inside the worker ``RLIMIT_AS`` makes most allocations fail first, cleanly;
 - a worker that exits or is killed by a signal mid-run leaves an ``error`` row naming the
@@ -443,6 +445,10 @@ class _Supervisor:
         self.poll_s = poll_s
         self.started = 0
 
+    def _grace(self, run: RunSpec) -> float:
+        """Seconds past ``budget.seconds`` before a run is killed."""
+        return self.grace_s if self.grace_s is not None else default_grace(run.budget.seconds)
+
     def profile(self, run: RunSpec) -> HardwareProfile:
         return self.catalog.hardware[run.hardware].spec
 
@@ -542,9 +548,8 @@ class _Supervisor:
             profile = self.profile(run)
             worker.started, worker.started_at = now, _now()
             worker.server = fields[1]
-            grace = self.grace_s if self.grace_s is not None else default_grace(run.budget.seconds)
             ranks_extra = self.rank_startup_s if profile.ranks > 1 else 0.0
-            worker.deadline = now + run.budget.seconds + grace + ranks_extra
+            worker.deadline = now + run.budget.seconds + self._grace(run) + ranks_extra
             if profile.memory_limit_mb is not None and fields[0] is not None:
                 worker.rss_limit = fields[0] + profile.memory_limit_mb * 2**20 * profile.ranks
             return None
@@ -553,6 +558,8 @@ class _Supervisor:
                 raise _BadMessage(f"a 'point' message of the wrong shape: {_excerpt(message)}")
             if len(worker.points) > run.budget.steps:  # one point per step at most, and step 0
                 raise _BadMessage(f"more trace points than the {run.budget.steps} steps of the run's budget")
+            if not worker.points:  # step 0: setup, the offline phase and compilation are over; the loop's budget starts
+                worker.deadline = max(worker.deadline, now + run.budget.seconds + self._grace(run))
             worker.points.append(_validate_point(fields[0], "a trace point"))
             return None
         if kind == "result":

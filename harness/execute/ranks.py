@@ -66,7 +66,7 @@ __all__ = ["REDUCED_CALLS", "ShardedOracle", "TorchCollective", "execute_ranks",
 #: Oracle calls whose result is a (weighted) sum over the data: all-reduced over the ranks.
 REDUCED_CALLS = frozenset(
     {"value", "values", "grad", "value_and_grad", "hvp", "hessian", "stochastic_grad", "node_grads", "task_grads",
-     "player_grads", "matvec"}
+     "player_grads", "matvec", "gossip"}
 )
 
 T = TypeVar("T")
