@@ -26,8 +26,10 @@ __all__ = [
     "is_torch",
     "like",
     "namespace",
+    "noise_key",
     "normal_init",
     "softmax",
+    "standard_normal",
     "take",
     "to_float64",
     "to_host",
@@ -157,3 +159,38 @@ def normal_init(backend: Any, seed: int, size: int, fan_in: int) -> Any:
     """``N(0, 1 / fan_in)`` of length ``size`` from ``default_rng(seed)``: the same start in every framework."""
     rng = np.random.default_rng(seed)
     return backend.asarray(rng.standard_normal(size) / np.sqrt(fan_in))
+
+
+def noise_key(params: Any, seed: int, stream: int) -> Any:
+    """A method's own noise generator, seeded by ``[seed, stream]`` (a stream per method keeps draws apart).
+
+    numpy ``default_rng([seed, stream])`` for numpy and torch arrays; for jax arrays a key,
+    ``fold_in(PRNGKey(seed), stream)``, which the method carries in its state (so a compiled step
+    stays pure). The frameworks' draws differ; their distributions do not.
+    """
+    if not (is_numpy(params) or is_torch(params)):
+        import jax
+
+        return jax.random.fold_in(jax.random.PRNGKey(int(seed)), int(stream))
+    return np.random.default_rng([int(seed), int(stream)])
+
+
+def standard_normal(key: Any, shape: tuple[int, ...], params: Any) -> tuple[Any, Any]:
+    """``N(0, I)`` of ``shape`` in the framework and dtype of ``params``, and the key to draw from next.
+
+    ``key`` is :func:`noise_key`'s: a numpy generator advances in place (returned as it is), a jax
+    key is split.
+
+    Examples
+    --------
+    >>> key = noise_key(np.zeros(3), seed=0, stream=7)
+    >>> noise, key = standard_normal(key, (2, 3), np.zeros(3))
+    >>> noise.shape
+    (2, 3)
+    """
+    if isinstance(key, np.random.Generator):
+        return like(key.standard_normal(shape), params), key
+    import jax
+
+    key, sub = jax.random.split(key)
+    return jax.random.normal(sub, shape, dtype=params.dtype), key

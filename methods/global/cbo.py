@@ -19,9 +19,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-import numpy as np
-
-from harness.arrays import is_torch, like, namespace
+from harness.arrays import namespace, noise_key, standard_normal
 
 __all__ = ["CBO", "CBOState", "consensus"]
 
@@ -62,30 +60,14 @@ class CBO:
             raise ValueError(f"need particles >= 1, dt > 0, alpha > 0 (got {particles}, {dt}, {alpha})")
         self.n, self.lam, self.sigma, self.alpha, self.dt = int(particles), float(lam), float(sigma), float(alpha), float(dt)
 
-    def _noise(self, key: Any, like_params: Any) -> tuple[Any, Any]:
-        shape = (self.n, int(like_params.shape[0]))
-        if isinstance(key, np.random.Generator):
-            return like(key.standard_normal(shape), like_params), key
-        import jax
-
-        key, sub = jax.random.split(key)
-        return jax.random.normal(sub, shape, dtype=like_params.dtype), key
-
     def init(self, params: Any, oracle: Any) -> CBOState:
-        seed = int(oracle.seed)
-        if is_torch(params):
-            key: Any = np.random.default_rng([seed, _STREAM])
-        else:
-            import jax
-
-            key = jax.random.fold_in(jax.random.PRNGKey(seed), _STREAM)
-        noise, key = self._noise(key, params)
+        noise, key = standard_normal(noise_key(params, oracle.seed, _STREAM), (self.n, int(params.shape[0])), params)
         return CBOState(params[None, :] + noise, key)
 
     def step(self, params: Any, state: CBOState, oracle: Any) -> tuple[Any, CBOState]:
         particles = state.particles
         v = consensus(particles, oracle.values(particles), self.alpha)
-        xi, key = self._noise(state.key, params)
+        xi, key = standard_normal(state.key, tuple(particles.shape), params)
         gap = particles - v[None, :]
         particles = particles - self.lam * self.dt * gap + self.sigma * self.dt**0.5 * gap * xi
         return v, CBOState(particles, key)

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from harness.arrays import namespace
+from krylov import safe_ratio
 
 __all__ = ["ConjugateDirections", "ConvolutionalInverse", "DCDMState", "DeepConjugateDirections",
            "grid_side", "ritz_vectors", "train"]
@@ -44,14 +45,6 @@ class DCDMState(NamedTuple):
     previous_direction: Any
     previous_product: Any
     previous_curvature: Any
-
-
-def _ratio(numerator: Any, denominator: Any) -> Any:
-    """``numerator / denominator``, and 0 where the denominator is 0 (no direction yet, or a converged residual)."""
-    xp = namespace(denominator)
-    nonzero = denominator != 0
-    return xp.where(nonzero, numerator / xp.where(nonzero, denominator, xp.ones_like(denominator)),
-                    xp.zeros_like(denominator))
 
 
 class ConjugateDirections:
@@ -76,15 +69,15 @@ class ConjugateDirections:
         residual, p1, ap1, c1, p2, ap2, c2 = state
         xp = namespace(residual)
         norm = xp.sqrt((residual * residual).sum())
-        q = self.direction(residual * _ratio(1.0, norm))  # a zero residual goes in as 0, not 0 / 0
+        q = self.direction(residual * safe_ratio(1.0, norm))  # a zero residual goes in as 0, not 0 / 0
         product = oracle.matvec(q)
         # Gram-Schmidt in the A inner product against the last two directions (the paper's choice):
         # A p follows from A q without a second product.
-        k1, k2 = _ratio((q * ap1).sum(), c1), _ratio((q * ap2).sum(), c2)
+        k1, k2 = safe_ratio((q * ap1).sum(), c1), safe_ratio((q * ap2).sum(), c2)
         direction = q - k1 * p1 - k2 * p2
         product = product - k1 * ap1 - k2 * ap2
         curvature = (direction * product).sum()
-        alpha = _ratio((direction * residual).sum(), curvature)
+        alpha = safe_ratio((direction * residual).sum(), curvature)
         params = params + alpha * direction
         residual = residual - alpha * product
         return params, DCDMState(residual, direction, product, curvature, p1, ap1, c1)

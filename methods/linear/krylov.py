@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 from harness.arrays import namespace
 from preconditioners import PRECONDITIONERS
 
-__all__ = ["CGState", "ConjugateGradient", "PCGState", "PreconditionedCG"]
+__all__ = ["CGState", "ConjugateGradient", "PCGState", "PreconditionedCG", "safe_ratio"]
 
 
 class CGState(NamedTuple):
@@ -31,8 +31,8 @@ class CGState(NamedTuple):
     rr: Any
 
 
-def _ratio(numerator: Any, denominator: Any) -> Any:
-    """``numerator / denominator``, and 0 where the denominator is 0 (a converged residual)."""
+def safe_ratio(numerator: Any, denominator: Any) -> Any:
+    """``numerator / denominator``, and 0 where the denominator is 0 (a converged residual, no direction yet)."""
     xp = namespace(denominator)
     nonzero = denominator != 0
     return xp.where(nonzero, numerator / xp.where(nonzero, denominator, xp.ones_like(denominator)),
@@ -49,11 +49,11 @@ class ConjugateGradient:
     def step(self, params: Any, state: CGState, oracle: Any) -> tuple[Any, CGState]:
         residual, direction, rr = state
         product = oracle.matvec(direction)
-        alpha = _ratio(rr, (direction * product).sum())
+        alpha = safe_ratio(rr, (direction * product).sum())
         params = params + alpha * direction
         residual = residual - alpha * product
         rr_next = (residual * residual).sum()
-        direction = residual + _ratio(rr_next, rr) * direction
+        direction = residual + safe_ratio(rr_next, rr) * direction
         return params, CGState(residual, direction, rr_next)
 
 
@@ -88,10 +88,10 @@ class PreconditionedCG:
     def step(self, params: Any, state: PCGState, oracle: Any) -> tuple[Any, PCGState]:
         residual, direction, rz, precondition = state
         product = oracle.matvec(direction)
-        alpha = _ratio(rz, (direction * product).sum())
+        alpha = safe_ratio(rz, (direction * product).sum())
         params = params + alpha * direction
         residual = residual - alpha * product
         z = precondition(residual)
         rz_next = (residual * z).sum()
-        direction = z + _ratio(rz_next, rz) * direction
+        direction = z + safe_ratio(rz_next, rz) * direction
         return params, PCGState(residual, direction, rz_next, precondition)

@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from harness.arrays import is_torch, like, namespace
+from harness.arrays import like, namespace, noise_key, standard_normal
 
 __all__ = ["GRAPHS", "READOUTS", "CoupledLangevin", "CoupledLangevinState", "laplacian"]
 
@@ -93,32 +93,16 @@ class CoupledLangevin:
         self.coupling, self.sigma, self.dt = float(coupling), float(sigma), float(dt)
         self.laplacian = laplacian(self.graph, self.n)
 
-    def _noise(self, key: Any, like_params: Any) -> tuple[Any, Any]:
-        shape = (self.n, int(like_params.shape[0]))
-        if isinstance(key, np.random.Generator):
-            return like(key.standard_normal(shape), like_params), key
-        import jax
-
-        key, sub = jax.random.split(key)
-        return jax.random.normal(sub, shape, dtype=like_params.dtype), key
-
     def _read(self, replicas: Any) -> Any:
         return replicas.mean(0) if self.readout == "mean" else replicas[0]
 
     def init(self, params: Any, oracle: Any) -> CoupledLangevinState:
-        seed = int(oracle.seed)
-        if is_torch(params):
-            key: Any = np.random.default_rng([seed, _STREAM])
-        else:
-            import jax
-
-            key = jax.random.fold_in(jax.random.PRNGKey(seed), _STREAM)
-        return CoupledLangevinState(namespace(params).stack([params] * self.n), key)
+        return CoupledLangevinState(namespace(params).stack([params] * self.n), noise_key(params, oracle.seed, _STREAM))
 
     def step(self, params: Any, state: CoupledLangevinState, oracle: Any) -> tuple[Any, CoupledLangevinState]:
         X = state.replicas
         grads = namespace(X).stack([oracle.grad(X[i]) for i in range(self.n)])  # one counted call per replica
-        xi, key = self._noise(state.key, params)
+        xi, key = standard_normal(state.key, tuple(X.shape), params)
         drift = grads + self.coupling * (like(self.laplacian, X) @ X)
         X = X - self.dt * drift + self.sigma * self.dt**0.5 * xi
         return self._read(X), CoupledLangevinState(X, key)

@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from harness.arrays import is_torch, like, namespace
+from harness.arrays import is_torch, like, namespace, noise_key, standard_normal
 
 __all__ = ["LangevinAverage", "LangevinState", "top_eigenvector"]
 
@@ -77,24 +77,13 @@ class LangevinAverage:
         self.eta, self.beta, self.burn_in, self.average = float(eta), float(beta), int(burn_in), bool(average)
         self.scale = math.sqrt(2 * self.eta / self.beta)  # 0 at beta = inf
 
-    def _noise(self, key: Any, like_params: Any) -> tuple[Any, Any]:
-        if isinstance(key, np.random.Generator):
-            return like(key.standard_normal(int(like_params.shape[0])), like_params), key
-        import jax
-
-        key, sub = jax.random.split(key)
-        return jax.random.normal(sub, like_params.shape, dtype=like_params.dtype), key
-
     def init(self, params: Any, oracle: Any) -> LangevinState:
-        seed = int(oracle.seed)
         d = int(params.shape[0])
+        key = noise_key(params, oracle.seed, _STREAM)
         if is_torch(params):
-            key: Any = np.random.default_rng([seed, _STREAM])
             return LangevinState(0, like(np.zeros((d, d)), params), 0, key)
-        import jax
         import jax.numpy as jnp
 
-        key = jax.random.fold_in(jax.random.PRNGKey(seed), _STREAM)
         zero = jnp.zeros((), dtype=jnp.int32)
         return LangevinState(zero, jnp.zeros((d, d), dtype=params.dtype), zero, key)
 
@@ -102,7 +91,7 @@ class LangevinAverage:
         theta = _normalize(params)
         grad = oracle.grad(theta)  # the one counted call of the step
         tangent = grad - theta * (theta * grad).sum()
-        xi, key = self._noise(state.key, theta)
+        xi, key = standard_normal(state.key, tuple(theta.shape), theta)
         theta = _normalize(theta - self.eta * tangent + self.scale * xi)
         on = state.t >= self.burn_in  # a python bool in torch, a traced one in jax
         second_moment = state.second_moment + on * (theta[:, None] * theta[None, :])
