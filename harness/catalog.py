@@ -626,11 +626,11 @@ def _check_one(check: dict[str, Any]) -> list[tuple[list[Any], str]]:
 
 
 def _smoke(check: dict[str, Any], obj: Any) -> list[tuple[list[Any], str]]:
-    """``init`` and one step of the method on a real task, as a run would call them; problems found."""
+    """The offline phase, ``init`` and one step of the method on a real task, as a run calls them; problems found."""
     import numpy as np
 
     from harness.backends import make_backend
-    from harness.sealed import facts_of, seal
+    from harness.sealed import facts_of, offline_operator, seal
 
     plan, loc = check["smoke"], check["loc"]
     if isinstance(plan, str):
@@ -649,7 +649,10 @@ def _smoke(check: dict[str, Any], obj: Any) -> list[tuple[list[Any], str]]:
         else:
             method = obj(**plan["hyperparameters"])
         params = problem.init_params(0)
-        sealed = seal(oracle, facts_of(problem, oracle, params, seed=0, to_numpy=backend.to_numpy))
+        facts = facts_of(problem, oracle, params, seed=0, to_numpy=backend.to_numpy)
+        sealed = seal(oracle, facts)
+        if callable(getattr(method, "offline", None)):  # before init, as a run calls it
+            method.offline(facts, offline_operator(oracle, facts))
         state = method.init(params, sealed)
         new, state = method.step(params, state, sealed)
     except BaseException as exc:  # noqa: BLE001 - a method may raise anything

@@ -118,8 +118,9 @@ class DecentralRidge:
         self.dim = self.n_nodes * self.d
         self.edges = graph_edges(graph, self.n_nodes, int(data_seed))
         self._X, self._y = node_data(self.n_nodes, self.m, self.d, int(data_seed))
-        self.x_star = solution(self.n_nodes, self.m, self.d, self.mu, int(data_seed))
-        self.f_star = self._objective(self.x_star)
+        self.solution = solution(self.n_nodes, self.m, self.d, self.mu, int(data_seed))  # x*, shape (d,)
+        self.x_star = np.tile(self.solution, self.n_nodes)  # the optimum in the stacked parameters: every copy at x*
+        self.f_star = self._objective(self.solution)
         incidence = np.zeros((len(self.edges), self.n_nodes))
         incidence[np.arange(len(self.edges)), self.edges[:, 0]] = 1.0
         incidence[np.arange(len(self.edges)), self.edges[:, 1]] = -1.0
@@ -171,10 +172,10 @@ class DecentralRidge:
     def evaluate(self, params: Any) -> dict[str, float]:
         x = to_float64(self.backend, params).reshape(self.n_nodes, self.d)
         mean = x.mean(0)
-        node_error = float(((x - self.x_star) ** 2).sum(1).mean())
+        node_error = float(((x - self.solution) ** 2).sum(1).mean())
         return {
             "objective": self._objective(mean),
             "node_error": node_error,
-            "relative_node_error": node_error / float(self.x_star @ self.x_star),
+            "relative_node_error": node_error / float(self.solution @ self.solution),
             "consensus_error": float(((x - mean) ** 2).sum(1).mean()),
         }

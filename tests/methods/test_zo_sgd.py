@@ -26,6 +26,7 @@ def test_declaration() -> None:
 @pytest.mark.parametrize("framework", ["torch", "jax"])
 def test_estimate_is_the_central_difference_formula(framework: str) -> None:
     problem = make_problem("convex", "logreg", framework)
+    backend(framework).seed(0)  # the shared backend's run seed, which the oracle (and its seed fact) takes
     oracle = backend(framework).make_oracle(problem, capabilities=frozenset({"value"}))
     method = make_method("zeroth_order", "zo-sgd", framework, lr=0.5, directions=3, mu=1e-4)
     params = problem.init_params(0)

@@ -30,7 +30,8 @@ def test_x_star_is_scipys_least_squares_on_the_stacked_problem() -> None:
     A = np.vstack([X.reshape(n * m, d) / np.sqrt(m), np.sqrt(n * mu) * np.eye(d)])
     c = np.concatenate([y.reshape(-1) / np.sqrt(m), np.zeros(d)])
     reference = scipy.linalg.lstsq(A, c)[0]
-    np.testing.assert_allclose(prob.x_star, reference, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(prob.solution, reference, rtol=1e-10, atol=1e-12)
+    np.testing.assert_array_equal(prob.x_star, np.tile(prob.solution, prob.n_nodes))  # every copy at x*
     value = scipy.optimize.minimize(prob._objective, np.zeros(d), method="L-BFGS-B", options={"ftol": 1e-15}).fun
     assert prob.f_star <= value + 1e-9 and prob.f_star == pytest.approx(0.5 * np.sum((A @ reference - c) ** 2))
     # The declared conditioning (notes and dadao's defaults): L = 11.7, mu_min = 0.0103.
@@ -80,9 +81,9 @@ def test_node_grads_gossip_and_metrics_match_numpy(framework: str) -> None:
     losses = 0.5 * ((np.einsum("nmd,nd->nm", prob._X, x) - prob._y) ** 2).mean(1) + 0.5 * mu * (x**2).sum(1)
     assert float(prob.loss(b.asarray(x.reshape(-1)))) == pytest.approx(losses.sum(), rel=1e-12)
     metrics = prob.evaluate(b.asarray(x.reshape(-1)))
-    error = ((x - prob.x_star) ** 2).sum(1).mean()
+    error = ((x - prob.solution) ** 2).sum(1).mean()
     assert metrics["node_error"] == pytest.approx(error, rel=1e-12)
-    assert metrics["relative_node_error"] == pytest.approx(error / (prob.x_star @ prob.x_star), rel=1e-12)
+    assert metrics["relative_node_error"] == pytest.approx(error / (prob.solution @ prob.solution), rel=1e-12)
     assert metrics["consensus_error"] == pytest.approx(((x - x.mean(0)) ** 2).sum(1).mean(), rel=1e-12)
     assert metrics["objective"] == pytest.approx(prob._objective(x.mean(0)), rel=1e-12)
     assert prob.evaluate(prob.init_params(0))["relative_node_error"] == 1.0
