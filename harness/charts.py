@@ -43,6 +43,7 @@ __all__ = [
     "score_profile_chart",
     "series_colours",
     "solver_labels",
+    "log_axis",
     "spans_decades",
     "speedup_chart",
     "display_unit",
@@ -333,6 +334,20 @@ _SCALED_UNITS: dict[str, tuple[tuple[float, str], ...]] = {
 }
 #: Values whose largest is this many times their smallest (two decades) get a log axis.
 _LOG_SPAN = 100.0
+
+
+def log_axis(values: pl.Series, *, lower_is_better: bool = True) -> bool:
+    """Whether a metric's chart defaults to a log y axis: a lower-is-better metric whose values span decades.
+
+    A higher-is-better score (an overlap, a success rate, pass@1) climbs to its ceiling: a linear
+    axis shows that, where a log one stretches its random start.
+
+    Examples
+    --------
+    >>> log_axis(pl.Series([1e-4, 0.5, 1.0])), log_axis(pl.Series([1e-4, 0.5, 1.0]), lower_is_better=False)
+    (True, False)
+    """
+    return lower_is_better and spans_decades(values)
 
 
 def spans_decades(values: pl.Series) -> bool:

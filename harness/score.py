@@ -1578,14 +1578,20 @@ def convergence_bands(
 
 
 def probe_columns(traces: pl.DataFrame | pl.LazyFrame, metrics: Iterable[str] = ()) -> list[str]:
-    """The numeric trace columns that are neither standard, oracle counts nor metrics: probes."""
+    """The numeric trace columns that are neither standard, oracle counts nor metrics: probes.
+
+    Of a collected frame, only the columns it measured: a compacted part holds the columns of
+    every task it merged, null in the runs of the others.
+    """
     from harness.store import TRACE_COLUMNS
 
     schema = traces.lazy().collect_schema()
     skip = set(TRACE_COLUMNS) | set(metrics) | {"suboptimality", "objective"}
+    measured = (lambda name: traces[name].null_count() < traces.height) if isinstance(traces, pl.DataFrame) else (
+        lambda name: True)
     return [
         name for name, dtype in schema.items()
-        if name not in skip and not name.startswith("calls_") and dtype.is_numeric()
+        if name not in skip and not name.startswith("calls_") and dtype.is_numeric() and measured(name)
     ]
 
 

@@ -368,3 +368,11 @@ def test_a_parameter_missing_from_some_rows_varies() -> None:
     assert score.varying_parameters(iter([("m", '{"lr": 1}'), ("m", '{"lr": 1, "b": 2}')])) == {"m": {"b"}}
     frame = pl.DataFrame({"method": ["m", "m", "n"], "hyperparameters": ['{"lr":3.0,"s":50}', '{"lr":3.0,"s":0}', '{"lr":1}']})
     assert score.setting_labels(frame).to_list() == ["s=50", "s=0", ""]
+
+
+def test_probe_columns_are_the_measured_ones_of_a_collected_frame() -> None:
+    # A compacted part holds every merged task's columns: another task's metric is all null here.
+    traces = pl.DataFrame({"step": [0, 1], "objective": [2.0, 1.0], "hessian-top/lambda_1": [3.0, 2.5],
+                           "overlap": [None, None]}, schema_overrides={"overlap": pl.Float64})
+    assert score.probe_columns(traces) == ["hessian-top/lambda_1"]
+    assert score.probe_columns(traces.lazy()) == ["hessian-top/lambda_1", "overlap"]  # a schema alone cannot tell

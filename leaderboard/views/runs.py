@@ -55,14 +55,15 @@ def _run_curves(run_id: str, row: dict) -> None:
     values = [m for m in (*sorted(info), "suboptimality", "objective") if m in trace.columns]
     values = list(dict.fromkeys(values)) + score.probe_columns(trace, info)
     values = [v for v in values if trace[v].drop_nulls().len() > 0]
-    st.caption(f"This run's trace: {trace.height} evaluation points. Log axes where the values span decades "
-               "(values at or below zero sit on the floor).")
+    st.caption(f"This run's trace: {trace.height} evaluation points. Log axes where a lower-is-better metric's "
+               "values span decades (values at or below zero sit on the floor).")
     columns = st.columns(2)
     for i, value in enumerate(values):
         output = probe_output(value)
         meta = info.get(value, {})
         unit = output.unit if output is not None else meta.get("unit", "")
-        log_y = output.log if output is not None else charts.spans_decades(trace[value])
+        log_y = output.log if output is not None else charts.log_axis(trace[value],
+                                                                     lower_is_better=meta.get("lower_is_better", True))
         series = trace.select(pl.lit(value).alias("label"), pl.col("step").cast(pl.Float64).alias("x"),
                               *[pl.col(value).cast(pl.Float64).alias(c) for c in ("median", "lo", "hi")],
                               pl.lit(1, pl.UInt32).alias("n"))

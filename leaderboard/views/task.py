@@ -104,7 +104,8 @@ if not lbkit.empty_notice(runs):
         values = traces[metric].cast(pl.Float64)
         finite = values.filter(values.is_finite())
         positive = finite.len() > 0 and finite.min() > 0  # an objective can be negative (tensor PCA)
-        log_default = metric == "suboptimality" or (metric == "objective" and positive) or charts.spans_decades(values)
+        decaying = charts.log_axis(values, lower_is_better=info.get(metric, {}).get("lower_is_better", True))
+        log_default = metric == "suboptimality" or (metric == "objective" and positive) or decaying
         log_y = cols[3].checkbox("Log y", value=log_default,
                                  key="task_log", help="Suboptimality at or below zero sits on the floor, 1e-16.")
         relative = cols[4].checkbox("Relative to the start", value=False, key="task_relative",
