@@ -72,9 +72,9 @@ variable and its own loss ``f_i``; the parameter vector is ``(x_1, ..., x_n)`` s
     The number of nodes, the graph's edges (an ``(E, 2)`` numpy array of node pairs, the
     topology a method may know), every node's loss at its own copy ``(n,)``, and the weighted
     Laplacian's action ``(L_w x)_i = sum_{e = (i, j)} w_e (x_i - x_j)`` on the stacked copies
-    (a closed form). ``graph()`` answers the edges; ``node_grads(params, nodes=None)`` answers each node's gradient of its own
-    loss at its own copy, stacked (zero at nodes not asked for), counted as one ``node_grad``
-    per node; ``gossip`` (with the capability ``graph``) answers ``L_w x``, counted as two
+    (a closed form). ``graph()`` answers the edges; ``node_grads(params, nodes=None)`` answers
+    each node's gradient of its own loss at its own copy, stacked (zero at nodes not asked for),
+    counted as one ``node_grad`` per node; ``gossip`` (with the capability ``graph``) answers ``L_w x``, counted as two
     ``communication`` calls per edge of nonzero weight (a message each way). A sharded problem
     (:mod:`harness.execute.ranks`) answers both on its own nodes only: the all-reduce assembles them.
 
@@ -104,7 +104,8 @@ import numpy as np
 from harness.api import OracleBudgetExceeded
 from harness.arrays import like, to_host
 
-__all__ = ["CLOSED_FORM_HOOKS", "COUNTED_AS", "ROLLOUT_STREAM", "SAMPLER_STREAM", "CountingOracle", "layout_blocks", "own_blocks"]
+__all__ = ["CLOSED_FORM_HOOKS", "COUNTED_AS", "ROLLOUT_STREAM", "SAMPLER_STREAM", "CountingOracle", "layout_blocks",
+           "own_blocks"]
 
 #: Second word of the minibatch sampler's seed sequence ``[run seed, SAMPLER_STREAM]``: the
 #: sampler's stream stays apart from any other stream a method or problem draws from the run seed.
@@ -400,11 +401,12 @@ class CountingOracle:
     def uncounted(self) -> CountingOracle:
         """A view for probes and evaluation: same task, calls neither counted nor budgeted.
 
-        The view is exact (full batch) and never draws from the run's sampler, so probing
-        leaves the minibatch sequence of the run unchanged.
+        The view is exact (full batch) and never draws from the run's sampler or rollout
+        stream, so probing leaves the minibatch and rollout sequences of the run unchanged.
         """
-        # A private sampler stream: the run's stays untouched.
-        return self._view(counting=False, batch_size=0, sampler=np.random.default_rng(0))
+        # Private sampler and rollout streams: the run's stay untouched.
+        return self._view(counting=False, batch_size=0, sampler=np.random.default_rng(0),
+                          rollouts=np.random.default_rng(0))
 
     def tracing_view(self) -> CountingOracle:
         """A view whose calls are recorded in its own ``counts``, with no budget: for tracing.

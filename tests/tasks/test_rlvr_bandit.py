@@ -128,3 +128,13 @@ def test_rollouts_follow_the_policy_and_their_score_estimate_is_the_exact_gradie
     per_call_sd = np.abs(np.eye(K)[problem.correct] - pi) * np.sqrt(q * (1 - q) / G)
     assert (np.abs(estimate - exact) <= 5 * per_call_sd / np.sqrt(calls) + 1e-12).all()
     assert np.linalg.norm(estimate - exact) < 0.1 * np.linalg.norm(exact)
+
+
+def test_the_uncounted_view_draws_no_rollout_of_the_run() -> None:
+    problem = make_problem(FAMILY, TASK, "torch")
+    x = problem.init_params(0)
+    untouched = make_oracle(FAMILY, TASK, problem, "torch", seal=False).sample(x)[1]
+    oracle = make_oracle(FAMILY, TASK, problem, "torch", seal=False)
+    probed = oracle.uncounted().sample(x)[1]  # a probe's rollouts: a stream of its own, uncounted
+    assert dict(oracle.counts) == {} and not np.array_equal(probed, untouched)
+    np.testing.assert_array_equal(oracle.sample(x)[1], untouched)
