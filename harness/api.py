@@ -86,6 +86,10 @@ class Oracle(Protocol):
         ``None`` otherwise.
     n_nodes
         A decentralized problem's nodes (the vector stacks one copy per node); ``None`` otherwise.
+    n_clients, local_epochs, perturbation_radius
+        A federated problem's clients (the vector stacks one model copy per client), the local
+        epochs its protocol allows between two ``aggregate`` rounds, and the radius of the l2 ball
+        of input perturbations its robust loss is measured against; ``None`` otherwise.
     batch_size, stochastic
         Minibatch size of a stochastic oracle (0: full batch), and whether ``grad`` and
         ``value_and_grad`` answer on minibatches (``batch_size > 0``).
@@ -112,6 +116,9 @@ class Oracle(Protocol):
     policy_shape: tuple[int, int] | None  # a policy's (prompts, answers)
     group_size: int | None  # rollouts per prompt of sample
     n_nodes: int | None  # a decentralized problem's nodes, one stacked copy each
+    n_clients: int | None  # a federated problem's clients, one stacked model copy each
+    local_epochs: int | None  # local epochs allowed between two aggregations
+    perturbation_radius: float | None  # radius of the threat model's l2 ball of input perturbations
     batch_size: int  # minibatch size of a stochastic oracle (0: full batch)
     stochastic: bool
     last_indices: Any  # the last minibatch drawn (a read-only copy)
@@ -183,6 +190,22 @@ class Oracle(Protocol):
 
     def gossip(self, params: P, edge_weights: Any) -> P:
         """The weighted graph Laplacian on the stacked copies, ``(L_w x)_i = sum_e w_e (x_i - x_j)``."""
+        ...
+
+    def clients(self) -> Any:
+        """A federated problem's client sizes ``n_k`` ``(C,)``; client ``k`` holds the ``k``-th block of examples."""
+        ...
+
+    def client_grads(self, params: P, perturbations: Any = None) -> P:
+        """Each client's gradient of its loss at its own copy, stacked; inputs shifted by ``perturbations`` ``(n, features)``."""
+        ...
+
+    def perturbation_grads(self, params: P, perturbations: Any) -> Any:
+        """The gradient ``(n, features)`` of the client losses in the input perturbations (an attack's oracle)."""
+        ...
+
+    def aggregate(self, params: P) -> P:
+        """The server's round: every copy set to the size-weighted mean of the copies (two messages per client)."""
         ...
 
     def sample(self, params: P) -> tuple[Any, Any, Any]:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "block_shard",
     "einsum",
     "eye",
     "immutable",
@@ -194,3 +195,18 @@ def standard_normal(key: Any, shape: tuple[int, ...], params: Any) -> tuple[Any,
 
     key, sub = jax.random.split(key)
     return jax.random.normal(sub, shape, dtype=params.dtype), key
+
+
+def block_shard(problem: Any, parts: int, rank: int, world_size: int) -> tuple[Any, float]:
+    """A rank's shard of a problem that is a sum over ``parts`` (nodes, clients): weight 1.
+
+    A shallow copy of ``problem`` that answers for the rank's contiguous block of parts (numpy
+    ``array_split``): its ``_arrays(own)`` rebuilds the framework arrays with ``own`` ``(parts,)``
+    1 there and 0 elsewhere, so the ranks' answers sum to the whole problem's.
+    """
+    own = np.zeros(parts)
+    own[np.array_split(np.arange(parts), world_size)[rank]] = 1.0
+    local = object.__new__(type(problem))
+    local.__dict__.update(problem.__dict__)
+    local._arrays(own)
+    return local, 1.0

@@ -78,6 +78,24 @@ variable and its own loss ``f_i``; the parameter vector is ``(x_1, ..., x_n)`` s
     ``communication`` calls per edge of nonzero weight (a message each way). A sharded problem
     (:mod:`harness.execute.ranks`) answers both on its own nodes only: the all-reduce assembles them.
 
+Federated problems (``C`` clients, client ``k`` holding its own block of the examples and its own
+copy ``w_k`` of the model; the parameter vector is ``(w_1, ..., w_C)`` stacked) expose:
+
+``n_clients``, ``client_sizes``, ``local_epochs``, ``perturbation_radius``, ``n_features``,
+``client_losses(params, perturbations)``, ``aggregate(params)``
+    The number of clients, their examples ``n_k`` (client ``k`` holds the contiguous block of
+    examples after those of clients ``0..k-1``), the local epochs the protocol allows between two
+    aggregations, the radius of the threat model's l2 ball of input perturbations, the model's
+    features (each copy's length), every client's loss at its own copy on inputs shifted by
+    ``perturbations`` ``(n, n_features)`` (``(C,)``), and the server's aggregation (a closed form):
+    every copy replaced by the size-weighted mean ``sum_k n_k w_k / n``. ``clients()`` answers the
+    sizes; ``client_grads(params, perturbations=None)`` each client's gradient of its loss at its
+    own copy, stacked, counted as one ``client_grad`` per client; ``perturbation_grads(params,
+    perturbations)`` the gradient of the client losses in the perturbations ``(n, n_features)``
+    (an attack's oracle), one ``perturbation_grad`` per client; ``aggregate`` two ``communication``
+    calls per client (its upload and the broadcast). A sharded problem answers on its own clients
+    only: the all-reduce assembles them.
+
 Policies with verifiable rewards (RL on a finite set of prompts and answers) expose:
 
 ``policy_logits(params)``, ``rewards(prompts, answers)``, ``group_size``
@@ -113,13 +131,14 @@ SAMPLER_STREAM = 0x5A3F1E
 #: Second word of the rollout sampler's seed sequence ``[run seed, ROLLOUT_STREAM]`` (``sample``).
 ROLLOUT_STREAM = 0x2011A7
 
-#: Count kinds that are not the name of the call counted (kind -> call): units of work, not calls.
-COUNTED_AS = {"node_grad": "node_grads", "communication": "gossip"}
+#: Count kinds that are not the name of the call counted (kind -> the calls that count it): units of work.
+COUNTED_AS = {"node_grad": ("node_grads",), "communication": ("gossip", "aggregate"),
+              "client_grad": ("client_grads",), "perturbation_grad": ("perturbation_grads",)}
 
 #: Oracle calls a problem may answer in closed form, by a method of the same name taking the
 #: call's arguments (``hessian(params)``, ``gauss_newton(params)``, ...).
 CLOSED_FORM_HOOKS = ("value", "grad", "value_and_grad", "hvp", "hessian", "gauss_newton", "fisher", "matvec",
-                     "matrix", "gossip")
+                     "matrix", "gossip", "aggregate")
 
 
 class CountingOracle:
@@ -361,6 +380,42 @@ class CountingOracle:
         self._count("communication", 2 * int(np.count_nonzero(to_host(edge_weights))))
         return self._closed["gossip"](params, edge_weights)
 
+    def clients(self) -> np.ndarray:
+        """The clients' examples ``n_k``, a ``(C,)`` read-only int64 numpy array (one ``clients`` call)."""
+        self._require("clients", "client_sizes", "n_clients")
+        self._count("clients")
+        sizes = np.array(self.problem.client_sizes, dtype=np.int64).reshape(-1)
+        sizes.setflags(write=False)
+        return sizes
+
+    def client_grads(self, params: Any, perturbations: Any = None) -> Any:
+        """Each client's gradient of its loss at its own copy, stacked like ``params``; one ``client_grad`` per client.
+
+        ``perturbations`` ``(n, n_features)`` shift the clients' inputs (``None``: clean inputs).
+        """
+        self._require("clients", "client_losses", "n_clients")
+        self._count("client_grad", int(self.problem.n_clients))
+        return self._client_grads(params, self._perturbations(params, perturbations))
+
+    def perturbation_grads(self, params: Any, perturbations: Any) -> Any:
+        """The gradient ``(n, n_features)`` of the client losses in the input perturbations; one per client."""
+        self._require("clients", "client_losses", "n_clients")
+        self._count("perturbation_grad", int(self.problem.n_clients))
+        return self._perturbation_grads(params, self._perturbations(params, perturbations))
+
+    def aggregate(self, params: Any) -> Any:
+        """The server's round: every copy set to the size-weighted mean of the copies; two ``communication`` per client."""
+        self._require("clients", "aggregate", "n_clients")
+        self._count("communication", 2 * int(self.problem.n_clients))
+        return self._closed["aggregate"](params)
+
+    def _perturbations(self, params: Any, perturbations: Any) -> Any:
+        """``perturbations`` as an array of the framework of ``params``; zeros for ``None``."""
+        if perturbations is None:
+            shape = (int(sum(self.problem.client_sizes)), int(self.problem.n_features))
+            return like(np.zeros(shape), params)
+        return like(perturbations, params) if isinstance(perturbations, np.ndarray) else perturbations
+
     def sample(self, params: Any) -> tuple[np.ndarray, np.ndarray, Any]:
         """``G`` rollouts per prompt of the policy at ``params``: ``(prompts, answers, rewards)``, each ``(P G,)``.
 
@@ -476,6 +531,12 @@ class CountingOracle:
         raise NotImplementedError
 
     def _policy_grad(self, params: Any, prompts: Any, answers: Any, weights: Any) -> Any:
+        raise NotImplementedError
+
+    def _client_grads(self, params: Any, perturbations: Any) -> Any:
+        raise NotImplementedError
+
+    def _perturbation_grads(self, params: Any, perturbations: Any) -> Any:
         raise NotImplementedError
 
 

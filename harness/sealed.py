@@ -37,6 +37,7 @@ AttributeError: the oracle is sealed: 'counting' cannot be set
 
 from __future__ import annotations
 
+import dataclasses
 import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -46,12 +47,14 @@ import numpy as np
 
 from harness.spec import CAPABILITIES
 
-__all__ = ["EXTRA_CALLS", "DecoyOracle", "OracleFacts", "WarmupAborted", "facts_of", "offline_operator", "seal"]
+__all__ = ["EXTRA_CALLS", "FACTS", "DecoyOracle", "OracleFacts", "WarmupAborted", "facts_of", "offline_operator", "seal"]
 
 #: Calls offered with a capability besides the call of its own name (call -> the capability it needs):
 #: the batched ``values`` (counted as one value per row), the log-probabilities and policy
-#: gradients of ``sample``'s rollouts, and a decentralized graph's ``gossip``.
-EXTRA_CALLS = {"values": "value", "logprobs": "sample", "policy_grad": "sample", "gossip": "graph"}
+#: gradients of ``sample``'s rollouts, a decentralized graph's ``gossip``, and a federated problem's
+#: client gradients, attack gradients and server aggregation.
+EXTRA_CALLS = {"values": "value", "logprobs": "sample", "policy_grad": "sample", "gossip": "graph",
+               "client_grads": "clients", "perturbation_grads": "clients", "aggregate": "clients"}
 #: Decoy calls allowed in one warm-up: a method looping on noise is cut off here.
 DECOY_CALL_LIMIT = 200
 
@@ -87,6 +90,10 @@ class OracleFacts:
         otherwise.
     n_nodes
         A decentralized problem's nodes (the vector stacks one copy per node); ``None`` otherwise.
+    n_clients, local_epochs, perturbation_radius
+        A federated problem's clients (the vector stacks one model copy per client), the local
+        epochs its protocol allows between two aggregations, and the radius of its threat model's
+        l2 ball of input perturbations; ``None`` otherwise.
     """
 
     dimension: int
@@ -103,10 +110,17 @@ class OracleFacts:
     policy_shape: tuple[int, int] | None = None
     group_size: int | None = None
     n_nodes: int | None = None
+    n_clients: int | None = None
+    local_epochs: int | None = None
+    perturbation_radius: float | None = None
 
     @property
     def stochastic(self) -> bool:
         return bool(self.batch_size)
+
+
+#: The facts a sealed oracle shows a method: every field of :class:`OracleFacts` but the decoy's logits shape.
+FACTS = tuple(field.name for field in dataclasses.fields(OracleFacts) if field.name != "logits_shape")
 
 
 def facts_of(problem: Any, oracle: Any, params: Any, *, seed: int, to_numpy: Callable[[Any], Any]) -> OracleFacts:
@@ -141,6 +155,9 @@ def facts_of(problem: Any, oracle: Any, params: Any, *, seed: int, to_numpy: Cal
         prompts, answers = (int(n) for n in to_numpy(problem.policy_logits(params)).shape)
         policy_shape, group = (prompts, answers), int(problem.group_size)
     n_nodes = getattr(problem, "n_nodes", None) if {"node_grads", "graph"} & oracle.capabilities else None
+    federated = "clients" in oracle.capabilities
+    n_clients, epochs, radius = ((int(problem.n_clients), int(problem.local_epochs), float(problem.perturbation_radius))
+                                 if federated else (None, None, None))
     logits_shape = None
     if "jvp_logits" in oracle.capabilities and callable(getattr(problem, "logits", None)):
         logits_shape = tuple(to_numpy(problem.logits(params)).shape)
@@ -159,6 +176,9 @@ def facts_of(problem: Any, oracle: Any, params: Any, *, seed: int, to_numpy: Cal
         policy_shape=policy_shape,
         group_size=group,
         n_nodes=None if n_nodes is None else int(n_nodes),
+        n_clients=n_clients,
+        local_epochs=epochs,
+        perturbation_radius=radius,
     )
 
 
@@ -190,8 +210,7 @@ def seal(oracle: Any, facts: OracleFacts, *, warmup: bool = False) -> Any:
         "__delattr__": _refuse_setattr,
         "__repr__": lambda self: f"<sealed oracle: {', '.join(sorted(capabilities))}>",
     }
-    for name in ("dimension", "seed", "layout", "n_samples", "batch_size", "n_tasks", "shared_dimension", "n_players",
-                 "upper_dimension", "n_constraints", "policy_shape", "group_size", "n_nodes"):
+    for name in FACTS:
         members[name] = getattr(facts, name)
     for name in CAPABILITIES:
         offered = name in capabilities and callable(getattr(oracle, name, None))
@@ -293,19 +312,8 @@ class DecoyOracle:
         self.capabilities = frozenset(capabilities)
         self.facts = facts
         self.counts: dict[str, int] = {}
-        self.seed = facts.seed
-        self.dimension = facts.dimension
-        self.layout = facts.layout
-        self.n_samples = facts.n_samples
-        self.batch_size = facts.batch_size
-        self.n_tasks = facts.n_tasks
-        self.shared_dimension = facts.shared_dimension
-        self.n_players = facts.n_players
-        self.upper_dimension = facts.upper_dimension
-        self.n_constraints = facts.n_constraints
-        self.policy_shape = facts.policy_shape
-        self.group_size = facts.group_size
-        self.n_nodes = facts.n_nodes
+        for name in FACTS:
+            setattr(self, name, getattr(facts, name))
         self.stochastic = facts.stochastic
         self.last_indices: np.ndarray | None = None
         self._rng = np.random.default_rng(0xDEC0)
@@ -411,6 +419,20 @@ class DecoyOracle:
 
     def gossip(self, params: Any, edge_weights: Any) -> Any:
         return self._answer("gossip", self.facts.dimension)
+
+    def clients(self) -> np.ndarray:
+        self._answer("clients")
+        n = self.facts.n_clients or 1
+        return np.full(n, 10, dtype=np.int64)
+
+    def client_grads(self, params: Any, perturbations: Any = None) -> Any:
+        return self._answer("client_grads", self.facts.dimension)
+
+    def perturbation_grads(self, params: Any, perturbations: Any) -> Any:
+        return self._answer("perturbation_grads", *perturbations.shape)
+
+    def aggregate(self, params: Any) -> Any:
+        return self._answer("aggregate", self.facts.dimension)
 
     def bilevel_grads(self, params: Any) -> tuple[Any, Any]:
         rows = 2 + (self.facts.n_constraints or 0)

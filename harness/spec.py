@@ -179,6 +179,7 @@ Capability = Literal[
     "sample",
     "node_grads",
     "graph",
+    "clients",
 ]
 CAPABILITIES: tuple[str, ...] = Capability.__args__  # type: ignore[attr-defined]
 

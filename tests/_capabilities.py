@@ -35,6 +35,8 @@ CALLS: dict[str, tuple[Callable[[Any, Any, Any], Any], Callable[[int, tuple[int,
     "node_grads": (lambda o, x, v: o.node_grads(x), lambda d, z, t: (d,)),
     # t: the graph's edges.
     "graph": (lambda o, x, v: o.graph(), lambda d, z, t: (t, 2)),
+    # t: the clients (their sizes).
+    "clients": (lambda o, x, v: o.clients(), lambda d, z, t: (t,)),
 }
 
 
@@ -50,6 +52,8 @@ def rows(prob: Any, capability: str) -> int | None:
         return len(prob.edges)
     if capability == "sample":
         return _rollouts(prob)
+    if capability == "clients":
+        return int(prob.n_clients)
     if capability == "bilevel_grads":
         return 2 + int(prob.n_constraints)
     return getattr(prob, "n_tasks", None)

@@ -64,7 +64,8 @@ def test_the_sealed_oracle_exposes_calls_and_facts_only(full_catalog):
     facts = {"capabilities", "counts", "total_calls", "last_indices", "stochastic", "warmup", "dimension", "seed",
              "layout", "n_samples", "batch_size", "n_tasks", "shared_dimension", "n_players", "values",
              "upper_dimension", "n_constraints", "policy_shape", "group_size", "logprobs", "policy_grad",
-             "n_nodes", "gossip"}
+             "n_nodes", "gossip", "n_clients", "local_epochs", "perturbation_radius", "client_grads",
+             "perturbation_grads", "aggregate"}
     assert public == calls | facts
     oracle.grad(problem.init_params(0))
     assert dict(oracle.counts) == {"grad": 1} and oracle.total_calls == 1

@@ -151,6 +151,10 @@ class JaxOracle(CountingOracle):
         node_losses = getattr(problem, "node_losses", None)
         if node_losses is not None:  # separable in the nodes' copies: block i is grad f_i(x_i)
             makers["node_grads"] = lambda: jax.jit(jax.grad(lambda p: node_losses(p).sum()))
+        client_losses = getattr(problem, "client_losses", None)
+        if client_losses is not None:  # separable: client k's losses depend on its own copy and examples only
+            makers["client_grads"] = lambda: jax.jit(jax.grad(lambda p, e: client_losses(p, e).sum(), argnums=0))
+            makers["perturbation_grads"] = lambda: jax.jit(jax.grad(lambda p, e: client_losses(p, e).sum(), argnums=1))
         policy_logits = getattr(problem, "policy_logits", None)
         if policy_logits is not None:
             def log_policy(p: jax.Array, prompts: jax.Array, answers: jax.Array) -> jax.Array:
@@ -204,6 +208,12 @@ class JaxOracle(CountingOracle):
 
     def _node_grads(self, params: jax.Array) -> jax.Array:
         return self._jit.node_grads(params)
+
+    def _client_grads(self, params: jax.Array, perturbations: jax.Array) -> jax.Array:
+        return self._jit.client_grads(params, perturbations)
+
+    def _perturbation_grads(self, params: jax.Array, perturbations: jax.Array) -> jax.Array:
+        return self._jit.perturbation_grads(params, perturbations)
 
     def _logprobs(self, params: jax.Array, prompts: Any, answers: Any) -> jax.Array:
         return self._jit.logprobs(params, jnp.asarray(prompts), jnp.asarray(answers))
@@ -442,7 +452,8 @@ def _warm_oracle(oracle: JaxOracle, params: jax.Array, backend: Backend, needs: 
             "fisher": lambda: view.fisher(zeros), "task_grads": lambda: view.task_grads(zeros),
             "player_grads": lambda: view.player_grads(zeros), "matvec": lambda: view.matvec(zeros),
             "matrix": view.matrix, "bilevel_grads": lambda: view.bilevel_grads(zeros),
-            "node_grads": lambda: view.node_grads(zeros)}
+            "node_grads": lambda: view.node_grads(zeros),
+            "clients": lambda: (view.client_grads(zeros), view.perturbation_grads(zeros, None), view.aggregate(zeros))}
     for kind, call in warm.items():
         if kind in oracle.capabilities and kind in needs:
             try:

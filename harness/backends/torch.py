@@ -119,6 +119,18 @@ class TorchOracle(CountingOracle):
             (grad,) = torch.autograd.grad(self.problem.node_losses(x).sum(), x)  # separable: block i is grad f_i
         return grad
 
+    def _client_loss_grad(self, params: torch.Tensor, perturbations: torch.Tensor, argument: int) -> torch.Tensor:
+        with torch.enable_grad():
+            inputs = [params.detach().requires_grad_(argument == 0), perturbations.detach().requires_grad_(argument == 1)]
+            (grad,) = torch.autograd.grad(self.problem.client_losses(*inputs).sum(), inputs[argument])
+        return grad  # separable: client k's losses depend on its own copy and its own examples only
+
+    def _client_grads(self, params: torch.Tensor, perturbations: torch.Tensor) -> torch.Tensor:
+        return self._client_loss_grad(params, perturbations, 0)
+
+    def _perturbation_grads(self, params: torch.Tensor, perturbations: torch.Tensor) -> torch.Tensor:
+        return self._client_loss_grad(params, perturbations, 1)
+
     def _log_policy(self, x: torch.Tensor, prompts: np.ndarray, answers: np.ndarray) -> torch.Tensor:
         log_pi = torch.log_softmax(self.problem.policy_logits(x), dim=-1)
         return log_pi[self._indices(prompts, x), self._indices(answers, x)]

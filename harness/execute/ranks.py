@@ -17,7 +17,9 @@ returns rank 0's row and trace. Every rank runs the run loop (:func:`harness.run
   * per-node (decentralized): rank ``r`` holds some of the graph's nodes, its local problem
     returns their rows of ``node_grads`` and zeros elsewhere with ``weight = 1``, so the
     all-reduce assembles every node's gradient on every rank; the method's gossip (mixing
-    with the graph's matrix) then acts on the replicated node states.
+    with the graph's matrix) then acts on the replicated node states. Federated clients are
+    spread the same way: ``client_grads``, ``perturbation_grads`` and the server's ``aggregate``
+    answer on a rank's own clients, the all-reduce assembles every client.
 
   A problem without the hook runs replicated: every rank computes everything, the results
   are those of one process. Calls that are not sums (``per_example_grads``, ``jvp_logits``,
@@ -66,7 +68,7 @@ __all__ = ["REDUCED_CALLS", "ShardedOracle", "TorchCollective", "execute_ranks",
 #: Oracle calls whose result is a (weighted) sum over the data: all-reduced over the ranks.
 REDUCED_CALLS = frozenset(
     {"value", "values", "grad", "value_and_grad", "hvp", "hessian", "stochastic_grad", "node_grads", "task_grads",
-     "player_grads", "matvec", "gossip"}
+     "player_grads", "matvec", "gossip", "client_grads", "perturbation_grads", "aggregate"}
 )
 
 T = TypeVar("T")

@@ -11,8 +11,9 @@ The problem is a finite sum over examples and a cross-entropy on logits
 ``z_i = [0, y_i x_i.w - eps ||w||]`` (class 1 correct), so it exposes the hooks of
 :mod:`harness.oracle`: ``n_samples``, ``loss(params, indices)``, ``logits``, ``logit_hessian``,
 ``regularizer`` and ``batch_size`` (minibatch gradients), written once over the array namespace.
-Data, metrics and the reference optimum are numpy (the reference's closed-form Hessian too: the
-oracle differentiates the loss, whose curvature includes that of ``eps ||w||``). Every task
+Data, metrics and the reference optimum are numpy (:mod:`harness.robust`, whose closed-form Hessian
+the reference's Newton polish uses: the oracle differentiates the loss, whose curvature includes
+that of ``eps ||w||``). Every task
 parameter comes from ``robust-logreg.yaml``: no function here has a default for one. This module
 never imports torch or jax, and shares code with other tasks only through ``harness`` (it is
 loaded by file path).
@@ -25,12 +26,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import scipy.special
 
 from harness.arrays import immutable, namespace, normal_init, take, to_float64
 from harness.datasets import BINARY_DATASETS, binary_classification, binary_key
 from harness.losses import CrossEntropyTerms, binary_logits, logistic_loss
-from harness.reference import Reference, optimum
+from harness.reference import Reference
+from harness.robust import gradient, hessian, objective, robust_optimum
 
 __all__ = [
     "DATASETS",
@@ -85,73 +86,17 @@ def load_data(*, dataset: str, n: int, d: int, data_seed: int, labels: str) -> t
     return _load(*_canonical(dataset, n, d, data_seed, labels))
 
 
-# ---------------------------------------------------------------------------------------------
-# The objective in numpy: the reference solver and the metrics use it
-# ---------------------------------------------------------------------------------------------
-
-
-def _exponents(w: np.ndarray, X: np.ndarray, y: np.ndarray, eps: float) -> np.ndarray:
-    return -y * (X @ w) + eps * np.linalg.norm(w)
-
-
-def objective(w: np.ndarray, X: np.ndarray, y: np.ndarray, eps: float, l2: float) -> float:
-    """The regularized mean adversarial logistic loss."""
-    return float(np.mean(np.logaddexp(0.0, _exponents(w, X, y, eps))) + l2 * (w @ w))
-
-
-def gradient(w: np.ndarray, X: np.ndarray, y: np.ndarray, eps: float, l2: float) -> np.ndarray:
-    """Gradient of :func:`objective` (``w != 0``)."""
-    s = scipy.special.expit(_exponents(w, X, y, eps))
-    unit = w / np.linalg.norm(w)
-    return X.T @ (-y * s) / X.shape[0] + eps * np.mean(s) * unit + 2.0 * l2 * w
-
-
-def hessian(w: np.ndarray, X: np.ndarray, y: np.ndarray, eps: float, l2: float) -> np.ndarray:
-    """Hessian of :func:`objective` (``w != 0``).
-
-    With ``u_i = -y_i x_i.w + eps ||w||`` and ``s_i = sigmoid(u_i)``:
-    ``mean_i [s_i (1 - s_i) du_i du_i^T + s_i eps (I - w w^T / ||w||^2) / ||w||] + 2 l2 I``.
-    """
-    n, d = X.shape
-    norm = np.linalg.norm(w)
-    s = scipy.special.expit(_exponents(w, X, y, eps))
-    du = -y[:, None] * X + eps * w / norm
-    curvature = (du.T * (s * (1.0 - s))) @ du / n
-    ball = eps * np.mean(s) * (np.eye(d) - np.outer(w, w) / norm**2) / norm
-    return curvature + ball + 2.0 * l2 * np.eye(d)
-
-
 @functools.cache
 def _reference(key: tuple[Any, ...], eps: float, l2: float) -> Reference:
-    X, y = _load(*key)
-    args = (X, y, eps, l2)
-    # Start from the clean least-squares direction: ||w|| is not differentiable at 0.
-    x0 = np.linalg.lstsq(X, y, rcond=None)[0] * 0.1
-    # Newton polish from gtol 1e-6 converges quadratically, where L-BFGS would crawl
-    # (ill-conditioned real data) and stall above machine precision.
-    return optimum(
-        lambda w: objective(w, *args),
-        lambda w: gradient(w, *args),
-        lambda w: hessian(w, *args),
-        x0,
-        task="robust-logreg",
-        params={"key": list(key), "eps": eps, "l2": l2},
-        sources=_SOURCES,
-        data=(X, y),
-        gtol=1e-6,
-        polish_steps=20,
-    )
+    return robust_optimum(*_load(*key), eps, l2, task="robust-logreg", params={"key": list(key), "eps": eps, "l2": l2},
+                          sources=_SOURCES)
 
 
 def reference(*, dataset: str, n: int, d: int, eps: float, l2: float, data_seed: int, labels: str) -> Reference:
     """The minimizer and minimum by scipy L-BFGS-B (gtol 1e-6) and Newton polish, in numpy.
 
-    The minimizer is cached on disk and checked when read (:func:`harness.reference.optimum`).
+    The minimizer is cached on disk and checked when read (:func:`harness.robust.robust_optimum`).
     """
-    if not l2 > 0:
-        raise ValueError(f"l2 must be positive; got {l2}")
-    if not eps >= 0:
-        raise ValueError(f"eps must be >= 0; got {eps}")
     return _reference(_canonical(dataset, n, d, data_seed, labels), float(eps), float(l2))
 
 

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.arrays import einsum, immutable, is_numpy, like, to_float64
+from harness.arrays import block_shard, einsum, immutable, is_numpy, like, to_float64
 
 __all__ = ["DecentralRidge", "FEATURE_SCALES", "GEOMETRIC_RADIUS", "HETEROGENEITY", "NOISE", "connected",
            "graph_edges", "node_data", "solution"]
@@ -136,13 +136,7 @@ class DecentralRidge:
 
     def shard(self, rank: int, world_size: int) -> tuple[DecentralRidge, float]:
         """Rank ``rank``'s contiguous block of nodes: losses and gossip rows zero elsewhere; weight 1 (a sum)."""
-        block = np.array_split(np.arange(self.n_nodes), world_size)[rank]
-        own = np.zeros(self.n_nodes)
-        own[block] = 1.0
-        local = object.__new__(type(self))
-        local.__dict__.update(self.__dict__)
-        local._arrays(own)
-        return local, 1.0
+        return block_shard(self, self.n_nodes, rank, world_size)
 
     def init_params(self, seed: int) -> Any:
         """Every copy at 0, for every seed (the seeds differ only by a method's own draws)."""
