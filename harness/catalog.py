@@ -46,6 +46,7 @@ __all__ = [
     "implementation_digests",
     "kind_of",
     "resolve_entry_point",
+    "tuning_problem",
 ]
 
 T = TypeVar("T", bound=Spec)
@@ -191,12 +192,18 @@ class Catalog:
                                 task.resolve_parameters({name: value})
                         except ValueError as exc:
                             issues.append(doc.issue((*at, "grid", name), str(exc)))
-                for method_id, overrides in block.hyperparameters.items():
+                for method_id in block.hyperparameters:
                     if method_id in self.methods:
                         try:
-                            self.methods[method_id].spec.resolve_hyperparameters(overrides)
+                            for point in block.hyperparameter_grid(method_id):
+                                self.methods[method_id].spec.resolve_hyperparameters(point)
                         except ValueError as exc:
                             issues.append(doc.issue((*at, "hyperparameters", method_id), str(exc)))
+                if suite.tuning is not None:
+                    for task in tasks:
+                        problem = tuning_problem(suite.tuning, task)
+                        if problem:
+                            issues.append(doc.issue(("tuning", "metric"), f"task {task.id!r}: {problem}"))
         return issues
 
     def get(self, kind: str, spec_id: str) -> Entry[Any]:
@@ -205,6 +212,19 @@ class Catalog:
         if spec_id not in table:
             raise KeyError(_unknown(kind, spec_id, table))
         return table[spec_id]
+
+
+def tuning_problem(tuning: Any, task: Any) -> str | None:
+    """Why ``tuning`` (a :class:`~harness.spec.Tuning`) cannot select on ``task``, in one line; ``None`` when it can."""
+    from harness.spec import STEPS_TO_TARGET
+
+    if tuning.metric == STEPS_TO_TARGET:
+        return None if task.target is not None else "steps_to_target needs a target, and the task declares none"
+    column = tuning.column()
+    declared = [m.id for m in task.metrics]
+    if column not in declared:
+        return f"declares no metric {column!r} to select on (it has: {', '.join(declared)})"
+    return None
 
 
 def _unknown(kind: str, spec_id: str, known: Iterable[str]) -> str:

@@ -228,6 +228,7 @@ def bench(
         raise _fail(str(exc.args[0] if exc.args else exc)) from None
     if not plan.runs:
         raise _fail(f"no runs to do: {plan.why_empty()}")
+    studies = _plan_studies(loaded, chosen, plan)
     from harness.execute import check_executor, make_executor
 
     try:
@@ -237,7 +238,7 @@ def bench(
     _check_store_path(store)
     _plain_warnings()
     if dry_run:
-        _run_plan(plan, None, store, retry_failed=retry_failed, force=force)
+        _run_plan(plan, None, store, retry_failed=retry_failed, force=force, studies=studies)
         return
     opened = _open_store(store)  # before any worker starts
     _save_declarations(opened, loaded, plan, store)
@@ -245,7 +246,15 @@ def bench(
         runner = make_executor(executor, jobs=jobs, address=address, catalog_roots=catalog or (), grace_s=grace, pin=pin)
     except ValueError as exc:
         raise _fail(str(exc)) from None
-    _run_plan(plan, runner, store, retry_failed=retry_failed, force=force, opened=opened)
+    _run_plan(plan, runner, store, retry_failed=retry_failed, force=force, opened=opened, studies=studies)
+
+
+def _plan_studies(loaded, chosen, plan) -> list:  # noqa: ANN001 - Catalog, suite id or SuiteSpec, Plan
+    """The tuning studies of the plan (none without the suite's ``tuning`` protocol)."""
+    from harness.tuning import make_studies
+
+    spec = loaded.get("suite", chosen).spec if isinstance(chosen, str) else chosen
+    return [] if spec.tuning is None else make_studies(plan.runs, loaded, spec.tuning)
 
 
 def _save_declarations(opened, loaded, plan, store: Path) -> None:  # noqa: ANN001 - Store, Catalog, Plan
@@ -340,8 +349,11 @@ def _last_line(text: str | None) -> str:
     return ((text or "").strip().splitlines() or [""])[-1]
 
 
-def _run_plan(plan, runner, store_dir: Path, *, retry_failed: bool, force: bool, opened=None) -> None:  # noqa: ANN001
+def _run_plan(plan, runner, store_dir: Path, *, retry_failed: bool, force: bool, opened=None, studies=()) -> None:  # noqa: ANN001
     """Run what ``plan`` still needs (``runner`` ``None``: print it only), then exit with the plan's status.
+
+    With ``studies`` (the suite's tuning protocol), their trials and reruns follow the plan's runs
+    (:func:`harness.tuning.run_studies`); stored ones are read back, not run again.
 
     ``opened`` is the :class:`~harness.store.Store` of ``store_dir``, opened by the bench
     (``None`` for a dry run, which opens nothing). Damaged runs are moved aside first and run again, also where an older attempt
@@ -381,22 +393,74 @@ def _run_plan(plan, runner, store_dir: Path, *, retry_failed: bool, force: bool,
     )
     if runner is None:
         _print_dry_run(plan, stored, again, console=console)
+        if studies:
+            protocol = studies[0].protocol
+            console.print(f"tuning: {len(studies)} studies of {protocol.trials} {protocol.sampler} trials on seed "
+                          f"{protocol.trial_seed}, the selected settings rerun on seeds 0..{protocol.rerun_seeds - 1}")
         return
 
     if todo:
         plan_runs = _drive_plan(todo, plan, store, runner, store_dir, again=again, moved=moved, console=console)
     _print_report(plan_runs, console=console)
-    console.print(f"store: {store_dir.resolve()}")
     final = _by_id(plan_runs)
     failed = [final[r.run_id] for r in plan.runs if r.run_id in final and final[r.run_id]["status"] in NO_RESULT]
+    total = len(plan.runs)
+    if studies:
+        tuned = _run_studies(studies, plan, store, runner, store_dir, console=console)
+        failed += [row for row in tuned.values() if row["status"] in NO_RESULT]
+        total += len(tuned)
+    console.print(f"store: {store_dir.resolve()}")
     if failed:
         # Last, where a CI log ends: the runs that make this bench exit 1.
-        console.print(Text(f"{len(failed)} of {len(plan.runs)} runs failed (error, timeout or oom); "
+        console.print(Text(f"{len(failed)} of {total} runs failed (error, timeout or oom); "
                            "--retry-failed runs them again:", style="bold red"))
         for row in failed:
             console.print(Text(f"  {row['status']} ", style="red") + Text(
                 f"{row['task']} / {row['method']} / {row['framework']} / seed {row['seed']}: {_last_line(row['error'])}"))
         raise typer.Exit(RUNS_FAILED)
+
+
+def _run_studies(studies, plan, store, runner, store_dir: Path, *, console) -> dict[str, dict]:  # noqa: ANN001
+    """Run the tuning studies' trials and reruns through the bench's executor; their rows, by run id.
+
+    Each study's record is kept in the store when it finishes; the tuned-against-default table is printed.
+    """
+    from rich.markup import escape
+
+    from harness.leaderboard import tuning_renderable
+    from harness.plan import Plan
+    from harness.tuning import run_studies, study_record, tuned_against_default
+
+    rows: dict[str, dict] = {}
+
+    def execute(runs):  # noqa: ANN001, ANN202 - RunSpecs; rows by id
+        unique = list({run.run_id: run for run in runs}.values())
+        ids = {run.run_id for run in unique}
+        stored = _by_id(_read_plan_runs(store_dir, ids, _STORED_COLUMNS))
+        todo = [run for run in unique if run.run_id not in stored]
+        console.print(f"tuning [bold]{escape(plan.suite)}[/bold]: {len(unique)} runs, {len(unique) - len(todo)} "
+                      f"already in {escape(str(store_dir))}, {len(todo)} to run")
+        batch = Plan(suite=plan.suite, runs=unique)
+        frame = (_drive_plan(todo, batch, store, runner, store_dir, again={}, moved={}, console=console) if todo
+                 else _read_plan_runs(store_dir, ids))
+        found = _by_id(frame)
+        rows.update(found)
+        return found
+
+    records = []
+
+    def keep(result) -> None:  # noqa: ANN001 - a StudyResult
+        record = study_record(result)
+        records.append(record)
+        try:
+            store.save_study(result.study.id, record)
+        except OSError as exc:
+            raise _store_error(f"cannot write the store {store_dir}: {_os_reason(exc)}") from None
+
+    run_studies(studies, execute, on_study=keep)
+    defaults = _by_id(_read_plan_runs(store_dir, {r.run_id for r in plan.runs}))
+    console.print(tuning_renderable(tuned_against_default(records, [*rows.values(), *defaults.values()])))
+    return rows
 
 
 def _drive_plan(todo, plan, store, runner, store_dir: Path, *, again: dict[str, int], moved: dict[str, str], console):  # noqa: ANN001, ANN202

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import functools
 import os
 import re
@@ -27,7 +28,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -650,12 +651,56 @@ def report_tables(
     if detailed:
         shown["tasks"] = ranked
     renderables = report_renderables(shown)
+    from harness.store import read_runs, read_studies
+    from harness.tuning import tuned_against_default
+
+    studies = read_studies(store)
+    if studies:
+        rows = read_runs(store).filter(pl.col("suite").is_in(sorted({r["suite"] for r in studies}))).to_dicts()
+        renderables.insert(0, tuning_renderable(tuned_against_default(studies, rows)))
     if not detailed:
         n = tables["tasks"].height
         renderables.append(Text(f"{n} configuration{'s' if n != 1 else ''} over {tables['problems'].height} problems: "
                                 "--all prints the rankings of every configuration, --task ID or --method ID "
                                 "those of some"))
     return renderables
+
+
+def tuning_renderable(rows: Sequence[Mapping[str, Any]]) -> FitTable:
+    """Tuned against default results, one row per study (:func:`harness.tuning.tuned_against_default`).
+
+    The tuning cost stands beside the result it bought: the trials run and the seconds they took
+    on the methods' clocks.
+    """
+    from harness.score import problem_label, varying_parameters
+
+    def number(value: Any) -> str:
+        return "-" if value is None else f"{value:.3g}"
+
+    def setting(values: Mapping[str, Any] | None) -> str:
+        return "none (every trial failed)" if not values else ", ".join(f"{k}={v:.4g}" if isinstance(v, float)
+                                                                       else f"{k}={v}" for k, v in values.items())
+
+    variants = [(r["task"], json.dumps(r["task_params"], sort_keys=True)) for r in rows]
+    varying = varying_parameters(variants)
+    columns = [
+        FitColumn("task", [problem_label(task, params, None, show=varying.get(task, set())) for task, params in variants],
+                  kind="key", code="t"),
+        FitColumn("method", [r["method"] for r in rows], kind="key", code="c"),
+        FitColumn("framework", [r["framework"] for r in rows], kind="key", code="f"),
+        FitColumn("trials", [f"{r['trials'] - r['failed_trials']}/{r['trials']} {r['sampler']}" for r in rows]),
+        FitColumn("tuning [s]", [number(r["tuning_s"]) for r in rows]),
+        FitColumn("selected", [setting(r["selected"]) for r in rows], kind="text"),
+        FitColumn("tuned reached", [f"{r['tuned_reached']}/{r['tuned_runs']}" for r in rows]),
+        FitColumn("tuned target ↓", [number(r["tuned_target"]) for r in rows]),
+        FitColumn("tuned steps", [number(r["tuned_steps_to_target"]) for r in rows]),
+        FitColumn("default reached", [f"{r['default_reached']}/{r['default_runs']}" for r in rows]),
+        FitColumn("default target ↓", [number(r["default_target"]) for r in rows]),
+    ]
+    caption = ("tuned: the selected setting rerun on fresh seeds (median over them); default: the entry's declared "
+               "hyperparameters on the suite's seeds; trials: finished/asked; tuning [s]: the trials' clocks, summed; "
+               "target: the task's target metric; steps: median steps to target")
+    return FitTable("Tuning: the selected settings against the defaults", columns, caption=caption)
 
 
 def report_renderables(tables: Any) -> list[FitTable]:

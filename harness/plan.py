@@ -381,32 +381,32 @@ def _expand(
                 if only_methods and method_id not in only_methods:
                     continue
                 method = catalog.methods[method_id].spec
-                hp = dict(entry.hyperparameters.get(method_id, {}))
-                hp.update(_pick(overrides, method.id, method.hyperparameters, used))
-                hyperparameters = method.resolve_hyperparameters(hp)
-                missing = sorted(method.requirements(hyperparameters) - set(task.provides))
-                for framework in frameworks:
-                    reason = _incompatible(task, method, framework, missing)
-                    if reason:
-                        skip = Skip(task.id, method.id, framework, reason)
-                        if skip not in plan.skipped:
-                            plan.skipped.append(skip)
-                        continue
-                    for hw, seed in itertools.product(hardware, seeds):
-                        runs.append(
-                            RunSpec(
-                                suite=suite.id,
-                                task=task.id,
-                                task_params=task_params,
-                                method=method.id,
-                                hyperparameters=hyperparameters,
-                                framework=framework,
-                                hardware=hw,
-                                seed=seed,
-                                budget=entry.budget or task.budget,
-                                probes=task.probes + entry.probes,
+                for point in entry.hyperparameter_grid(method_id):
+                    hp = point | _pick(overrides, method.id, method.hyperparameters, used)
+                    hyperparameters = method.resolve_hyperparameters(hp)
+                    missing = sorted(method.requirements(hyperparameters) - set(task.provides))
+                    for framework in frameworks:
+                        reason = _incompatible(task, method, framework, missing)
+                        if reason:
+                            skip = Skip(task.id, method.id, framework, reason)
+                            if skip not in plan.skipped:
+                                plan.skipped.append(skip)
+                            continue
+                        for hw, seed in itertools.product(hardware, seeds):
+                            runs.append(
+                                RunSpec(
+                                    suite=suite.id,
+                                    task=task.id,
+                                    task_params=task_params,
+                                    method=method.id,
+                                    hyperparameters=hyperparameters,
+                                    framework=framework,
+                                    hardware=hw,
+                                    seed=seed,
+                                    budget=entry.budget or task.budget,
+                                    probes=task.probes + entry.probes,
+                                )
                             )
-                        )
     return runs
 
 

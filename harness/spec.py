@@ -12,6 +12,7 @@ True
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Annotated, Any, Literal, Union
 
@@ -47,12 +48,15 @@ __all__ = [
     "Parameter",
     "ProbeRef",
     "Scalar",
+    "STEPS_TO_TARGET",
     "ScalarType",
+    "SearchSpace",
     "Spec",
     "SuiteEntry",
     "SuiteSpec",
     "Target",
     "TaskSpec",
+    "Tuning",
     "SPEC_TYPES",
     "check_value",
     "type_of",
@@ -380,6 +384,50 @@ class MethodImplementation(Spec):
         return self
 
 
+class SearchSpace(Spec):
+    """Where a tuning protocol may draw one hyperparameter from.
+
+    ``log_uniform`` and ``uniform`` draw a number in ``[low, high]`` (log-uniform: ``low > 0``),
+    ``int`` an integer in ``[low, high]``, ``choice`` one of ``values``; ``fixed`` keeps the
+    hyperparameter at ``value`` (its declared default when absent).
+
+    Examples
+    --------
+    >>> SearchSpace(kind="log_uniform", low=1e-3, high=10.0).kind
+    'log_uniform'
+    """
+
+    kind: Literal["log_uniform", "uniform", "int", "choice", "fixed"]
+    low: Annotated[Union[StrictInt, FiniteFloat], Field(union_mode="left_to_right")] | None = None
+    high: Annotated[Union[StrictInt, FiniteFloat], Field(union_mode="left_to_right")] | None = None
+    values: tuple[Scalar, ...] | None = Field(default=None, min_length=1)
+    value: Scalar | None = None
+
+    @model_validator(mode="after")
+    def _fields_of_its_kind(self) -> SearchSpace:
+        ranged = self.kind in ("log_uniform", "uniform", "int")
+        for name, wanted in (("low", ranged), ("high", ranged), ("values", self.kind == "choice"),
+                             ("value", False)):
+            given = getattr(self, name) is not None
+            if wanted and not given:
+                raise LocatedError((name,), f"a {self.kind} space needs {name}")
+            if given and not wanted and not (name == "value" and self.kind == "fixed"):
+                raise LocatedError((name,), f"not a field of a {self.kind} space")
+        if ranged:
+            if self.kind == "int" and (type(self.low) is not int or type(self.high) is not int):
+                raise LocatedError(("low",), "an int space has integer bounds")
+            if not self.low < self.high:
+                raise LocatedError(("high",), f"must exceed low ({self.low})")
+            if self.kind == "log_uniform" and not self.low > 0:
+                raise LocatedError(("low",), "a log_uniform space needs low > 0")
+        return self
+
+    @property
+    def tuned(self) -> bool:
+        """Whether a protocol draws this hyperparameter (every kind but ``fixed``)."""
+        return self.kind != "fixed"
+
+
 class MethodSpec(Spec):
     """A method: an update rule with hyperparameters, in one or more frameworks."""
 
@@ -405,6 +453,10 @@ class MethodSpec(Spec):
     choices: dict[Text, tuple[Scalar, ...]] = Field(
         default_factory=dict, exclude=True, description="Hyperparameter -> the only values it accepts."
     )
+    search: dict[Text, SearchSpace] = Field(
+        default_factory=dict, exclude=True,
+        description="Hyperparameter -> where a suite's tuning protocol draws it from (the others stay fixed).",
+    )
     implementations: dict[Framework, MethodImplementation] = Field(min_length=1)
 
     def check_hyperparameter(self, name: str, value: Any) -> Scalar:
@@ -422,7 +474,7 @@ class MethodSpec(Spec):
     @model_validator(mode="after")
     def _args_name_hyperparameters(self) -> MethodSpec:
         declared = sorted(self.hyperparameters)
-        for field in ("requires_when", "types", "choices"):
+        for field in ("requires_when", "types", "choices", "search"):
             for name in getattr(self, field):
                 if name not in self.hyperparameters:
                     raise LocatedError((field, name), f"not a hyperparameter (declared: {declared})")
@@ -437,6 +489,8 @@ class MethodSpec(Spec):
                 self.check_hyperparameter(name, value)
             except ValueError as exc:
                 raise LocatedError(("hyperparameters", name), str(exc)) from None
+        for name, space in self.search.items():
+            self._check_space(name, space)
         for name, by_value in self.requires_when.items():
             for value in by_value:
                 allowed = self.choices.get(name)
@@ -455,6 +509,26 @@ class MethodSpec(Spec):
             ):
                 raise LocatedError((*at, "optimizer"), f"{impl.optimizer!r} is not a {framework} optimizer")
         return self
+
+    def _check_space(self, name: str, space: SearchSpace) -> None:
+        """A search space draws values of its hyperparameter's type (and choices)."""
+        kind = self.types.get(name) or type_of(self.hyperparameters[name])
+        numeric = {"log_uniform": "float", "uniform": "float", "int": "int"}.get(space.kind)
+        if numeric is not None and numeric != kind:
+            raise LocatedError(("search", name, "kind"), f"a {space.kind} space draws {numeric}s; {name!r} is {kind}")
+        at = {"low": space.low, "high": space.high, "value": space.value}
+        points = [(("values", i), v) for i, v in enumerate(space.values or ())]
+        points += [((field,), v) for field, v in at.items() if v is not None]
+        for where, value in points:
+            try:
+                self.check_hyperparameter(name, value)
+            except ValueError as exc:
+                raise LocatedError(("search", name, *where), str(exc)) from None
+
+    @property
+    def tuned_space(self) -> dict[str, SearchSpace]:
+        """The hyperparameters a tuning protocol draws, and their spaces (``fixed`` ones left out)."""
+        return {name: space for name, space in sorted(self.search.items()) if space.tuned}
 
     def is_pure(self, framework: str) -> bool:
         """Whether the backend may compile this implementation's functions whole (see ``jit``)."""
@@ -519,8 +593,9 @@ class SuiteEntry(Spec):
     grid: dict[Id, tuple[Scalar, ...]] = Field(
         default_factory=dict, description="Task parameter -> values; the product is taken."
     )
-    hyperparameters: dict[Id, dict[Text, Scalar]] = Field(
-        default_factory=dict, description="Method id -> hyperparameter overrides for this entry."
+    hyperparameters: dict[Id, dict[Text, FixedValue]] = Field(
+        default_factory=dict,
+        description="Method id -> hyperparameter overrides for this entry; a list is a grid (the product is taken).",
     )
     frameworks: tuple[Framework, ...] | None = Field(default=None, description="Overrides the suite's frameworks.")
     budget: Budget | None = Field(default=None, description="Overrides the tasks' budgets.")
@@ -534,11 +609,72 @@ class SuiteEntry(Spec):
         for name, values in self.grid.items():
             if not values:
                 raise LocatedError(("grid", name), "give at least one value")
+        for method_id, overrides in self.hyperparameters.items():
+            for name, value in overrides.items():
+                if value == ():
+                    raise LocatedError(("hyperparameters", method_id, name), "give at least one value")
         return self
+
+    def hyperparameter_grid(self, method_id: str) -> list[dict[str, Scalar]]:
+        """The method's overrides, one dict per point of the product of its listed values.
+
+        Examples
+        --------
+        >>> entry = SuiteEntry(tasks=("t",), methods=("gd",), hyperparameters={"gd": {"lr": [1, 2], "b": 0.9}})
+        >>> entry.hyperparameter_grid("gd")
+        [{'lr': 1, 'b': 0.9}, {'lr': 2, 'b': 0.9}]
+        """
+        overrides = self.hyperparameters.get(method_id, {})
+        axes = [value if isinstance(value, tuple) else (value,) for value in overrides.values()]
+        return [dict(zip(overrides, point)) for point in itertools.product(*axes)]
+
+
+#: What a tuning protocol may select on besides a task metric: deterministic, so a study repeats.
+STEPS_TO_TARGET = "steps_to_target"
+
+
+class Tuning(Spec):
+    """A suite's tuning protocol: a study per (task variant, tunable method, framework, hardware).
+
+    Each study draws ``trials`` settings of the method's search space with Optuna's sampler
+    (``qmc``: scrambled Sobol, AlgoPerf's quasirandom search; ``tpe``; ``grid``), runs each
+    once on seed ``trial_seed``, selects the best on ``metric`` (a task metric, read on
+    ``split``: ``validation`` reads the task's ``validation_<metric>``; or ``steps_to_target``,
+    fewest first), and reruns the selected setting on the fresh seeds ``0..rerun_seeds-1``.
+
+    Examples
+    --------
+    >>> Tuning(trials=16, metric="steps_to_target", split="train").sampler
+    'qmc'
+    """
+
+    trials: Count
+    sampler: Literal["qmc", "tpe", "grid"] = "qmc"
+    metric: Id
+    split: Literal["train", "validation"] = "validation"
+    select: Literal["best"] = "best"
+    rerun_seeds: Count = 5
+    seed: Seed = Field(default=0, description="The sampler's seed.")
+    trial_seed: Seed = Field(default=1000, description="The run seed of every trial (fresh: not a rerun seed).")
+    batch: Count = Field(default=4, description="Trials a tpe study asks per round, whatever the worker count.")
+
+    @model_validator(mode="after")
+    def _fresh_rerun_seeds(self) -> Tuning:
+        if self.trial_seed < self.rerun_seeds:
+            raise LocatedError(("trial_seed",), f"must not be a rerun seed (0..{self.rerun_seeds - 1})")
+        if self.metric == STEPS_TO_TARGET and self.split != "train":
+            raise LocatedError(("split",), "steps_to_target is counted on the task's target metric: split train")
+        return self
+
+    def column(self) -> str:
+        """The row column a study selects on."""
+        if self.metric == STEPS_TO_TARGET or self.split == "train":
+            return self.metric
+        return f"{self.split}_{self.metric}"
 
 
 class SuiteSpec(Spec):
-    """A named matrix: entries x frameworks x hardware profiles x seeds."""
+    """A named matrix: entries x frameworks x hardware profiles x seeds, and an optional tuning protocol."""
 
     id: Id
     description: Text = ""
@@ -546,6 +682,7 @@ class SuiteSpec(Spec):
     frameworks: tuple[Framework, ...] = Field(default=("torch",), min_length=1)
     hardware: tuple[Id, ...] = Field(default=("cpu",), min_length=1)
     entries: tuple[SuiteEntry, ...] = Field(min_length=1)
+    tuning: Tuning | None = Field(default=None, description="Tune every method with a search space (see Tuning).")
 
 
 SPEC_TYPES: dict[str, type[Spec]] = {

@@ -155,12 +155,14 @@ __all__ = [
     "SCHEMA_VERSION",
     "TRACE_COLUMNS",
     "DECLARATIONS_DIR",
+    "STUDIES_DIR",
     "CorruptFileWarning",
     "Store",
     "StoreFullError",
     "StoreSchemaError",
     "compact",
     "read_runs",
+    "read_studies",
     "read_traces",
     "scan_runs",
     "scan_traces",
@@ -177,6 +179,8 @@ PART_PREFIX = "part-"
 #: Where :meth:`Store.save_declaration` keeps the declarations a bench ran (``declarations/methods/<id>.yaml``):
 #: laid out as a catalog root, so the leaderboard shows a method of the user's own catalog without ``--catalog``.
 DECLARATIONS_DIR = "declarations"
+#: Where finished tuning studies are kept, one JSON file each (:meth:`Store.save_study`).
+STUDIES_DIR = "studies"
 
 #: Where :meth:`Store.repair` moves damaged files (``damaged/runs``, ``damaged/traces``).
 DAMAGED_DIR = "damaged"
@@ -312,26 +316,18 @@ class Store:
         StoreFullError
             When the disk is full (nothing half-written is left).
         """
-        directory = self.root / DECLARATIONS_DIR / kind
-        path = directory / f"{spec_id}.yaml"
-        try:
-            if path.read_text(encoding="utf-8") == text:
-                return
-        except (FileNotFoundError, UnicodeDecodeError):
-            pass
-        directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = _full_is_store_full(tempfile.mkstemp, ".yaml", f".{spec_id}.", str(directory))
-        try:
-            os.fchmod(fd, 0o666 & ~_umask())
-            with os.fdopen(fd, "wb") as handle:
-                _full_is_store_full(handle.write, text.encode("utf-8"))
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        _fsync_dir(directory)
+        _write_text(self.root / DECLARATIONS_DIR / kind, f"{spec_id}.yaml", text)
+
+    def save_study(self, study_id: str, record: Mapping[str, Any]) -> None:
+        """Keep a finished tuning study (:func:`harness.tuning.study_record`) as ``studies/<id>.json``, atomically.
+
+        Its trials and reruns are ordinary runs of the store; this is the index that tags them.
+        """
+        _write_text(self.root / STUDIES_DIR, f"{study_id}.json", json.dumps(record, sort_keys=True, indent=1))
+
+    def studies(self) -> list[dict[str, Any]]:
+        """The store's tuning studies, by id (an unreadable file is named in a warning and skipped)."""
+        return read_studies(self.root)
 
     def finished_run_ids(self, *, repair: bool = True) -> set[str]:
         """Ids of every finished run (in any status): a per-run pair that reads back whole, or a part's.
@@ -705,6 +701,40 @@ def _part_attempt_frame(part: Path) -> pl.DataFrame:
     return frame
 
 
+
+
+def _write_text(directory: Path, name: str, text: str) -> None:
+    """``directory / name`` holds ``text``, written atomically (unchanged text is not written again)."""
+    path = directory / name
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return
+    except (FileNotFoundError, UnicodeDecodeError):
+        pass
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, tmp = _full_is_store_full(tempfile.mkstemp, path.suffix, f".{path.stem}.", str(directory))
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())
+        with os.fdopen(fd, "wb") as handle:
+            _full_is_store_full(handle.write, text.encode("utf-8"))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(directory)
+
+
+def read_studies(store: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The tuning studies kept in ``store`` (``studies/<id>.json``), sorted by id; none when it has none."""
+    studies = []
+    for path in sorted((Path(store) / STUDIES_DIR).glob("*.json")):
+        try:
+            studies.append(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError) as exc:
+            warnings.warn(f"{path}: unreadable study ({_one_line(exc)}); skipped", CorruptFileWarning, stacklevel=2)
+    return studies
 
 
 def read_runs(store: str | os.PathLike[str], columns: Sequence[str] | None = None, *,
