@@ -41,6 +41,7 @@ __all__ = [
     "profile_chart",
     "sample_steps",
     "score_profile_chart",
+    "sensitivity_chart",
     "series_colours",
     "solver_labels",
     "log_axis",
@@ -515,3 +516,40 @@ def regression_chart(history: pl.DataFrame, *, unit: str, title: str, log_y: boo
                                                  fontWeight="bold", color=REGRESSED_COLOUR).encode(
             x=x, tooltip=[alt.Tooltip("failed:N", title="failed")]))
     return alt.layer(*layers).properties(height=_height(height, data))
+
+
+#: A trial's outcome in the sensitivity chart, and its colour (failed trials sit on the top edge).
+TRIAL_OUTCOMES: dict[str, str] = {"reached target": "#2a9d3f", "did not reach it": "#1f77b4", "failed": "#c1121f"}
+
+
+def sensitivity_chart(points: pl.DataFrame, *, x_title: str, y_title: str, log_x: bool, log_y: bool) -> alt.LayerChart:
+    """DeepOBS' sensitivity plot: a tuning study's trials, the metric against one hyperparameter.
+
+    ``points``: ``value`` (the hyperparameter), ``y`` (the metric; null for a failed trial, drawn
+    as a cross on the chart's top edge), ``outcome`` (a key of :data:`TRIAL_OUTCOMES`),
+    ``selected`` (the trial the protocol selected, ringed) and ``trial`` (its number).
+    """
+    finite = points.filter(pl.col("y").is_not_null() & pl.col("y").is_finite())
+    if log_y:
+        finite = finite.with_columns(pl.col("y").clip(lower_bound=LOG_FLOOR))
+    top = float(finite["y"].max()) if finite.height else 1.0
+    drawn = points.with_columns(
+        pl.when(pl.col("y").is_null() | ~pl.col("y").is_finite()).then(pl.lit(top)).otherwise(
+            pl.col("y").clip(lower_bound=LOG_FLOOR) if log_y else pl.col("y")).alias("y"))
+    outcomes = list(TRIAL_OUTCOMES)
+    x = alt.X("value:Q", title=x_title, scale=_axis_scale(log_x))
+    y = alt.Y("y:Q", title=y_title, scale=_axis_scale(log_y), axis=_decades(drawn, ["y"]) if log_y else alt.Axis())
+    dots = alt.Chart(drawn).mark_point(size=90, filled=True, opacity=0.85).encode(
+        x=x, y=y,
+        color=alt.Color("outcome:N", scale=alt.Scale(domain=outcomes, range=list(TRIAL_OUTCOMES.values())),
+                        title="trial"),
+        shape=alt.Shape("outcome:N", scale=alt.Scale(domain=outcomes, range=["circle", "circle", "cross"]),
+                        title="trial"),
+        tooltip=["trial:Q", alt.Tooltip("value:Q", title=x_title, format=".4g"), "outcome:N",
+                 alt.Tooltip("y:Q", title=y_title, format=".3g")],
+    )
+    ring = alt.Chart(drawn.filter(pl.col("selected"))).mark_point(size=420, strokeWidth=2.5, color="black").encode(
+        x=x, y=y)
+    label = alt.Chart(drawn.filter(pl.col("selected"))).mark_text(dx=14, dy=-14, align="left", fontSize=13).encode(
+        x=x, y=y, text=alt.value("selected"))
+    return alt.layer(dots, ring, label).properties(height=380)

@@ -1755,13 +1755,10 @@ def report_store(
     """
     from harness.store import read_studies, scan_runs, scan_traces
 
-    runs = scan_runs(store)
-    studies = read_studies(store)
-    if studies:  # a study's trials are its search, not results: its reruns are (see harness report's tuning table)
-        reruns = {run_id for record in studies for run_id in record["reruns"]}
-        trials = {t["run_id"] for record in studies for t in record["trials"]} - reruns
-        runs = runs.filter(~pl.col("run_id").is_in(sorted(trials)))
-    return report(runs.collect(), traces=scan_traces(store) if traces else None, n_boot=n_boot)
+    from harness.tuning import without_trials
+
+    runs = without_trials(scan_runs(store), read_studies(store)).collect()  # the tuning table shows the searches
+    return report(runs, traces=scan_traces(store) if traces else None, n_boot=n_boot)
 
 
 def display_tables(tables: Mapping[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:

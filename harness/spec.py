@@ -515,7 +515,7 @@ class MethodSpec(Spec):
         kind = self.types.get(name) or type_of(self.hyperparameters[name])
         numeric = {"log_uniform": "float", "uniform": "float", "int": "int"}.get(space.kind)
         if numeric is not None and numeric != kind:
-            raise LocatedError(("search", name, "kind"), f"a {space.kind} space draws {numeric}s; {name!r} is {kind}")
+            raise LocatedError(("search", name, "kind"), f"{'an' if space.kind == 'int' else 'a'} {space.kind} space draws {numeric}s; {name!r} is {kind}")
         at = {"low": space.low, "high": space.high, "value": space.value}
         points = [(("values", i), v) for i, v in enumerate(space.values or ())]
         points += [((field,), v) for field, v in at.items() if v is not None]

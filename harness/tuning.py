@@ -37,7 +37,8 @@ from harness.plan import RunSpec
 from harness.record import NO_RESULT, Status
 from harness.spec import STEPS_TO_TARGET, SearchSpace, Tuning
 
-__all__ = ["Study", "StudyResult", "Trial", "make_studies", "run_studies", "study_record"]
+__all__ = ["Study", "StudyResult", "Trial", "make_studies", "run_studies", "study_record", "tuned_against_default",
+           "without_trials"]
 
 #: Runs the caller executes (those not stored yet) -> every one's stored row, by run id.
 Execute = Callable[[Sequence[RunSpec]], Mapping[str, Mapping[str, Any]]]
@@ -154,7 +155,21 @@ def _sampler(study: Study) -> Any:
                                           warn_independent_sampling=False, warn_asynchronous_seeding=False)
     if protocol.sampler == "tpe":
         return optuna.samplers.TPESampler(seed=protocol.seed)
-    return optuna.samplers.GridSampler(_grid(study.space, protocol.trials), seed=protocol.seed)
+    return _grid_sampler()(_grid(study.space, protocol.trials), seed=protocol.seed)
+
+
+def _grid_sampler() -> type:
+    """Optuna's grid sampler, fit for ask-and-tell (a class made on first use: optuna is imported lazily)."""
+    import optuna
+
+    class AskTellGrid(optuna.samplers.GridSampler):
+        """Optuna's grid sampler for ask-and-tell: its ``after_trial`` calls ``study.stop()`` once the grid is
+        exhausted, which raises outside ``study.optimize``; the harness asks no more trials than the grid has."""
+
+        def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+            return None
+
+    return AskTellGrid
 
 
 def _trial_count(study: Study) -> int:
@@ -310,3 +325,14 @@ def _outcome(prefix: str, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         f"{prefix}_target": float(np.median(values)) if values else None,
         f"{prefix}_steps_to_target": float(np.median(steps)) if steps else None,
     }
+
+
+def without_trials(runs: Any, studies: Sequence[Mapping[str, Any]]) -> Any:
+    """``runs`` (a polars frame, lazy or not) less the studies' trials: a search, not results (reruns stay)."""
+    if not studies:
+        return runs
+    import polars as pl
+
+    reruns = {run_id for record in studies for run_id in record["reruns"]}
+    trials = {t["run_id"] for record in studies for t in record["trials"]} - reruns
+    return runs.filter(~pl.col("run_id").is_in(sorted(trials)))

@@ -1,6 +1,7 @@
 """The harness leaderboard (Streamlit): ``streamlit run leaderboard/app.py -- --store DIR``.
 
-Pages: Overview (ranking by performance-profile score), Task, Method, Runs, ECDF, and
+Pages: Overview (ranking by performance-profile score), Task, Method, Runs, ECDF, Tuning (tuned
+against default results and the trials' sensitivity plot), and
 Regressions (asv's recorded results over commits: ``-- --asv-results DIR``). The store is read
 only; the sidebar's filters (hardware profile, framework, task family) apply to every page of
 the store.
@@ -27,6 +28,7 @@ PAGES = [
     st.Page(str(HERE / "views" / "method.py"), title="Method", url_path="method"),
     st.Page(str(HERE / "views" / "runs.py"), title="Runs", url_path="runs"),
     st.Page(str(HERE / "views" / "ecdf.py"), title="ECDF", url_path="ecdf"),
+    st.Page(str(HERE / "views" / "tuning.py"), title="Tuning", url_path="tuning"),
     st.Page(str(HERE / "views" / "regressions.py"), title="Regressions", url_path="regressions"),
 ]
 

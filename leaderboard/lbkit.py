@@ -33,7 +33,8 @@ from harness.leaderboard import (
     store_fingerprint,
 )
 from harness.record import NOT_RUN
-from harness.store import DECLARATIONS_DIR, scan_runs, scan_traces
+from harness.store import DECLARATIONS_DIR, read_studies, scan_runs, scan_traces
+from harness.tuning import without_trials
 
 #: Sidebar filters: run column -> label.
 FILTERS: dict[str, str] = {"suite": "Suite", "hardware": "Hardware profile", "framework": "Framework",
@@ -87,7 +88,29 @@ def store_key() -> tuple[str, tuple[int, int, int, int]]:
 @st.cache_resource(max_entries=4, show_spinner=False)
 def _runs(store: str, fingerprint: tuple[int, ...]) -> pl.DataFrame:
     # Every fixed column of the record: one an older store lacks reads as null (unflagged, no offline phase).
-    return score.with_run_columns(scan_runs(store), metrics=()).collect()
+    # A tuning study's trials are its search (the Tuning page), not results: left out of every ranking.
+    return score.with_run_columns(without_trials(scan_runs(store), read_studies(store)), metrics=()).collect()
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _studies(store: str, fingerprint: tuple[int, ...]) -> list[dict[str, Any]]:
+    return read_studies(store)
+
+
+def studies() -> list[dict[str, Any]]:
+    """The store's tuning studies (cached until the store changes)."""
+    return _studies(*store_key())
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _trial_runs(store: str, fingerprint: tuple[int, ...]) -> pl.DataFrame:
+    ids = sorted({t["run_id"] for record in _studies(store, fingerprint) for t in record["trials"]})
+    return scan_runs(store).filter(pl.col("run_id").is_in(ids)).collect()
+
+
+def trial_runs() -> pl.DataFrame:
+    """The rows of every study's trials (cached until the store changes)."""
+    return _trial_runs(*store_key())
 
 
 def runs() -> pl.DataFrame:

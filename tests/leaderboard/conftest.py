@@ -78,3 +78,16 @@ def app(monkeypatch: pytest.MonkeyPatch) -> Callable[..., object]:
         return at
 
     return make
+
+
+@pytest.fixture(scope="session")
+def tuning_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The built-in ``tuning`` suite benched by the CLI (inline): 5 default runs, a 16-trial study, 5 reruns."""
+    import subprocess
+    import sys
+
+    root = tmp_path_factory.mktemp("tuning")
+    out = subprocess.run([sys.executable, "-m", "harness.cli", "bench", "--suite", "tuning", "--store", str(root),
+                          "--executor", "inline"], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr + out.stdout
+    return root
