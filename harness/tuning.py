@@ -40,6 +40,8 @@ from harness.spec import STEPS_TO_TARGET, SearchSpace, Tuning
 __all__ = ["Study", "StudyResult", "Trial", "make_studies", "run_studies", "study_record", "tuned_against_default",
            "without_trials"]
 
+#: The value of a trial that never reached the target when the budget has no step limit (finite: Optuna's value).
+_NEVER = 1e18
 #: Runs the caller executes (those not stored yet) -> every one's stored row, by run id.
 Execute = Callable[[Sequence[RunSpec]], Mapping[str, Mapping[str, Any]]]
 
@@ -190,8 +192,9 @@ def _score(study: Study, row: Mapping[str, Any] | None) -> tuple[float | None, f
         sign = 1.0 if declared.get("lower_is_better", True) else -1.0
         tiebreak = sign * float(final) if final is not None and math.isfinite(float(final)) else math.inf
         steps = row.get(STEPS_TO_TARGET)
-        # Never reached: after every trial that did, closest final value first.
-        return (float(steps) if steps is not None else float(study.base.budget.steps or 0) + 1.0), tiebreak
+        # Never reached: after every trial that did (past the step budget), closest final value first.
+        never = float(study.base.budget.steps) + 1.0 if study.base.budget.steps else _NEVER
+        return (float(steps) if steps is not None else never), tiebreak
     value = row.get(protocol.column())
     if value is None or not math.isfinite(float(value)):
         return None, 0.0
@@ -217,7 +220,7 @@ def run_studies(studies: Sequence[Study], execute: Execute, *,
             sampled = optuna.create_study(direction="minimize", sampler=_sampler(study))
             state.append((study, sampled, StudyResult(study), _distributions(study.space)))
         while True:
-            asked: list[tuple[Any, Any, Trial]] = []
+            asked: list[tuple[Study, Any, Any, Trial]] = []
             for study, sampled, result, distributions in state:
                 left = _trial_count(study) - len(result.trials)
                 for _ in range(left if study.protocol.sampler != "tpe" else min(left, study.protocol.batch)):
@@ -225,13 +228,13 @@ def run_studies(studies: Sequence[Study], execute: Execute, *,
                     params = {name: _plain(handle.params[name]) for name in study.space}
                     trial = Trial(len(result.trials), params, study.trial_run(params))
                     result.trials.append(trial)
-                    asked.append((sampled, handle, trial))
+                    asked.append((study, sampled, handle, trial))
             if not asked:
                 break
-            rows = execute([trial.run for _, _, trial in asked])
-            for sampled, handle, trial in asked:
+            rows = execute([trial.run for *_, trial in asked])
+            for study, sampled, handle, trial in asked:
                 row = rows.get(trial.run.run_id)
-                trial.value, trial.tiebreak = _score(next(s for s, o, _, _ in state if o is sampled), row)
+                trial.value, trial.tiebreak = _score(study, row)
                 if row is not None:
                     trial.status = row.get("status")
                     trial.timed_s, trial.wall_s = float(row.get("timed_s") or 0.0), float(row.get("wall_s") or 0.0)
