@@ -90,7 +90,8 @@ def _git(repo: Path, *args: str) -> str:
 
 
 def _harness(repo: Path, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "HOME": str(home)}  # asv keeps its machine file in ~/.asv-machine.json
+    # asv keeps its machine file in ~/.asv-machine.json; a fixed width keeps the tables' rows whole under any runner.
+    env = {**os.environ, "HOME": str(home), "COLUMNS": "240"}
     return subprocess.run([sys.executable, "-m", "harness.cli", "regress", *args], cwd=repo, env=env,
                           capture_output=True, text=True, timeout=900)
 
