@@ -27,6 +27,7 @@ __all__ = [
     "SKLEARN_DATASETS",
     "binary_classification",
     "binary_key",
+    "holdout_split",
     "sklearn_dataset",
     "sklearn_raw",
     "standardize",
@@ -156,3 +157,29 @@ def _read_bundled(name: str) -> tuple[np.ndarray, np.ndarray]:
         table = np.loadtxt(file, delimiter=",", dtype=np.float64, ndmin=2)
     return table[:, :-1], table[:, -1].astype(np.int64)
 
+
+
+#: Second word of the held-out split's seed sequence ``[data_seed, HOLDOUT_STREAM]``: apart from the data's.
+HOLDOUT_STREAM = 3
+
+
+def holdout_split(n: int, holdout: float, data_seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Indices ``(train, validation, test)`` of ``n`` examples: ``holdout`` of them held out, half each.
+
+    A permutation by ``default_rng([data_seed, HOLDOUT_STREAM])``; each part keeps the data's order.
+    ``holdout = 0`` trains on everything (the other two parts are empty).
+
+    Examples
+    --------
+    >>> train, validation, test = holdout_split(10, 0.4, 0)
+    >>> len(train), len(validation), len(test), sorted([*train, *validation, *test]) == list(range(10))
+    (6, 2, 2, True)
+    """
+    if not 0.0 <= holdout < 1.0:
+        raise ValueError(f"holdout must be in [0, 1) (got {holdout})")
+    held = int(round(holdout * n))
+    if held and (held < 2 or n - held < 1):
+        raise ValueError(f"holdout {holdout} of {n} examples leaves no validation, test or training example")
+    order = np.random.default_rng([data_seed, HOLDOUT_STREAM]).permutation(n)
+    validation, test = np.sort(order[: held // 2]), np.sort(order[held // 2: held])
+    return immutable(np.sort(order[held:])), immutable(validation), immutable(test)

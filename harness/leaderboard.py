@@ -697,6 +697,10 @@ def tuning_renderable(rows: Sequence[Mapping[str, Any]]) -> FitTable:
         FitColumn("default reached", [f"{r['default_reached']}/{r['default_runs']}" for r in rows]),
         FitColumn("default target ↓", [number(r["default_target"]) for r in rows]),
     ]
+    tests = sorted({r["test_metric"] for r in rows if r["test_metric"]})
+    if tests:  # selected on validation: the result is reported on test
+        columns += [FitColumn(f"tuned {' | '.join(tests)}", [number(r["tuned_test"]) for r in rows]),
+                    FitColumn(f"default {' | '.join(tests)}", [number(r["default_test"]) for r in rows])]
     caption = ("tuned: the selected setting rerun on fresh seeds (median over them); default: the entry's declared "
                "hyperparameters on the suite's seeds; trials: finished/asked; tuning [s]: the trials' clocks, summed; "
                "target: the task's target metric; steps: median steps to target")

@@ -30,7 +30,7 @@ from harness.api import OracleBudgetExceeded
 from harness.host import is_out_of_memory
 from harness.probes import ProbeContext
 from harness.record import Status
-from harness.spec import SUBOPTIMALITY, Budget, TaskSpec
+from harness.spec import SUBOPTIMALITY, Budget, TaskSpec, is_split_metric
 
 __all__ = [
     "DIVERGENCE_FACTOR",
@@ -228,8 +228,10 @@ class Evaluator:
             if self.f_star is not None and "objective" in values:
                 values[SUBOPTIMALITY] = values["objective"] - self.f_star
             declared = [m.id for m in self.task.metrics]
-            # A variant without a reference (f_star None: teacher-student with label noise) has no suboptimality.
-            missing = [m for m in declared if m not in values and not (m == SUBOPTIMALITY and self.f_star is None)]
+            # A variant without a reference (f_star None: teacher-student with label noise) has no suboptimality,
+            # one that holds nothing out no held-out metric (validation_*, test_*): null in the record.
+            missing = [m for m in declared if m not in values and not (m == SUBOPTIMALITY and self.f_star is None)
+                       and not is_split_metric(m)]
             if missing:
                 raise ValueError(f"the problem's evaluate() did not report {missing}")
             self.values = {m: None if values.get(m) is None else float(values[m]) for m in declared}

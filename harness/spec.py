@@ -48,6 +48,7 @@ __all__ = [
     "Parameter",
     "ProbeRef",
     "Scalar",
+    "SPLITS",
     "STEPS_TO_TARGET",
     "ScalarType",
     "SearchSpace",
@@ -59,6 +60,8 @@ __all__ = [
     "Tuning",
     "SPEC_TYPES",
     "check_value",
+    "is_split_metric",
+    "split_metric",
     "type_of",
 ]
 
@@ -631,6 +634,24 @@ class SuiteEntry(Spec):
 
 #: What a tuning protocol may select on besides a task metric: deterministic, so a study repeats.
 STEPS_TO_TARGET = "steps_to_target"
+#: The held-out splits a task with data may measure a metric on: ``validation_<metric>``, ``test_<metric>``.
+SPLITS = ("validation", "test")
+
+
+def split_metric(split: str, metric: str) -> str:
+    """The id of ``metric`` measured on a held-out ``split`` (``train``: the metric itself).
+
+    Examples
+    --------
+    >>> split_metric("validation", "loss"), split_metric("train", "objective")
+    ('validation_loss', 'objective')
+    """
+    return metric if split == "train" else f"{split}_{metric}"
+
+
+def is_split_metric(metric_id: str) -> bool:
+    """Whether ``metric_id`` is measured on a held-out split (absent where a variant holds nothing out)."""
+    return metric_id.startswith(tuple(f"{split}_" for split in SPLITS))
 
 
 class Tuning(Spec):
@@ -668,9 +689,7 @@ class Tuning(Spec):
 
     def column(self) -> str:
         """The row column a study selects on."""
-        if self.metric == STEPS_TO_TARGET or self.split == "train":
-            return self.metric
-        return f"{self.split}_{self.metric}"
+        return self.metric if self.metric == STEPS_TO_TARGET else split_metric(self.split, self.metric)
 
 
 class SuiteSpec(Spec):

@@ -35,7 +35,7 @@ import numpy as np
 
 from harness.plan import RunSpec
 from harness.record import NO_RESULT, Status
-from harness.spec import STEPS_TO_TARGET, SearchSpace, Tuning
+from harness.spec import STEPS_TO_TARGET, SearchSpace, Tuning, split_metric
 
 __all__ = ["Study", "StudyResult", "Trial", "make_studies", "run_studies", "study_record", "tuned_against_default",
            "without_trials"]
@@ -309,24 +309,31 @@ def tuned_against_default(records: Sequence[Mapping[str, Any]], rows: Sequence[M
                     and row["seed"] != trial_seed]
         reruns = [by_id[run_id] for run_id in record["reruns"] if run_id in by_id]
         failed = sum(t["value"] is None for t in record["trials"])
+        protocol = record["protocol"]
+        # Selected on validation, reported on test: the metric on the split nobody selected on.
+        test = split_metric("test", protocol["metric"]) if protocol.get("split") == "validation" else None
         out.append({
             "task": record["task"], "task_params": record["task_params"], "method": record["method"],
-            "framework": record["framework"], "hardware": record["hardware"], "sampler": record["protocol"]["sampler"],
+            "framework": record["framework"], "hardware": record["hardware"], "sampler": protocol["sampler"],
             "trials": len(record["trials"]), "failed_trials": failed, "selected": record["selected_params"],
-            "tuning_s": record["tuning_s"], **_outcome("tuned", reruns), **_outcome("default", defaults),
+            "tuning_s": record["tuning_s"], "test_metric": test,
+            **_outcome("tuned", reruns, test), **_outcome("default", defaults, test),
         })
     return out
 
 
-def _outcome(prefix: str, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    finished = [r for r in rows if r.get("target_metric")]
-    values = [float(r[r["target_metric"]]) for r in finished if r.get(r["target_metric"]) is not None]
-    steps = [float(r["steps_to_target"]) for r in rows if r.get("steps_to_target") is not None]
+def _median(values: Sequence[Any]) -> float | None:
+    values = [float(v) for v in values if v is not None]
+    return float(np.median(values)) if values else None
+
+
+def _outcome(prefix: str, rows: Sequence[Mapping[str, Any]], test: str | None) -> dict[str, Any]:
     return {
         f"{prefix}_runs": len(rows),
         f"{prefix}_reached": sum(r.get("status") == Status.REACHED_TARGET for r in rows),
-        f"{prefix}_target": float(np.median(values)) if values else None,
-        f"{prefix}_steps_to_target": float(np.median(steps)) if steps else None,
+        f"{prefix}_target": _median([r.get(r["target_metric"]) for r in rows if r.get("target_metric")]),
+        f"{prefix}_steps_to_target": _median([r.get("steps_to_target") for r in rows]),
+        f"{prefix}_test": _median([r.get(test) for r in rows]) if test else None,
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import signal
 import subprocess
 import sys
@@ -252,3 +253,41 @@ def test_tuning_gd_on_logreg_selects_a_stable_rate_that_reaches_the_target_and_r
         assert other[key] == study[key], key
     assert [(t["run_id"], t["params"], t["value"]) for t in other["trials"]] == [
         (t["run_id"], t["params"], t["value"]) for t in study["trials"]]
+
+
+def test_selection_on_validation_is_reported_on_test(tmp_path) -> None:
+    """With a held-out split, the protocol selects on validation_loss and the result is the reruns' test_loss."""
+    from harness.store import read_runs
+
+    (tmp_path / "cat" / "suites").mkdir(parents=True)
+    (tmp_path / "cat" / "suites" / "held-out.yaml").write_text(
+        "id: held-out\nseeds: [0, 1]\nentries:\n  - tasks: [logreg]\n    methods: [gd]\n    grid: {holdout: [0.4]}\n"
+        "    budget: {steps: 40, seconds: 60}\n"
+        "tuning: {trials: 8, metric: loss, split: validation, rerun_seeds: 2}\n")
+    store = tmp_path / "store"
+    out = subprocess.run([sys.executable, "-m", "harness.cli", "bench", "--suite", "held-out", "--catalog",
+                          str(tmp_path / "cat"), "--store", str(store), "--executor", "inline"],
+                         capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "240"})
+    assert out.returncode == 0, out.stderr + out.stdout
+    study = _study_file(store)
+    assert study["column"] == "validation_loss"
+    runs = {row["run_id"]: row for row in read_runs(store).to_dicts()}
+    finished = [t for t in study["trials"] if t["value"] is not None]
+    assert all(t["value"] == runs[t["run_id"]]["validation_loss"] for t in finished)
+    assert study["selected"] == min(finished, key=lambda t: t["value"])["number"]
+    (summary,) = tuned_against_default([study], list(runs.values()))
+    reruns = [runs[i] for i in study["reruns"]]
+    assert summary["test_metric"] == "test_loss"
+    assert summary["tuned_test"] == pytest.approx(float(np.median([r["test_loss"] for r in reruns])))
+    assert "tuned test_loss" in out.stdout
+
+
+def test_a_protocol_on_a_split_the_task_lacks_is_refused_at_its_line(tmp_path) -> None:
+    (tmp_path / "suites").mkdir()
+    (tmp_path / "suites" / "bad.yaml").write_text(
+        "id: bad\nentries:\n  - tasks: [quadratic-well]\n    methods: [gd]\ntuning: {trials: 4, metric: loss}\n")
+    out = subprocess.run([sys.executable, "-m", "harness.cli", "validate", str(tmp_path / "suites" / "bad.yaml")],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2
+    assert "bad.yaml:5:" in out.stderr and "tuning.metric: task 'quadratic-well': declares no metric 'validation_loss'" \
+        in out.stderr, out.stderr

@@ -88,7 +88,8 @@ if not lbkit.empty_notice(runs):
     task_runs = task_runs.filter(pl.all_horizontal(same))
     traces = traces.filter(pl.col("run_id").is_in(task_runs["run_id"].implode()))
     metric_ids = sorted(info) or [m for m in ("suboptimality", "objective") if m in traces.columns]
-    plotted = [m for m in metric_ids if m in traces.columns]
+    # A held-out metric is null where a variant holds nothing out: no empty chart.
+    plotted = [m for m in metric_ids if m in traces.columns and traces[m].null_count() < traces.height]
     if traces.is_empty() or not plotted:
         st.info("No evaluation points were recorded for these runs.")
     else:

@@ -16,6 +16,8 @@ from harness.spec import STEPS_TO_TARGET
 from harness.tuning import tuned_against_default
 
 st.title("Tuning")
+if lbkit.empty_notice(lbkit.filtered_runs(lbkit.current_filters())):
+    st.stop()
 records = [r for r in lbkit.studies() if all(not values or r.get(column) in values
                                              for column, values in lbkit.current_filters() if column in r)]
 if not records:
@@ -46,9 +48,10 @@ summary = pl.DataFrame(table).with_columns(
 st.caption("Tuned: the selected setting rerun on fresh seeds; default: the entry's hyperparameters on the suite's "
            "seeds. The tuning cost stands beside the result it bought: trials and the seconds they took on the "
            "methods' clocks (the trials are the search: the other pages rank results only).")
+tested = [c for c in ("tuned_test", "default_test") if summary[c].drop_nulls().len()]  # selected on validation
 st.dataframe(
     summary.select("study", "search", "tuning_s", "selected", "tuned reached",
-                   "tuned_target", "tuned_steps_to_target", "default reached", "default_target"),
+                   "tuned_target", "tuned_steps_to_target", "default reached", "default_target", *tested),
     hide_index=True, key="tuning_summary",
     column_config={
         "study": lbkit.text("study", width="medium"),
@@ -57,6 +60,8 @@ st.dataframe(
         "tuned_target": lbkit.number("tuned target ↓", help="Median over the reruns of the task's target metric."),
         "tuned_steps_to_target": lbkit.number("tuned steps", fmt="%.0f", help="Median steps to target of the reruns."),
         "default_target": lbkit.number("default target ↓"),
+        "tuned_test": lbkit.number("tuned on test", help="Selected on validation: the reruns' median test metric."),
+        "default_test": lbkit.number("default on test", help="The default runs' median test metric."),
     },
 )
 

@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 import scipy.special
 
-from harness.arrays import eye, normal_init, take, to_float64
-from harness.datasets import BINARY_DATASETS, binary_classification, binary_key
+from harness.arrays import eye, immutable, normal_init, take, to_float64
+from harness.datasets import BINARY_DATASETS, binary_classification, binary_key, holdout_split
 from harness.losses import CrossEntropyTerms, binary_logits, logistic_loss, sigmoid
 from harness.reference import Reference, optimum
 
@@ -40,6 +40,7 @@ __all__ = [
     "load_data",
     "objective",
     "reference",
+    "train_reference",
 ]
 
 DATASETS = BINARY_DATASETS
@@ -106,6 +107,32 @@ def _reference(dataset: str, n: int, d: int, data_seed: int, l2: float) -> Refer
     )
 
 
+@functools.cache
+def _train_reference(key: tuple[Any, ...], l2: float, holdout: float) -> Reference:
+    X, y = binary_classification(*key)
+    train = holdout_split(len(y), holdout, key[3])[0]
+    X, y = immutable(X[train]), immutable(y[train])
+    return optimum(
+        lambda w: objective(w, X, y, l2),
+        lambda w: gradient(w, X, y, l2),
+        lambda w: hessian(w, X, l2),
+        np.zeros(X.shape[1]),
+        task="logreg",
+        params={"key": list(key), "l2": l2, "holdout": holdout},
+        sources=_SOURCES,
+        data=(X, y),
+    )
+
+
+def train_reference(*, dataset: str, n: int, d: int, l2: float, data_seed: int, holdout: float) -> Reference:
+    """:func:`reference` of the training part: the whole set when ``holdout`` is 0 (the same solve and cache)."""
+    if not holdout:
+        return reference(dataset=dataset, n=n, d=d, l2=l2, data_seed=data_seed)
+    if not l2 > 0:
+        raise ValueError(f"l2 must be positive (the optimum is then unique and finite); got {l2}")
+    return _train_reference(binary_key(dataset, n, d, data_seed), float(l2), float(holdout))
+
+
 def reference(*, dataset: str, n: int, d: int, l2: float, data_seed: int) -> Reference:
     """The minimizer and minimum, computed in numpy/scipy independently of torch and jax.
 
@@ -136,6 +163,9 @@ class LogReg(CrossEntropyTerms):
         Weight of the penalty ``l2 ||w||^2``.
     batch_size
         Minibatch size of the oracle's ``grad`` and ``value_and_grad``; 0 is the full batch.
+    holdout
+        Fraction of the examples held out of training (:func:`harness.datasets.holdout_split`),
+        half for validation, half for test: their loss and accuracy are measured, never trained on.
 
     Finite-sum hooks (see :mod:`harness.oracle`): ``n_samples``, ``loss(params, indices)``, and the
     cross-entropy view with logits ``[0, y_i x_i.w]`` (class 1 correct), ``logit_hessian`` and
@@ -157,14 +187,20 @@ class LogReg(CrossEntropyTerms):
     """
 
     def __init__(
-        self, *, backend: Any, dataset: str, n: int, d: int, l2: float, data_seed: int, batch_size: int
+        self, *, backend: Any, dataset: str, n: int, d: int, l2: float, data_seed: int, batch_size: int,
+        holdout: float,
     ) -> None:
         self.backend = backend
         self.l2 = float(l2)
-        self.X_np, self.y_np = load_data(dataset=dataset, n=n, d=d, data_seed=data_seed)
+        X, y = load_data(dataset=dataset, n=n, d=d, data_seed=data_seed)
+        train, validation, test = holdout_split(len(y), float(holdout), binary_key(dataset, n, d, data_seed)[3])
+        # The training part is the problem (the whole cached set when nothing is held out); the others are measured.
+        self.X_np, self.y_np = (immutable(X[train]), immutable(y[train])) if holdout else (X, y)
+        self.held_out = {name: (X[part], y[part]) for name, part in (("validation", validation), ("test", test))
+                         if len(part)}
         self.n_samples = self.X_np.shape[0]
         self.batch_size = int(batch_size)
-        ref = reference(dataset=dataset, n=n, d=d, l2=l2, data_seed=data_seed)
+        ref = train_reference(dataset=dataset, n=n, d=d, l2=l2, data_seed=data_seed, holdout=float(holdout))
         self.x_star: np.ndarray = ref.x_star
         self.f_star: float | None = ref.f_star
         self.dim = self.X_np.shape[1]
@@ -178,13 +214,18 @@ class LogReg(CrossEntropyTerms):
         return normal_init(self.backend, seed, self.dim, self.dim)
 
     def evaluate(self, params: Any) -> dict[str, float]:
-        """Objective, training accuracy and gradient norm, in float64 numpy."""
+        """Objective, training accuracy and gradient norm, and the held-out parts' loss and accuracy, in float64 numpy."""
         w = to_float64(self.backend, params)
-        return {
+        metrics = {
             "objective": objective(w, self.X_np, self.y_np, self.l2),
             "train_accuracy": float(np.mean(self.y_np * (self.X_np @ w) > 0)),
             "grad_norm": float(np.linalg.norm(gradient(w, self.X_np, self.y_np, self.l2))),
         }
+        for name, (X, y) in self.held_out.items():  # the mean logistic loss, no penalty: what generalizes
+            margins = y * (X @ w)
+            metrics[f"{name}_loss"] = float(np.mean(np.logaddexp(0.0, -margins)))
+            metrics[f"{name}_accuracy"] = float(np.mean(margins > 0))
+        return metrics
 
     def _margins(self, params: Any, indices: Any) -> Any:
         return take(self.yX, indices) @ params

@@ -14,7 +14,7 @@ from harness import score
 from harness.leaderboard import escape_markdown
 from harness.store import read_runs
 
-PAGES = ("overview", "task", "method", "runs", "ecdf")
+PAGES = ("overview", "task", "method", "runs", "ecdf", "tuning")
 
 
 def goto(at, page: str):
@@ -326,6 +326,8 @@ def test_every_page_on_a_store_of_failures(app, failures_store, page) -> None:
         assert "error" in set(table(at, "error", "seed")["status"])
     elif page == "runs":
         assert len(table(at, "run_id", "status")) == rows.height
+    elif page == "tuning":
+        assert any("No tuning study" in i.value for i in at.info)
     else:
         summary = table(at, "ecdf_final", "ecdf_area")
         assert set(summary["method"]) == set(rows.filter(pl.col("status") != "skipped")["method"])
@@ -507,6 +509,8 @@ def test_an_older_store_without_the_new_timing_columns(app, legacy_store, page) 
         assert runs["clock_compiles"].isna().all() and runs["offline_s"].isna().all()
         environment = json.loads(next(c.value for c in at.code if c.language == "json"))
         assert environment["warmup_s"] == 0.02 and environment["compile_s"] is None
+    elif page == "tuning":
+        assert any("No tuning study" in i.value for i in at.info)  # an older store has no study
     else:
         assert table(at, "ecdf_final", "ecdf_area")["ecdf_final"].max() > 0
 

@@ -20,6 +20,9 @@ import scipy.special
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _content import backend, load_entry, load_task, make_oracle, make_problem  # noqa: E402
 
+from harness.datasets import holdout_split  # noqa: E402
+from harness.spec import is_split_metric  # noqa: E402
+
 FRAMEWORKS = ("torch", "jax")
 # (task id, dataset): every data set each task declares.
 CASES = [
@@ -122,12 +125,14 @@ def test_declaration_matches_implementation(task_id: str) -> None:
         "stochastic_grad", "per_example_grads", "jvp_logits", "gauss_newton", "fisher",
     }
     metrics = {m.id: (m.unit, m.lower_is_better) for m in task.metrics}
+    held_out = {f"{split}_{name}": (unit, lower) for split in ("validation", "test")
+                for name, unit, lower in (("loss", "nats", True), ("accuracy", "fraction", False))}
     assert metrics == {
         "objective": ("nats", True),
         "suboptimality": ("nats", True),
         "train_accuracy": ("fraction", False),
         "grad_norm": ("1", True),
-    }
+    } | (held_out if task_id == "logreg" else {})
     assert task.target is not None and (task.target.metric, task.target.value) == ("suboptimality", 1e-8)
     assert set(task.implementations) == set(FRAMEWORKS)
     # One class for both frameworks.
@@ -248,7 +253,8 @@ def test_evaluate_reports_declared_metrics(task_id: str, dataset: str, framework
     b = backend(framework)
     params = problem.init_params(3)
     metrics = problem.evaluate(params)
-    assert set(metrics) == {m.id for m in task.metrics} - {"suboptimality"}
+    # Nothing is held out by default: no validation or test metric.
+    assert set(metrics) == {m.id for m in task.metrics if not is_split_metric(m.id)} - {"suboptimality"}
     assert all(type(value) is float for value in metrics.values())
     value, grad = oracle.value_and_grad(params)
     assert abs(metrics["objective"] - float(value)) < 1e-12
@@ -285,3 +291,29 @@ def test_bad_parameters_raise(task_id: str, bad: dict) -> None:
     cls = load_entry(task.implementations["torch"], path)
     with pytest.raises(ValueError):
         cls(backend=backend("torch"), **(task.resolve_parameters() | bad))
+
+
+def test_logreg_holds_out_validation_and_test_parts_it_never_trains_on() -> None:
+    from harness.datasets import binary_classification
+
+    whole = make_problem("convex", "logreg", "torch")
+    X, y = binary_classification("synthetic", 1000, 20, 0)
+    assert whole.X_np is X and whole.held_out == {}  # holdout 0: the cached set itself, as before
+    problem = make_problem("convex", "logreg", "torch", holdout=0.4)
+    train, validation, test = holdout_split(1000, 0.4, 0)
+    assert (len(train), len(validation), len(test)) == (600, 200, 200)
+    assert len(set(train) | set(validation) | set(test)) == 1000
+    np.testing.assert_array_equal(problem.X_np, X[train])
+    # f* is the training part's optimum: its gradient vanishes there, not on the whole set.
+    logreg = sys.modules[type(problem).__module__]
+    assert np.linalg.norm(logreg.gradient(problem.x_star, X[train], y[train], 5e-4)) < 1e-10
+    assert np.linalg.norm(logreg.gradient(problem.x_star, X, y, 5e-4)) > 1e-4
+    assert problem.f_star == logreg.objective(problem.x_star, X[train], y[train], 5e-4)
+    w = np.random.default_rng(2).standard_normal(20)
+    metrics = problem.evaluate(backend("torch").asarray(w))
+    for name, part in (("validation", validation), ("test", test)):
+        margins = y[part] * (X[part] @ w)
+        assert metrics[f"{name}_loss"] == pytest.approx(np.mean(np.log1p(np.exp(-margins))), rel=1e-12)
+        assert metrics[f"{name}_accuracy"] == np.mean(margins > 0)
+    with pytest.raises(ValueError, match="holdout"):
+        make_problem("convex", "logreg", "torch", holdout=1.5)
