@@ -35,6 +35,10 @@ def _label(record: dict) -> str:
     return f"{variant} / {record['method']} / {record['framework']} / {record['hardware']}"
 
 
+def _short(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g}"
+
+
 rows = [*lbkit.runs().to_dicts(), *lbkit.trial_runs().to_dicts()]
 table = tuned_against_default(records, rows)
 summary = pl.DataFrame(table).with_columns(
@@ -44,24 +48,28 @@ summary = pl.DataFrame(table).with_columns(
     pl.Series("search", [f"{s['trials'] - s['failed_trials']}/{s['trials']} {s['sampler']}" for s in table]),
     pl.Series("tuned reached", [f"{s['tuned_reached']}/{s['tuned_runs']}" for s in table]),
     pl.Series("default reached", [f"{s['default_reached']}/{s['default_runs']}" for s in table]),
+    pl.Series("on test", ["-" if s["test_metric"] is None else f"{_short(s['tuned_test'])} / {_short(s['default_test'])}"
+                          for s in table]),
 )
 st.caption("Tuned: the selected setting rerun on fresh seeds; default: the entry's hyperparameters on the suite's "
            "seeds. The tuning cost stands beside the result it bought: trials and the seconds they took on the "
            "methods' clocks (the trials are the search: the other pages rank results only).")
-tested = [c for c in ("tuned_test", "default_test") if summary[c].drop_nulls().len()]  # selected on validation
+shown = [c for c in ("study", "search", "tuning_s", "selected", "tuned reached", "tuned_target",
+                     "tuned_steps_to_target", "default reached", "default_target")
+         if summary[c].null_count() < summary.height]  # no steps where no rerun reached the target
+shown += ["on test"] if summary["tuned_test"].null_count() < summary.height else []  # selected on validation
 st.dataframe(
-    summary.select("study", "search", "tuning_s", "selected", "tuned reached",
-                   "tuned_target", "tuned_steps_to_target", "default reached", "default_target", *tested),
+    summary.select(shown),
     hide_index=True, key="tuning_summary",
     column_config={
-        "study": lbkit.text("study", width="medium"),
+        "study": lbkit.text("study", width=190),
         "search": lbkit.text("trials", help="Trials that finished (not diverged, not failed) / trials asked, and the sampler."),
         "tuning_s": lbkit.number("tuning [s]", help="The trials' clocks, summed: what the search cost."),
         "tuned_target": lbkit.number("tuned target ↓", help="Median over the reruns of the task's target metric."),
         "tuned_steps_to_target": lbkit.number("tuned steps", fmt="%.0f", help="Median steps to target of the reruns."),
         "default_target": lbkit.number("default target ↓"),
-        "tuned_test": lbkit.number("tuned on test", help="Selected on validation: the reruns' median test metric."),
-        "default_test": lbkit.number("default on test", help="The default runs' median test metric."),
+        "on test": lbkit.text("on test", help="Selected on validation, reported on test: the median test metric "
+                                              "of the reruns / of the default runs."),
     },
 )
 
