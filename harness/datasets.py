@@ -27,6 +27,7 @@ __all__ = [
     "SKLEARN_DATASETS",
     "binary_classification",
     "binary_key",
+    "holdout_parts",
     "holdout_split",
     "sklearn_dataset",
     "sklearn_raw",
@@ -183,3 +184,16 @@ def holdout_split(n: int, holdout: float, data_seed: int) -> tuple[np.ndarray, n
     order = np.random.default_rng([data_seed, HOLDOUT_STREAM]).permutation(n)
     validation, test = np.sort(order[: held // 2]), np.sort(order[held // 2: held])
     return immutable(np.sort(order[held:])), immutable(validation), immutable(test)
+
+
+def holdout_parts(X: np.ndarray, y: np.ndarray, holdout: float, data_seed: int) -> tuple[
+        tuple[np.ndarray, np.ndarray], dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """``((X, y) to train on, {"validation": (X, y), "test": (X, y)})`` by :func:`holdout_split`.
+
+    ``holdout = 0`` trains on ``(X, y)`` themselves (the cached arrays, unchanged) and holds nothing out.
+    """
+    train, validation, test = holdout_split(len(y), holdout, data_seed)
+    if not holdout:
+        return (X, y), {}
+    held = {name: (immutable(X[part]), immutable(y[part])) for name, part in (("validation", validation), ("test", test))}
+    return (immutable(X[train]), immutable(y[train])), held

@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 import scipy.special
 
-from harness.arrays import eye, immutable, normal_init, take, to_float64
-from harness.datasets import BINARY_DATASETS, binary_classification, binary_key, holdout_split
+from harness.arrays import eye, normal_init, take, to_float64
+from harness.datasets import BINARY_DATASETS, binary_classification, binary_key, holdout_parts
 from harness.losses import CrossEntropyTerms, binary_logits, logistic_loss, sigmoid
 from harness.reference import Reference, optimum
 
@@ -108,17 +108,15 @@ def _reference(dataset: str, n: int, d: int, data_seed: int, l2: float) -> Refer
 
 
 @functools.cache
-def _train_reference(key: tuple[Any, ...], l2: float, holdout: float) -> Reference:
-    X, y = binary_classification(*key)
-    train = holdout_split(len(y), holdout, key[3])[0]
-    X, y = immutable(X[train]), immutable(y[train])
+def _train_reference(key: tuple[Any, ...], l2: float, holdout: float, split_seed: int) -> Reference:
+    (X, y), _ = holdout_parts(*binary_classification(*key), holdout, split_seed)
     return optimum(
         lambda w: objective(w, X, y, l2),
         lambda w: gradient(w, X, y, l2),
         lambda w: hessian(w, X, l2),
         np.zeros(X.shape[1]),
         task="logreg",
-        params={"key": list(key), "l2": l2, "holdout": holdout},
+        params={"key": list(key), "l2": l2, "holdout": holdout, "split_seed": split_seed},
         sources=_SOURCES,
         data=(X, y),
     )
@@ -130,7 +128,8 @@ def train_reference(*, dataset: str, n: int, d: int, l2: float, data_seed: int, 
         return reference(dataset=dataset, n=n, d=d, l2=l2, data_seed=data_seed)
     if not l2 > 0:
         raise ValueError(f"l2 must be positive (the optimum is then unique and finite); got {l2}")
-    return _train_reference(binary_key(dataset, n, d, data_seed), float(l2), float(holdout))
+    # The split's seed is data_seed itself: a real data set's key drops it, its held-out split does not.
+    return _train_reference(binary_key(dataset, n, d, data_seed), float(l2), float(holdout), int(data_seed))
 
 
 def reference(*, dataset: str, n: int, d: int, l2: float, data_seed: int) -> Reference:
@@ -192,12 +191,9 @@ class LogReg(CrossEntropyTerms):
     ) -> None:
         self.backend = backend
         self.l2 = float(l2)
-        X, y = load_data(dataset=dataset, n=n, d=d, data_seed=data_seed)
-        train, validation, test = holdout_split(len(y), float(holdout), binary_key(dataset, n, d, data_seed)[3])
         # The training part is the problem (the whole cached set when nothing is held out); the others are measured.
-        self.X_np, self.y_np = (immutable(X[train]), immutable(y[train])) if holdout else (X, y)
-        self.held_out = {name: (X[part], y[part]) for name, part in (("validation", validation), ("test", test))
-                         if len(part)}
+        (self.X_np, self.y_np), self.held_out = holdout_parts(
+            *load_data(dataset=dataset, n=n, d=d, data_seed=data_seed), float(holdout), int(data_seed))
         self.n_samples = self.X_np.shape[0]
         self.batch_size = int(batch_size)
         ref = train_reference(dataset=dataset, n=n, d=d, l2=l2, data_seed=data_seed, holdout=float(holdout))

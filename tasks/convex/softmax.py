@@ -30,7 +30,7 @@ import numpy as np
 import scipy.special
 
 from harness.arrays import einsum, eye, immutable, normal_init, softmax, take, to_float64
-from harness.datasets import sklearn_dataset
+from harness.datasets import holdout_parts, sklearn_dataset
 from harness.losses import CrossEntropyTerms
 from harness.reference import Reference, optimum
 
@@ -43,6 +43,7 @@ __all__ = [
     "load_data",
     "objective",
     "reference",
+    "train_reference",
 ]
 
 DATASETS = ("blobs", "digits")
@@ -157,6 +158,35 @@ def _reference(key: tuple[Any, ...], l2: float) -> Reference:
     )
 
 
+@functools.cache
+def _train_reference(key: tuple[Any, ...], l2: float, holdout: float, split_seed: int) -> Reference:
+    full = _load(*key)
+    classes = _classes(key, full[1])
+    (X, labels), _ = holdout_parts(*full, holdout, split_seed)
+    return optimum(
+        lambda w: objective(w, X, labels, l2, classes),
+        lambda w: gradient(w, X, labels, l2, classes),
+        lambda w: hessian(w, X, l2, classes),
+        np.zeros(X.shape[1] * classes),
+        task="softmax",
+        params={"key": list(key), "l2": l2, "holdout": holdout, "split_seed": split_seed},
+        sources=_SOURCES,
+        data=(X, labels),
+    )
+
+
+def train_reference(*, dataset: str, n: int, d: int, classes: int, separation: float, l2: float, data_seed: int,
+                    holdout: float) -> Reference:
+    """:func:`reference` of the training part: the whole set when ``holdout`` is 0 (the same solve and cache)."""
+    if not holdout:
+        return reference(dataset=dataset, n=n, d=d, classes=classes, separation=separation, l2=l2, data_seed=data_seed)
+    if not l2 > 0:
+        raise ValueError(f"l2 must be positive (the optimum is then unique and finite); got {l2}")
+    # The split's seed is data_seed itself: a real data set's key drops it, its held-out split does not.
+    return _train_reference(_canonical(dataset, n, d, classes, separation, data_seed), float(l2), float(holdout),
+                            int(data_seed))
+
+
 def reference(
     *, dataset: str, n: int, d: int, classes: int, separation: float, l2: float, data_seed: int
 ) -> Reference:
@@ -189,6 +219,9 @@ class Softmax(CrossEntropyTerms):
         Weight of the penalty ``l2 ||W||_F^2``.
     batch_size
         Minibatch size of the oracle's ``grad`` and ``value_and_grad``; 0 is the full batch.
+    holdout
+        Fraction of the examples held out of training (:func:`harness.datasets.holdout_split`),
+        half for validation, half for test: their loss and accuracy are measured, never trained on.
 
     Finite-sum hooks (see :mod:`harness.oracle`): ``n_samples``, ``loss(params, indices)``,
     ``logits(params, indices)`` (``X W``), ``logit_hessian`` and ``regularizer``, for per-example
@@ -222,15 +255,19 @@ class Softmax(CrossEntropyTerms):
         l2: float,
         data_seed: int,
         batch_size: int,
+        holdout: float,
     ) -> None:
         key = _canonical(dataset, n, d, classes, separation, data_seed)
         self.backend = backend
         self.l2 = float(l2)
-        self.X_np, self.labels_np = _load(*key)
+        full = _load(*key)
+        self.classes = _classes(key, full[1])
+        # The training part is the problem (the whole cached set when nothing is held out); the others are measured.
+        (self.X_np, self.labels_np), self.held_out = holdout_parts(*full, float(holdout), int(data_seed))
         self.n_samples = self.X_np.shape[0]
         self.batch_size = int(batch_size)
-        self.classes = _classes(key, self.labels_np)
-        ref = reference(dataset=dataset, n=n, d=d, classes=classes, separation=separation, l2=l2, data_seed=data_seed)
+        ref = train_reference(dataset=dataset, n=n, d=d, classes=classes, separation=separation, l2=l2,
+                              data_seed=data_seed, holdout=float(holdout))
         self.x_star: np.ndarray = ref.x_star
         self.f_star: float | None = ref.f_star
         self.features = self.X_np.shape[1]
@@ -244,15 +281,19 @@ class Softmax(CrossEntropyTerms):
         return normal_init(self.backend, seed, self.dim, self.features)
 
     def evaluate(self, params: Any) -> dict[str, float]:
-        """Objective, training accuracy and gradient norm, in float64 numpy."""
+        """Objective, training accuracy and gradient norm, and the held-out parts' loss and accuracy, in float64 numpy."""
         w = to_float64(self.backend, params)
-        predicted = np.argmax(self.X_np @ w.reshape(self.features, self.classes), axis=1)
+        W = w.reshape(self.features, self.classes)
         args = (self.X_np, self.labels_np, self.l2, self.classes)
-        return {
+        metrics = {
             "objective": objective(w, *args),
-            "train_accuracy": float(np.mean(predicted == self.labels_np)),
+            "train_accuracy": float(np.mean(np.argmax(self.X_np @ W, axis=1) == self.labels_np)),
             "grad_norm": float(np.linalg.norm(gradient(w, *args))),
         }
+        for name, (X, labels) in self.held_out.items():  # the mean cross-entropy, no penalty: what generalizes
+            metrics[f"{name}_loss"] = objective(w, X, labels, 0.0, self.classes)
+            metrics[f"{name}_accuracy"] = float(np.mean(np.argmax(X @ W, axis=1) == labels))
+        return metrics
 
     def logits(self, params: Any, indices: Any = None) -> Any:
         """``X W`` for the samples ``indices`` (all when ``None``), shape (m, C)."""

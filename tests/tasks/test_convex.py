@@ -132,7 +132,7 @@ def test_declaration_matches_implementation(task_id: str) -> None:
         "suboptimality": ("nats", True),
         "train_accuracy": ("fraction", False),
         "grad_norm": ("1", True),
-    } | (held_out if task_id == "logreg" else {})
+    } | held_out
     assert task.target is not None and (task.target.metric, task.target.value) == ("suboptimality", 1e-8)
     assert set(task.implementations) == set(FRAMEWORKS)
     # One class for both frameworks.
@@ -291,6 +291,20 @@ def test_bad_parameters_raise(task_id: str, bad: dict) -> None:
     cls = load_entry(task.implementations["torch"], path)
     with pytest.raises(ValueError):
         cls(backend=backend("torch"), **(task.resolve_parameters() | bad))
+
+
+def test_softmax_holds_out_its_parts_too() -> None:
+    whole = make_problem("convex", "softmax", "torch", dataset="digits")
+    problem = make_problem("convex", "softmax", "torch", dataset="digits", holdout=0.4, data_seed=2)
+    train, validation, test = holdout_split(1797, 0.4, 2)  # the real data's split follows data_seed
+    np.testing.assert_array_equal(problem.X_np, whole.X_np[train])
+    softmax = sys.modules[type(problem).__module__]
+    assert np.linalg.norm(softmax.gradient(problem.x_star, problem.X_np, problem.labels_np, 5e-4, 10)) < 1e-9
+    metrics = problem.evaluate(backend("torch").asarray(np.array(problem.x_star)))
+    X, labels = whole.X_np[test], whole.labels_np[test]
+    assert metrics["test_loss"] == pytest.approx(softmax.objective(problem.x_star, X, labels, 0.0, 10), rel=1e-12)
+    assert 0.8 < metrics["test_accuracy"] <= 1.0 and set(whole.evaluate(whole.init_params(0))).isdisjoint(
+        {"validation_loss", "test_loss"})
 
 
 def test_logreg_holds_out_validation_and_test_parts_it_never_trains_on() -> None:
