@@ -92,34 +92,30 @@ def hessian(w: Any, X: Any, l2: float) -> Any:
     return (X.T * curvature) @ X / X.shape[0] + 2.0 * l2 * eye(X.shape[1], like=w)
 
 
-@functools.cache
-def _reference(dataset: str, n: int, d: int, data_seed: int, l2: float) -> Reference:
-    X, y = binary_classification(dataset, n, d, data_seed)
+def _solve(X: np.ndarray, y: np.ndarray, l2: float, params: dict[str, Any]) -> Reference:
+    """The reference of the data ``(X, y)``, cached on disk under ``params``."""
     return optimum(
         lambda w: objective(w, X, y, l2),
         lambda w: gradient(w, X, y, l2),
         lambda w: hessian(w, X, l2),
         np.zeros(X.shape[1]),
         task="logreg",
-        params={"dataset": dataset, "n": n, "d": d, "data_seed": data_seed, "l2": l2},
+        params=params,
         sources=_SOURCES,
         data=(X, y),
     )
+
+
+@functools.cache
+def _reference(dataset: str, n: int, d: int, data_seed: int, l2: float) -> Reference:
+    X, y = binary_classification(dataset, n, d, data_seed)
+    return _solve(X, y, l2, {"dataset": dataset, "n": n, "d": d, "data_seed": data_seed, "l2": l2})
 
 
 @functools.cache
 def _train_reference(key: tuple[Any, ...], l2: float, holdout: float, split_seed: int) -> Reference:
     (X, y), _ = holdout_parts(*binary_classification(*key), holdout, split_seed)
-    return optimum(
-        lambda w: objective(w, X, y, l2),
-        lambda w: gradient(w, X, y, l2),
-        lambda w: hessian(w, X, l2),
-        np.zeros(X.shape[1]),
-        task="logreg",
-        params={"key": list(key), "l2": l2, "holdout": holdout, "split_seed": split_seed},
-        sources=_SOURCES,
-        data=(X, y),
-    )
+    return _solve(X, y, l2, {"key": list(key), "l2": l2, "holdout": holdout, "split_seed": split_seed})
 
 
 def train_reference(*, dataset: str, n: int, d: int, l2: float, data_seed: int, holdout: float) -> Reference:

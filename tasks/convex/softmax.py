@@ -142,37 +142,32 @@ def _classes(key: tuple[Any, ...], labels: np.ndarray) -> int:
     return key[3] if key[0] == "blobs" else int(labels.max()) + 1
 
 
-@functools.cache
-def _reference(key: tuple[Any, ...], l2: float) -> Reference:
-    X, labels = _load(*key)
-    classes = _classes(key, labels)
+def _solve(X: np.ndarray, labels: np.ndarray, l2: float, classes: int, params: dict[str, Any]) -> Reference:
+    """The reference of the data ``(X, labels)``, cached on disk under ``params``."""
     return optimum(
         lambda w: objective(w, X, labels, l2, classes),
         lambda w: gradient(w, X, labels, l2, classes),
         lambda w: hessian(w, X, l2, classes),
         np.zeros(X.shape[1] * classes),
         task="softmax",
-        params={"key": list(key), "l2": l2},
+        params=params,
         sources=_SOURCES,
         data=(X, labels),
     )
+
+
+@functools.cache
+def _reference(key: tuple[Any, ...], l2: float) -> Reference:
+    X, labels = _load(*key)
+    return _solve(X, labels, l2, _classes(key, labels), {"key": list(key), "l2": l2})
 
 
 @functools.cache
 def _train_reference(key: tuple[Any, ...], l2: float, holdout: float, split_seed: int) -> Reference:
     full = _load(*key)
-    classes = _classes(key, full[1])
     (X, labels), _ = holdout_parts(*full, holdout, split_seed)
-    return optimum(
-        lambda w: objective(w, X, labels, l2, classes),
-        lambda w: gradient(w, X, labels, l2, classes),
-        lambda w: hessian(w, X, l2, classes),
-        np.zeros(X.shape[1] * classes),
-        task="softmax",
-        params={"key": list(key), "l2": l2, "holdout": holdout, "split_seed": split_seed},
-        sources=_SOURCES,
-        data=(X, labels),
-    )
+    return _solve(X, labels, l2, _classes(key, full[1]),
+                  {"key": list(key), "l2": l2, "holdout": holdout, "split_seed": split_seed})
 
 
 def train_reference(*, dataset: str, n: int, d: int, classes: int, separation: float, l2: float, data_seed: int,
