@@ -11,12 +11,17 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 from _execute_helpers import CATALOG
 
 from harness.store import read_runs
 
 HARNESS = [sys.executable, "-m", "harness.cli"]
 RUNS = 12  # exec-matrix: 2 sizes x 2 frameworks x 3 seeds, about 0.4 s each
+
+# Two benches on one store and a kill mid-matrix assert on timing: alone, not beside a parallel pass (one of four
+# parallel passes saw the second of two sharing benches stop with ENOENT; not seen alone, cause not found yet).
+pytestmark = pytest.mark.serial
 
 
 def bench(store: Path, counter: Path, *extra: str) -> subprocess.Popen:
