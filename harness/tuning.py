@@ -249,7 +249,9 @@ def run_studies(studies: Sequence[Study], execute: Execute, *,
             result.best = min(scored, key=lambda t: (t.value, t.tiebreak, t.number))
             result.reruns = [result.study.rerun(result.best.params, seed)
                              for seed in range(result.study.protocol.rerun_seeds)]
-    execute([run for result in results for run in result.reruns])
+    reruns = [run for result in results for run in result.reruns]
+    if reruns:  # none when every trial of every study failed
+        execute(reruns)
     for result in results:
         if on_study is not None:
             on_study(result)

@@ -31,21 +31,11 @@ from typing import Any
 import numpy as np
 
 from harness.arrays import einsum, like
+from harness.graphs import laplacian
 
 __all__ = ["DADAO", "GossipGD", "dadao_constants", "laplacian", "spectral_constants"]
 
 _STREAM = 0xDADA0
-
-
-def laplacian(n: int, edges: np.ndarray) -> np.ndarray:
-    """The unweighted graph Laplacian ``(n, n)`` of ``edges`` ``(E, 2)``."""
-    lap = np.zeros((n, n))
-    for i, j in edges:
-        lap[i, i] += 1.0
-        lap[j, j] += 1.0
-        lap[i, j] -= 1.0
-        lap[j, i] -= 1.0
-    return lap
 
 
 def spectral_constants(n: int, edges: np.ndarray) -> tuple[float, float]:

@@ -27,6 +27,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from harness.arrays import like, namespace, noise_key, standard_normal
+from harness.graphs import complete_edges, ring_edges
+from harness.graphs import laplacian as graph_laplacian
 
 __all__ = ["GRAPHS", "READOUTS", "CoupledLangevin", "CoupledLangevinState", "laplacian"]
 
@@ -46,14 +48,7 @@ def laplacian(graph: str, n: int) -> np.ndarray:
     """
     if graph not in GRAPHS:
         raise ValueError(f"graph must be one of {list(GRAPHS)} (got {graph!r})")
-    if graph == "complete":
-        adjacency = np.ones((n, n))
-    else:  # i ~ i +- 1 (mod n); for n = 2 the two neighbours are one node, joined by one edge
-        adjacency = np.zeros((n, n))
-        nodes = np.arange(n)
-        adjacency[nodes, (nodes + 1) % n] = adjacency[(nodes + 1) % n, nodes] = 1.0
-    np.fill_diagonal(adjacency, 0.0)
-    return np.diag(adjacency.sum(1)) - adjacency
+    return graph_laplacian(n, complete_edges(n) if graph == "complete" else ring_edges(n))
 
 
 class CoupledLangevinState(NamedTuple):

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from harness.arrays import block_shard, einsum, immutable, is_numpy, like, to_float64
+from harness.graphs import ring_edges
 
 __all__ = ["DecentralRidge", "FEATURE_SCALES", "GEOMETRIC_RADIUS", "HETEROGENEITY", "NOISE", "connected",
            "graph_edges", "node_data", "solution"]
@@ -57,8 +58,7 @@ def connected(n: int, edges: np.ndarray) -> bool:
 def graph_edges(graph: str, n: int, data_seed: int) -> np.ndarray:
     """The ``(E, 2)`` edges ``i < j`` of the ring or of the connected random geometric graph."""
     if graph == "ring":
-        edges = np.array([(min(i, (i + 1) % n), max(i, (i + 1) % n)) for i in range(n)], dtype=np.int64)
-        return immutable(np.unique(edges, axis=0))
+        return immutable(ring_edges(n))
     if graph != "geometric":
         raise ValueError(f"graph must be 'ring' or 'geometric' (got {graph!r})")
     rng = np.random.default_rng([data_seed, 1])  # a stream of its own: the data stay those of the ring

@@ -107,7 +107,8 @@ def test_grouped_events_are_the_authors_event_by_event_updates() -> None:
 
 
 @pytest.mark.parametrize(("method", "steps", "framework"),
-                         [("gossip-gd", 300, "torch"), ("gossip-gd", 300, "jax"), ("dadao", 120, "torch")])
+                         [("gossip-gd", 300, "torch"), ("gossip-gd", 300, "jax"), ("dadao", 120, "torch"),
+                          ("dadao", 120, "jax")])
 def test_both_converge_linearly_to_x_star_with_counted_calls(full_catalog, framework, method, steps) -> None:
     hyper = EASY_DADAO if method == "dadao" else {"lr": 0.04}
     result = run_single(full_catalog, "decentral-ridge", method, framework, params=EASY, hyperparameters=hyper,
