@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from harness.arrays import immutable, namespace, normal_init, take, to_float64
-from harness.datasets import BINARY_DATASETS, binary_classification, binary_key
+from harness.datasets import BINARY_DATASETS, binary_classification, binary_key, holdout_parts
 from harness.losses import CrossEntropyTerms, binary_logits, logistic_loss
 from harness.reference import Reference
 from harness.robust import gradient, hessian, objective, robust_optimum
@@ -43,6 +43,7 @@ __all__ = [
     "load_data",
     "objective",
     "reference",
+    "train_reference",
 ]
 
 DATASETS = BINARY_DATASETS
@@ -92,6 +93,23 @@ def _reference(key: tuple[Any, ...], eps: float, l2: float) -> Reference:
                           sources=_SOURCES)
 
 
+@functools.cache
+def _train_reference(key: tuple[Any, ...], eps: float, l2: float, holdout: float, split_seed: int) -> Reference:
+    (X, y), _ = holdout_parts(*_load(*key), holdout, split_seed)
+    return robust_optimum(X, y, eps, l2, task="robust-logreg", sources=_SOURCES,
+                          params={"key": list(key), "eps": eps, "l2": l2, "holdout": holdout, "split_seed": split_seed})
+
+
+def train_reference(*, dataset: str, n: int, d: int, eps: float, l2: float, data_seed: int, labels: str,
+                    holdout: float) -> Reference:
+    """:func:`reference` of the training part: the whole set when ``holdout`` is 0 (the same solve and cache)."""
+    if not holdout:
+        return reference(dataset=dataset, n=n, d=d, eps=eps, l2=l2, data_seed=data_seed, labels=labels)
+    # The split's seed is data_seed itself: a real data set's key drops it, its held-out split does not.
+    return _train_reference(_canonical(dataset, n, d, data_seed, labels), float(eps), float(l2), float(holdout),
+                            int(data_seed))
+
+
 def reference(*, dataset: str, n: int, d: int, eps: float, l2: float, data_seed: int, labels: str) -> Reference:
     """The minimizer and minimum by scipy L-BFGS-B (gtol 1e-6) and Newton polish, in numpy.
 
@@ -118,6 +136,9 @@ class RobustLogReg(CrossEntropyTerms):
         Radius of the perturbation ball and weight of the penalty ``l2 ||w||^2``.
     batch_size
         Minibatch size of the oracle's ``grad`` and ``value_and_grad``; 0 is the full batch.
+    holdout
+        Fraction of the examples held out of training (:func:`harness.datasets.holdout_split`),
+        half for validation, half for test: their adversarial loss and robust accuracy are measured.
     """
 
     def __init__(
@@ -132,11 +153,15 @@ class RobustLogReg(CrossEntropyTerms):
         data_seed: int,
         labels: str,
         batch_size: int,
+        holdout: float,
     ) -> None:
         self.backend = backend
         self.eps, self.l2 = float(eps), float(l2)
-        self.X_np, self.y_np = load_data(dataset=dataset, n=n, d=d, data_seed=data_seed, labels=labels)
-        ref = reference(dataset=dataset, n=n, d=d, eps=eps, l2=l2, data_seed=data_seed, labels=labels)
+        # The training part is the problem (the whole cached set when nothing is held out); the others are measured.
+        (self.X_np, self.y_np), self.held_out = holdout_parts(
+            *load_data(dataset=dataset, n=n, d=d, data_seed=data_seed, labels=labels), float(holdout), int(data_seed))
+        ref = train_reference(dataset=dataset, n=n, d=d, eps=eps, l2=l2, data_seed=data_seed, labels=labels,
+                              holdout=float(holdout))
         self.x_star: np.ndarray = ref.x_star
         self.f_star: float | None = ref.f_star
         self.n_samples, self.dim = self.X_np.shape
@@ -152,12 +177,16 @@ class RobustLogReg(CrossEntropyTerms):
         w = to_float64(self.backend, params)
         margins = self.y_np * (self.X_np @ w)
         args = (self.X_np, self.y_np, self.eps, self.l2)
-        return {
+        metrics = {
             "objective": objective(w, *args),
             "train_accuracy": float(np.mean(margins > 0)),
             "robust_accuracy": float(np.mean(margins - self.eps * np.linalg.norm(w) > 0)),
             "grad_norm": float(np.linalg.norm(gradient(w, *args))),
         }
+        for name, (X, y) in self.held_out.items():  # the adversarial loss, no penalty; robust accuracy
+            metrics[f"{name}_loss"] = objective(w, X, y, self.eps, 0.0)
+            metrics[f"{name}_robust_accuracy"] = float(np.mean(y * (X @ w) - self.eps * np.linalg.norm(w) > 0))
+        return metrics
 
     # Written once over the array namespace: operators, and functions that read the framework off the array.
     def _margins(self, params: Any, indices: Any) -> Any:

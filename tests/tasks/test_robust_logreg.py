@@ -118,3 +118,24 @@ def test_shuffled_labels_keep_features_and_label_counts() -> None:
     assert np.array_equal(np.sort(real.y_np), np.sort(shuffled.y_np)) and not np.array_equal(real.y_np, shuffled.y_np)
     assert shuffled.f_star > real.f_star + 0.3  # no linear rule fits random labels
     assert (REPO / "tasks" / "convex" / "robust_logreg.py").is_file()
+
+
+def test_a_held_out_split_is_measured_with_the_adversarial_loss() -> None:
+    """holdout > 0: trained on the training part (f* its optimum), as logreg's split with eps = 0 (the same examples)."""
+    from harness.datasets import holdout_split
+    from harness.robust import gradient, objective
+
+    problem = make_problem("convex", "robust-logreg", "torch", holdout=0.4)
+    whole = make_problem("convex", "robust-logreg", "torch")
+    train, validation, test = holdout_split(1000, 0.4, 0)
+    np.testing.assert_array_equal(problem.X_np, whole.X_np[train])
+    assert np.linalg.norm(gradient(problem.x_star, problem.X_np, problem.y_np, 0.1, 5e-4)) < 1e-9
+    assert problem.f_star > whole.f_star - 0.1 and not np.allclose(problem.x_star, whole.x_star)
+    metrics = problem.evaluate(whole.backend.asarray(np.array(problem.x_star)))
+    X, y = whole.X_np[test], whole.y_np[test]
+    assert metrics["test_loss"] == pytest.approx(objective(problem.x_star, X, y, 0.1, 0.0), rel=1e-12)
+    w = problem.x_star
+    assert metrics["test_robust_accuracy"] == np.mean(y * (X @ w) - 0.1 * np.linalg.norm(w) > 0)
+    clean = make_problem("convex", "logreg", "torch", holdout=0.4)
+    np.testing.assert_array_equal(clean.X_np, problem.X_np)  # one split for the tasks on the same data
+    assert "test_loss" not in whole.evaluate(whole.init_params(0))
