@@ -406,7 +406,7 @@ def _run_plan(plan, runner, store_dir: Path, *, retry_failed: bool, force: bool,
     failed = [final[r.run_id] for r in plan.runs if r.run_id in final and final[r.run_id]["status"] in NO_RESULT]
     total = len(plan.runs)
     if studies:
-        tuned = _run_studies(studies, plan, store, runner, store_dir, console=console)
+        tuned = _run_studies(studies, plan, store, runner, store_dir, defaults=final, console=console)
         failed += [row for row in tuned.values() if row["status"] in NO_RESULT]
         total += len(tuned)
     console.print(f"store: {store_dir.resolve()}")
@@ -420,10 +420,11 @@ def _run_plan(plan, runner, store_dir: Path, *, retry_failed: bool, force: bool,
         raise typer.Exit(RUNS_FAILED)
 
 
-def _run_studies(studies, plan, store, runner, store_dir: Path, *, console) -> dict[str, dict]:  # noqa: ANN001
+def _run_studies(studies, plan, store, runner, store_dir: Path, *, defaults: dict[str, dict], console) -> dict[str, dict]:  # noqa: ANN001
     """Run the tuning studies' trials and reruns through the bench's executor; their rows, by run id.
 
-    Each study's record is kept in the store when it finishes; the tuned-against-default table is printed.
+    Each study's record is kept in the store when it finishes; the tuned-against-default table
+    (``defaults``: the plan's stored rows, by run id) is printed.
     """
     from rich.markup import escape
 
@@ -435,15 +436,13 @@ def _run_studies(studies, plan, store, runner, store_dir: Path, *, console) -> d
 
     def execute(runs):  # noqa: ANN001, ANN202 - RunSpecs; rows by id
         unique = list({run.run_id: run for run in runs}.values())
-        ids = {run.run_id for run in unique}
-        stored = _by_id(_read_plan_runs(store_dir, ids, _STORED_COLUMNS))
-        todo = [run for run in unique if run.run_id not in stored]
+        found = _by_id(_read_plan_runs(store_dir, {run.run_id for run in unique}))
+        todo = [run for run in unique if run.run_id not in found]
         console.print(f"tuning [bold]{escape(plan.suite)}[/bold]: {len(unique)} runs, {len(unique) - len(todo)} "
                       f"already in {escape(str(store_dir))}, {len(todo)} to run")
-        batch = Plan(suite=plan.suite, runs=unique)
-        frame = (_drive_plan(todo, batch, store, runner, store_dir, again={}, moved={}, console=console) if todo
-                 else _read_plan_runs(store_dir, ids))
-        found = _by_id(frame)
+        if todo:  # the batch's rows afterwards, read once
+            found = _by_id(_drive_plan(todo, Plan(suite=plan.suite, runs=unique), store, runner, store_dir,
+                                       again={}, moved={}, console=console))
         rows.update(found)
         return found
 
@@ -458,7 +457,6 @@ def _run_studies(studies, plan, store, runner, store_dir: Path, *, console) -> d
             raise _store_error(f"cannot write the store {store_dir}: {_os_reason(exc)}") from None
 
     run_studies(studies, execute, on_study=keep)
-    defaults = _by_id(_read_plan_runs(store_dir, {r.run_id for r in plan.runs}))
     console.print(tuning_renderable(tuned_against_default(records, [*rows.values(), *defaults.values()])))
     return rows
 
@@ -796,7 +794,7 @@ def results_renderable(table):  # noqa: ANN001, ANN201 - a polars DataFrame; a F
     (else the title names it), a method's hyperparameters only those that vary within it;
     long labels wrap or are abbreviated with a legend below the table.
     """
-    from harness.leaderboard import FitColumn, FitTable
+    from harness.leaderboard import FitColumn, FitTable, number_text
 
     rows = table.to_dicts()
     title = "results (median over seeds), one row per configuration"
@@ -810,24 +808,15 @@ def results_renderable(table):  # noqa: ANN001, ANN201 - a polars DataFrame; a F
         FitColumn("reached", [f"{r['n_reached']}/{r['n_runs']}" for r in rows]),
         FitColumn("failed", [str(r["n_failed"]) for r in rows]),
         FitColumn("skipped", [str(r["n_skipped"]) for r in rows]),
-        FitColumn("subopt. ↓", [_number(r["median_suboptimality"]) for r in rows]),
-        FitColumn("to target ↓ [s]", [_number(r["median_time_to_target_s"]) for r in rows]),
-        FitColumn("steps", [_number(r["median_steps"]) for r in rows]),
-        FitColumn("ms/step ↓", [_number(None if r["median_time_per_step_s"] is None else 1e3 * r["median_time_per_step_s"])
+        FitColumn("subopt. ↓", [number_text(r["median_suboptimality"]) for r in rows]),
+        FitColumn("to target ↓ [s]", [number_text(r["median_time_to_target_s"]) for r in rows]),
+        FitColumn("steps", [number_text(r["median_steps"]) for r in rows]),
+        FitColumn("ms/step ↓", [number_text(None if r["median_time_per_step_s"] is None else 1e3 * r["median_time_per_step_s"])
                                 for r in rows]),
     ]
     caption = ("failed: diverged, error, timeout or oom, counted as infinite suboptimality and time to target; "
                "skipped: not run, no sample; ms/step: the clock less init and output, over the steps")
     return FitTable(title, columns, caption=caption, group=True)
-
-
-def _number(value: float | None) -> str:
-    """A number in at most 3 significant digits, whole (``5.96e+08``, ``0.0292``, ``inf``); ``-`` for none."""
-    if value is None or value != value:
-        return "-"
-    if value in (float("inf"), float("-inf")):
-        return "inf" if value > 0 else "-inf"
-    return f"{value:.3g}"
 
 
 def main() -> int:

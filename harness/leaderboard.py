@@ -44,10 +44,12 @@ __all__ = [
     "method_declarations",
     "report_renderables",
     "report_tables",
+    "number_text",
     "results_fingerprint",
     "serve",
     "store_fingerprint",
     "streamlit_command",
+    "tuning_renderable",
 ]
 
 #: Environment variable naming the store directory (``--store`` after ``--`` also works).
@@ -666,6 +668,19 @@ def report_tables(
     return renderables
 
 
+def number_text(value: float | None) -> str:
+    """A number in at most 3 significant digits, whole (``5.96e+08``, ``0.0292``, ``inf``); ``-`` for none.
+
+    >>> number_text(596e6), number_text(float("inf")), number_text(None)
+    ('5.96e+08', 'inf', '-')
+    """
+    if value is None or value != value:
+        return "-"
+    if value in (float("inf"), float("-inf")):
+        return "inf" if value > 0 else "-inf"
+    return f"{value:.3g}"
+
+
 def tuning_renderable(rows: Sequence[Mapping[str, Any]]) -> FitTable:
     """Tuned against default results, one row per study (:func:`harness.tuning.tuned_against_default`).
 
@@ -673,9 +688,6 @@ def tuning_renderable(rows: Sequence[Mapping[str, Any]]) -> FitTable:
     on the methods' clocks.
     """
     from harness.score import problem_label, varying_parameters
-
-    def number(value: Any) -> str:
-        return "-" if value is None else f"{value:.3g}"
 
     def setting(values: Mapping[str, Any] | None) -> str:
         return "none (every trial failed)" if not values else ", ".join(f"{k}={v:.4g}" if isinstance(v, float)
@@ -689,18 +701,18 @@ def tuning_renderable(rows: Sequence[Mapping[str, Any]]) -> FitTable:
         FitColumn("method", [r["method"] for r in rows], kind="key", code="c"),
         FitColumn("framework", [r["framework"] for r in rows], kind="key", code="f"),
         FitColumn("trials", [f"{r['trials'] - r['failed_trials']}/{r['trials']} {r['sampler']}" for r in rows]),
-        FitColumn("tuning [s]", [number(r["tuning_s"]) for r in rows]),
+        FitColumn("tuning [s]", [number_text(r["tuning_s"]) for r in rows]),
         FitColumn("selected", [setting(r["selected"]) for r in rows], kind="text"),
         FitColumn("tuned reached", [f"{r['tuned_reached']}/{r['tuned_runs']}" for r in rows]),
-        FitColumn("tuned target ↓", [number(r["tuned_target"]) for r in rows]),
-        FitColumn("tuned steps", [number(r["tuned_steps_to_target"]) for r in rows]),
+        FitColumn("tuned target ↓", [number_text(r["tuned_target"]) for r in rows]),
+        FitColumn("tuned steps", [number_text(r["tuned_steps_to_target"]) for r in rows]),
         FitColumn("default reached", [f"{r['default_reached']}/{r['default_runs']}" for r in rows]),
-        FitColumn("default target ↓", [number(r["default_target"]) for r in rows]),
+        FitColumn("default target ↓", [number_text(r["default_target"]) for r in rows]),
     ]
     tests = sorted({r["test_metric"] for r in rows if r["test_metric"]})
     if tests:  # selected on validation: the result is reported on test
-        columns += [FitColumn(f"tuned {' | '.join(tests)}", [number(r["tuned_test"]) for r in rows]),
-                    FitColumn(f"default {' | '.join(tests)}", [number(r["default_test"]) for r in rows])]
+        columns += [FitColumn(f"tuned {' | '.join(tests)}", [number_text(r["tuned_test"]) for r in rows]),
+                    FitColumn(f"default {' | '.join(tests)}", [number_text(r["default_test"]) for r in rows])]
     caption = ("tuned: the selected setting rerun on fresh seeds (median over them); default: the entry's declared "
                "hyperparameters on the suite's seeds; trials: finished/asked; tuning [s]: the trials' clocks, summed; "
                "target: the task's target metric; steps: median steps to target")

@@ -53,6 +53,7 @@ __all__ = [
     "RunSpec",
     "Skip",
     "adhoc_suite",
+    "content_digest",
     "make_plan",
     "parse_overrides",
     "run_identity",
@@ -116,7 +117,7 @@ class RunSpec(Spec):
         return self._digest(exclude={"suite", "seed", "budget", "probes"})
 
     def _digest(self, *, exclude: set[str]) -> str:
-        return _digest(self.model_dump(mode="json", exclude=exclude) | {"schema_version": RUN_ID_VERSION})
+        return content_digest(self.model_dump(mode="json", exclude=exclude) | {"schema_version": RUN_ID_VERSION})
 
     def label(self) -> str:
         """A short human-readable name of the run."""
@@ -174,9 +175,9 @@ def run_identity(
     task_spec, method_spec = task_entry.spec, method_entry.spec
     hardware_spec: HardwareProfile = catalog.hardware[hardware].spec
     declarations = {
-        "task": _digest(_task_content(task_spec, framework)),
-        "method": _digest(_method_content(method_spec, framework)),
-        "hardware": _digest(hardware_spec.model_dump(mode="json", exclude=COSMETIC_FIELDS)),
+        "task": content_digest(_task_content(task_spec, framework)),
+        "method": content_digest(_method_content(method_spec, framework)),
+        "hardware": content_digest(hardware_spec.model_dump(mode="json", exclude=COSMETIC_FIELDS)),
     }
     code = {f"task/{f}": d for f, d in task_entry.digests(task_spec.implementations[framework]).items()}
     entry = method_spec.implementations[framework].entry
@@ -234,7 +235,8 @@ def _method_content(method: MethodSpec, framework: str) -> dict[str, Any]:
     return content
 
 
-def _digest(content: Any) -> str:
+def content_digest(content: Any) -> str:
+    """16 hex digits of the SHA-256 of ``content`` (JSON values) in canonical JSON: run ids, declaration digests, study ids."""
     blob = json.dumps(content, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

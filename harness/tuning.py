@@ -23,7 +23,6 @@ store each time (the harness's store is the one record).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import warnings
@@ -33,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.plan import RunSpec
+from harness.plan import RunSpec, content_digest
 from harness.record import NO_RESULT, Status
 from harness.spec import STEPS_TO_TARGET, SearchSpace, Tuning, split_metric
 
@@ -113,7 +112,7 @@ def make_studies(plan_runs: Sequence[RunSpec], catalog: Any, protocol: Tuning) -
             "space": {name: s.model_dump(mode="json") for name, s in space.items()},
             "base": run.model_dump(mode="json", exclude={"suite", "seed"}),
         }
-        study_id = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
+        study_id = content_digest(content)
         studies.setdefault(study_id, Study(study_id, protocol, run, space, lower))
     return list(studies.values())
 

@@ -10,6 +10,7 @@ import polars as pl
 import streamlit as st
 
 from harness import charts
+from harness.leaderboard import number_text
 from harness.record import Status
 from harness.score import problem_label, varying_parameters
 from harness.spec import STEPS_TO_TARGET
@@ -35,10 +36,6 @@ def _label(record: dict) -> str:
     return f"{variant} / {record['method']} / {record['framework']} / {record['hardware']}"
 
 
-def _short(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3g}"
-
-
 rows = [*lbkit.runs().to_dicts(), *lbkit.trial_runs().to_dicts()]
 table = tuned_against_default(records, rows)
 summary = pl.DataFrame(table).with_columns(
@@ -48,8 +45,8 @@ summary = pl.DataFrame(table).with_columns(
     pl.Series("search", [f"{s['trials'] - s['failed_trials']}/{s['trials']} {s['sampler']}" for s in table]),
     pl.Series("tuned reached", [f"{s['tuned_reached']}/{s['tuned_runs']}" for s in table]),
     pl.Series("default reached", [f"{s['default_reached']}/{s['default_runs']}" for s in table]),
-    pl.Series("on test", ["-" if s["test_metric"] is None else f"{_short(s['tuned_test'])} / {_short(s['default_test'])}"
-                          for s in table]),
+    pl.Series("on test", ["-" if s["test_metric"] is None else
+                          f"{number_text(s['tuned_test'])} / {number_text(s['default_test'])}" for s in table]),
 )
 st.caption("Tuned: the selected setting rerun on fresh seeds; default: the entry's hyperparameters on the suite's "
            "seeds. The tuning cost stands beside the result it bought: trials and the seconds they took on the "

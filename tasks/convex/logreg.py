@@ -94,6 +94,8 @@ def hessian(w: Any, X: Any, l2: float) -> Any:
 
 def _solve(X: np.ndarray, y: np.ndarray, l2: float, params: dict[str, Any]) -> Reference:
     """The reference of the data ``(X, y)``, cached on disk under ``params``."""
+    if not l2 > 0:
+        raise ValueError(f"l2 must be positive (the optimum is then unique and finite); got {l2}")
     return optimum(
         lambda w: objective(w, X, y, l2),
         lambda w: gradient(w, X, y, l2),
@@ -122,8 +124,6 @@ def train_reference(*, dataset: str, n: int, d: int, l2: float, data_seed: int, 
     """:func:`reference` of the training part: the whole set when ``holdout`` is 0 (the same solve and cache)."""
     if not holdout:
         return reference(dataset=dataset, n=n, d=d, l2=l2, data_seed=data_seed)
-    if not l2 > 0:
-        raise ValueError(f"l2 must be positive (the optimum is then unique and finite); got {l2}")
     # The split's seed is data_seed itself: a real data set's key drops it, its held-out split does not.
     return _train_reference(binary_key(dataset, n, d, data_seed), float(l2), float(holdout), int(data_seed))
 
@@ -135,8 +135,6 @@ def reference(*, dataset: str, n: int, d: int, l2: float, data_seed: int) -> Ref
     L-BFGS alone stalls above machine precision on ill-conditioned data (breast_cancer).
     The minimizer is cached on disk and checked when read (:func:`harness.reference.optimum`).
     """
-    if not l2 > 0:
-        raise ValueError(f"l2 must be positive (the optimum is then unique and finite); got {l2}")
     return _reference(*binary_key(dataset, n, d, data_seed), float(l2))
 
 

@@ -144,6 +144,8 @@ def _classes(key: tuple[Any, ...], labels: np.ndarray) -> int:
 
 def _solve(X: np.ndarray, labels: np.ndarray, l2: float, classes: int, params: dict[str, Any]) -> Reference:
     """The reference of the data ``(X, labels)``, cached on disk under ``params``."""
+    if not l2 > 0:
+        raise ValueError(f"l2 must be positive (the optimum is then unique and finite); got {l2}")
     return optimum(
         lambda w: objective(w, X, labels, l2, classes),
         lambda w: gradient(w, X, labels, l2, classes),
@@ -175,8 +177,6 @@ def train_reference(*, dataset: str, n: int, d: int, classes: int, separation: f
     """:func:`reference` of the training part: the whole set when ``holdout`` is 0 (the same solve and cache)."""
     if not holdout:
         return reference(dataset=dataset, n=n, d=d, classes=classes, separation=separation, l2=l2, data_seed=data_seed)
-    if not l2 > 0:
-        raise ValueError(f"l2 must be positive (the optimum is then unique and finite); got {l2}")
     # The split's seed is data_seed itself: a real data set's key drops it, its held-out split does not.
     return _train_reference(_canonical(dataset, n, d, classes, separation, data_seed), float(l2), float(holdout),
                             int(data_seed))
@@ -191,8 +191,6 @@ def reference(
     L-BFGS alone stalls above machine precision on ill-conditioned data (digits).
     The minimizer is cached on disk and checked when read (:func:`harness.reference.optimum`).
     """
-    if not l2 > 0:
-        raise ValueError(f"l2 must be positive (the optimum is then unique and finite); got {l2}")
     return _reference(_canonical(dataset, n, d, classes, separation, data_seed), float(l2))
 
 

@@ -12,7 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tasks"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _content import load_entry, load_method  # noqa: E402
-from _runs import run_single  # noqa: E402
+from _runs import run_single, single_run  # noqa: E402
 
 from harness.spec import Budget  # noqa: E402
 
@@ -144,14 +144,8 @@ def test_dadao_needs_fewer_communications_than_gossip_gd_on_the_ring(full_catalo
 
 
 def _ranks_run(catalog, method, hardware, hyper):
-    from harness.plan import make_plan
-    from harness.spec import SuiteEntry, SuiteSpec
-
-    entry = SuiteEntry(tasks=("decentral-ridge",), methods=(method,), grid={"mu": (1.0,)},
-                       hyperparameters={method: hyper}, budget=Budget(steps=40, seconds=60))
-    suite = SuiteSpec(id="single", seeds=(0,), frameworks=("torch",), hardware=(hardware,), entries=(entry,))
-    (run,) = make_plan(catalog, suite=suite).runs
-    return run
+    return single_run(catalog, "decentral-ridge", method, "torch", params={"mu": 1.0}, hyperparameters=hyper,
+                      budget=Budget(steps=40, seconds=60), hardware=hardware)
 
 
 @pytest.mark.parametrize("method", ["gossip-gd", "dadao"])

@@ -14,7 +14,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tasks"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _content import backend, make_method, make_oracle, make_problem  # noqa: E402
-from _runs import run_single  # noqa: E402
+from _runs import run_single, single_run  # noqa: E402
 
 from harness.spec import Budget  # noqa: E402
 
@@ -76,13 +76,8 @@ def test_local_epochs_on_skewed_clients_leave_a_positive_gap_and_natural_trainin
 
 
 def _ranks_run(catalog, method, hardware):
-    from harness.plan import make_plan
-    from harness.spec import SuiteEntry, SuiteSpec
-
-    entry = SuiteEntry(tasks=(TASK,), methods=(method,), grid={"local_epochs": (2,)}, budget=Budget(steps=20, seconds=60))
-    suite = SuiteSpec(id="single", seeds=(0,), frameworks=("torch",), hardware=(hardware,), entries=(entry,))
-    (run,) = make_plan(catalog, suite=suite).runs
-    return run
+    return single_run(catalog, TASK, method, "torch", params={"local_epochs": 2}, budget=Budget(steps=20, seconds=60),
+                      hardware=hardware)
 
 
 @pytest.mark.parametrize("method", ["fedavg", "fal"])
