@@ -1,4 +1,4 @@
-"""Every leaderboard page in a real browser, on a store of real runs: 14 methods and the ghost-spike suite.
+"""Every leaderboard page in a real browser, on a store of real runs: 14 methods, the ghost-spike and tuning suites.
 
 The store is benched by the CLI (``harness bench``: a 14-method softmax and logreg suite of a catalog root
 made here, then the built-in ``ghost-spike`` suite, torch only to keep it short), served by
@@ -54,6 +54,7 @@ def bench_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     store = root / "store"
     _bench("--suite", "screens", "--catalog", str(root / "catalog"), "--store", str(store))
     _bench("--suite", "ghost-spike", "--framework", "torch", "--store", str(store))
+    _bench("--suite", "tuning", "--store", str(store))  # a 16-trial study of gd's lr: the Tuning page
     return store
 
 
@@ -98,6 +99,7 @@ def test_the_store_holds_the_methods_and_the_spike(bench_store: Path) -> None:
     ("method-ghost-step", "method?method=ghost-step", 0),
     ("runs", "runs", 1),
     ("ecdf", "ecdf", 1),
+    ("tuning", "tuning", 1),
 ])
 def test_every_page_draws(tall_page, bench_server: str, tmp_path: Path, name: str, path: str, charts: int) -> None:
     _open(tall_page, f"{bench_server}/{path}")
